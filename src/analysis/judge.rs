@@ -1,0 +1,456 @@
+//! The judge: per-interval samples of every metric → per-metric verdicts → one decision.
+//!
+//! Stateful but deterministic: the same sequence of observations always produces the same
+//! sequence of judgements.
+
+use super::config::{InconclusivePolicy, JudgeConfig, MetricConfig, MetricKind, Method};
+use super::latency_comparison::LatencyComparison;
+use super::observation::{Counts, Histogram, MetricSample, StepContext};
+use super::rate_comparison::RateComparison;
+use super::threshold_gate::ThresholdGate;
+use super::verdict::{
+    Decision, Evidence, Judgement, MetricVerdict, Outcome, Quantiles, e_value_from_log,
+};
+use super::{AnalysisError, Mixture};
+
+/// The test behind one metric.
+#[derive(Debug, Clone, PartialEq)]
+enum Engine {
+    Rate(RateComparison),
+    Latency(LatencyComparison),
+    Gate(ThresholdGate),
+}
+
+impl Engine {
+    fn new(metric: &MetricConfig) -> Self {
+        match (metric.kind, metric.method) {
+            (
+                MetricKind::ErrorRate,
+                Method::Compare {
+                    direction,
+                    tolerance,
+                    jitter,
+                },
+            ) => Engine::Rate(RateComparison::new(direction, tolerance, jitter)),
+            (
+                MetricKind::Latency,
+                Method::Compare {
+                    direction,
+                    tolerance,
+                    jitter,
+                },
+            ) => Engine::Latency(LatencyComparison::new(direction, tolerance, jitter)),
+            (_, Method::MaxRate { max }) => Engine::Gate(ThresholdGate::new(max)),
+            (_, Method::MaxQuantile { quantile, .. }) => {
+                Engine::Gate(ThresholdGate::new(1.0 - quantile))
+            }
+        }
+    }
+
+    fn mixture(&self) -> &Mixture {
+        match self {
+            Engine::Rate(e) => e.mixture(),
+            Engine::Latency(e) => e.mixture(),
+            Engine::Gate(e) => e.mixture(),
+        }
+    }
+}
+
+/// Per-metric running state besides the test.
+#[derive(Debug, Clone, PartialEq)]
+struct MetricState {
+    engine: Engine,
+    step_stable: f64,
+    step_canary: f64,
+    problem: Option<String>,
+}
+
+/// Judges a canary interval by interval.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Judge {
+    config: JudgeConfig,
+    metrics: Vec<MetricState>,
+    step: Option<usize>,
+    hold_since: Option<f64>,
+    terminal: Option<(Decision, String)>,
+}
+
+impl Judge {
+    /// A judge with fresh evidence.
+    pub fn new(config: JudgeConfig) -> Self {
+        let metrics = config
+            .metrics
+            .iter()
+            .map(|m| MetricState {
+                engine: Engine::new(m),
+                step_stable: 0.0,
+                step_canary: 0.0,
+                problem: None,
+            })
+            .collect();
+        Self {
+            config,
+            metrics,
+            step: None,
+            hold_since: None,
+            terminal: None,
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &JudgeConfig {
+        &self.config
+    }
+
+    /// Adds one interval (one sample per metric, in template order) and judges.
+    ///
+    /// # Errors
+    /// When the number of samples does not match the metrics.
+    pub fn observe(
+        &mut self,
+        ctx: StepContext,
+        samples: &[MetricSample],
+    ) -> Result<Judgement, AnalysisError> {
+        if samples.len() != self.metrics.len() {
+            return Err(AnalysisError::SampleCount {
+                expected: self.metrics.len(),
+                got: samples.len(),
+            });
+        }
+        if self.step != Some(ctx.step) {
+            self.step = Some(ctx.step);
+            self.hold_since = None;
+            for m in &mut self.metrics {
+                m.step_stable = 0.0;
+                m.step_canary = 0.0;
+            }
+        }
+        for ((state, config), sample) in self
+            .metrics
+            .iter_mut()
+            .zip(&self.config.metrics)
+            .zip(samples)
+        {
+            state.problem = update(state, config, sample).err();
+        }
+        let verdicts = self.verdicts();
+        let (decision, reason, paused) = self.decide(ctx, &verdicts);
+        Ok(Judgement {
+            t: ctx.t,
+            decision,
+            reason,
+            step: ctx.step,
+            weight: ctx.weight,
+            paused,
+            metrics: verdicts,
+        })
+    }
+
+    /// Weighted Holm over the gating metrics on anytime-valid p-values `1/sup M`, then the
+    /// per-metric outcome.
+    fn verdicts(&self) -> Vec<MetricVerdict> {
+        let alpha = self.config.alpha;
+        let gating_weight: f64 = self
+            .config
+            .metrics
+            .iter()
+            .filter(|m| !m.dry_run)
+            .map(|m| m.weight)
+            .sum();
+        // Holm step-down: order by p/w, reject while p ≤ α·w/W_remaining.
+        let mut order: Vec<usize> = (0..self.metrics.len())
+            .filter(|&i| !self.config.metrics[i].dry_run)
+            .collect();
+        let p = |i: usize| (-self.metrics[i].engine.mixture().max_log_e()).exp();
+        order.sort_by(|&a, &b| {
+            (p(a) / self.config.metrics[a].weight)
+                .total_cmp(&(p(b) / self.config.metrics[b].weight))
+                .then(a.cmp(&b))
+        });
+        let mut rejected = vec![false; self.metrics.len()];
+        let mut remaining = gating_weight;
+        for &i in &order {
+            let w = self.config.metrics[i].weight;
+            if p(i) <= alpha * w / remaining {
+                rejected[i] = true;
+                remaining -= w;
+            } else {
+                break;
+            }
+        }
+
+        self.metrics
+            .iter()
+            .zip(&self.config.metrics)
+            .enumerate()
+            .map(|(i, (state, config))| {
+                let share = if config.dry_run {
+                    config.weight / (gating_weight + config.weight)
+                } else {
+                    config.weight / gating_weight
+                };
+                let fail_at = 1.0 / (alpha * share);
+                let dry_fail = config.dry_run && p(i) <= alpha * share;
+                verdict(state, config, fail_at, rejected[i] || dry_fail)
+            })
+            .collect()
+    }
+
+    fn decide(&mut self, ctx: StepContext, verdicts: &[MetricVerdict]) -> (Decision, String, bool) {
+        if let Some((decision, reason)) = &self.terminal {
+            return (*decision, reason.clone(), false);
+        }
+        let gating: Vec<&MetricVerdict> = verdicts.iter().filter(|v| !v.dry_run).collect();
+        let total_weight: f64 = gating.iter().map(|v| v.weight).sum();
+        let failed: Vec<&&MetricVerdict> = gating
+            .iter()
+            .filter(|v| v.verdict == Outcome::Fail)
+            .collect();
+        let failed_weight: f64 = failed.iter().map(|v| v.weight).sum();
+        if !failed.is_empty()
+            && (failed.iter().any(|v| v.critical)
+                || failed_weight >= self.config.fail_weight * total_weight)
+        {
+            let reason = describe(&failed);
+            self.terminal = Some((Decision::Rollback, format!("rolled back: {reason}")));
+            return (Decision::Rollback, reason, false);
+        }
+        let inconclusive: Vec<&&MetricVerdict> = gating
+            .iter()
+            .filter(|v| v.verdict == Outcome::Inconclusive)
+            .collect();
+        if !inconclusive.is_empty() {
+            let reason = describe(&inconclusive);
+            if !ctx.step_complete {
+                return (Decision::Hold, reason, false);
+            }
+            let since = *self.hold_since.get_or_insert(ctx.t);
+            let held = ctx.t - since;
+            let budget = self.config.hold_budget.as_secs_f64();
+            if held < budget {
+                return (
+                    Decision::Hold,
+                    format!("{reason} (holding {held:.0}s of {budget:.0}s budget)"),
+                    false,
+                );
+            }
+            let spent = format!(
+                "hold budget of {budget:.0}s spent at step {} with inconclusive evidence",
+                ctx.step
+            );
+            return match self.config.on_inconclusive {
+                InconclusivePolicy::Rollback => {
+                    let reason = format!("{spent}, policy rollback: {reason}");
+                    self.terminal = Some((Decision::Rollback, reason.clone()));
+                    (Decision::Rollback, reason, false)
+                }
+                InconclusivePolicy::Pause => (
+                    Decision::Hold,
+                    format!("{spent}, paused for a human: {reason}"),
+                    true,
+                ),
+            };
+        }
+        self.hold_since = None;
+        let mut reason = "all gating metrics pass".to_string();
+        if !failed.is_empty() {
+            reason = format!(
+                "{reason} except non-critical ones below the failure weight: {}",
+                describe(&failed)
+            );
+        }
+        if ctx.step_complete && ctx.last_step {
+            self.terminal = Some((Decision::Promote, format!("promoted: {reason}")));
+            return (Decision::Promote, reason, false);
+        }
+        (Decision::Continue, reason, false)
+    }
+}
+
+fn describe(verdicts: &[&&MetricVerdict]) -> String {
+    verdicts
+        .iter()
+        .map(|v| format!("{}: {}", v.name, v.reason))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Feeds one sample to a metric. `Err` carries why the interval is unusable.
+fn update(
+    state: &mut MetricState,
+    config: &MetricConfig,
+    sample: &MetricSample,
+) -> Result<(), String> {
+    match (&mut state.engine, sample) {
+        (_, MetricSample::Missing(why)) => Err(format!("no data: {why}")),
+        (Engine::Rate(e), MetricSample::Counts { stable, canary }) => {
+            e.update(*stable, *canary);
+            state.step_stable += stable.total;
+            state.step_canary += canary.total;
+            Ok(())
+        }
+        (Engine::Latency(e), MetricSample::Histogram { stable, canary }) => {
+            e.update(stable, canary).map_err(|e| e.to_string())?;
+            state.step_stable += stable.count();
+            state.step_canary += canary.count();
+            Ok(())
+        }
+        (Engine::Gate(g), MetricSample::Counts { stable, canary }) => {
+            g.update(*canary);
+            state.step_stable += stable.total;
+            state.step_canary += canary.total;
+            Ok(())
+        }
+        (Engine::Gate(g), MetricSample::Histogram { stable, canary }) => {
+            let Method::MaxQuantile { bound, .. } = config.method else {
+                return Err("a latency histogram was given to a rate gate".into());
+            };
+            g.update(canary.count_above(bound));
+            state.step_stable += stable.count();
+            state.step_canary += canary.count();
+            Ok(())
+        }
+        (Engine::Rate(_), MetricSample::Histogram { .. }) => {
+            Err("expected error counts, got a latency histogram".into())
+        }
+        (Engine::Latency(_), MetricSample::Counts { .. }) => {
+            Err("expected a latency histogram, got counts".into())
+        }
+    }
+}
+
+fn quantiles(h: Option<&Histogram>) -> Option<Quantiles> {
+    let h = h?;
+    Some(Quantiles {
+        p50: h.quantile(0.5),
+        p90: h.quantile(0.9),
+        p99: h.quantile(0.99),
+    })
+}
+
+fn verdict(state: &MetricState, config: &MetricConfig, fail_at: f64, failed: bool) -> MetricVerdict {
+    let mixture = state.engine.mixture();
+    let log_e = mixture.log_e();
+    let hold_at = fail_at.sqrt();
+    let (method, estimate, evidence) = match &state.engine {
+        Engine::Rate(e) => {
+            let (stable, canary) = e.totals();
+            (
+                "conditional binomial mixture SPRT (canary share of errors vs share of requests)",
+                e.estimate(),
+                Evidence {
+                    stable,
+                    canary,
+                    step_canary_requests: state.step_canary,
+                    stable_quantiles: None,
+                    canary_quantiles: None,
+                },
+            )
+        }
+        Engine::Latency(e) => {
+            let (s, c) = e.totals();
+            let total = |h: Option<&Histogram>| Counts::new(0.0, h.map_or(0.0, Histogram::count));
+            (
+                "histogram log-rank mixture SPRT (canary share of completions per bucket)",
+                e.estimate(),
+                Evidence {
+                    stable: total(s),
+                    canary: total(c),
+                    step_canary_requests: state.step_canary,
+                    stable_quantiles: quantiles(s),
+                    canary_quantiles: quantiles(c),
+                },
+            )
+        }
+        Engine::Gate(g) => (
+            "one-sided binomial mixture SPRT against the threshold",
+            g.estimate(),
+            Evidence {
+                stable: Counts::default(),
+                canary: g.totals(),
+                step_canary_requests: state.step_canary,
+                stable_quantiles: None,
+                canary_quantiles: None,
+            },
+        ),
+    };
+    let e_value = e_value_from_log(log_e);
+    let min = config.min_samples;
+    let (outcome, reason) = if failed {
+        (
+            Outcome::Fail,
+            format!(
+                "evidence of harm: e-value {:.3e} reached {:.0}{}",
+                e_value_from_log(mixture.max_log_e()),
+                fail_at,
+                estimate_text(config, &estimate)
+            ),
+        )
+    } else if let Some(problem) = &state.problem {
+        (Outcome::Inconclusive, problem.clone())
+    } else if state.step_canary < min || state.step_stable < min {
+        (
+            Outcome::Inconclusive,
+            format!(
+                "insufficient traffic: {:.0} canary and {:.0} stable requests in this step, {min:.0} each needed",
+                state.step_canary, state.step_stable
+            ),
+        )
+    } else if e_value >= hold_at {
+        (
+            Outcome::Inconclusive,
+            format!(
+                "evidence building: e-value {e_value:.1} (hold from {hold_at:.1}, fail at {fail_at:.0}){}",
+                estimate_text(config, &estimate)
+            ),
+        )
+    } else {
+        (
+            Outcome::Pass,
+            format!(
+                "no evidence of harm: e-value {e_value:.2} (fail at {fail_at:.0}){}",
+                estimate_text(config, &estimate)
+            ),
+        )
+    };
+    MetricVerdict {
+        name: config.name.clone(),
+        verdict: outcome,
+        reason,
+        method: method.to_string(),
+        e_value,
+        max_e_value: e_value_from_log(mixture.max_log_e()),
+        fail_at,
+        estimate,
+        evidence,
+        critical: config.critical,
+        dry_run: config.dry_run,
+        weight: config.weight,
+    }
+}
+
+fn estimate_text(config: &MetricConfig, estimate: &Option<super::verdict::Estimate>) -> String {
+    let Some(e) = estimate else {
+        return String::new();
+    };
+    let fmt = |x: f64| {
+        if x.is_finite() {
+            format!("{x:.3}")
+        } else {
+            "∞".to_string()
+        }
+    };
+    let what = match config.method {
+        Method::Compare { .. } => match config.kind {
+            MetricKind::ErrorRate => "error rate ratio",
+            MetricKind::Latency => "latency ratio",
+        },
+        Method::MaxRate { .. } | Method::MaxQuantile { .. } => "canary rate",
+    };
+    format!(
+        "; {what} {} [{}, {}]",
+        fmt(e.value),
+        fmt(e.low),
+        fmt(e.high)
+    )
+}

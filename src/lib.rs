@@ -1,0 +1,7 @@
+//! canary-gate: progressive delivery with a statistical canary judge.
+//!
+//! Layout: [`analysis`] is the pure judge; [`template`] reads the analysis templates SREs write;
+//! [`metrics`] turns metric sources (the recorded stream for now) into judge input;
+//! [`simulation`] generates seeded synthetic canaries for calibration and benchmarks.
+
+pub mod analysis;
