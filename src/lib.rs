@@ -5,3 +5,5 @@
 //! [`simulation`] generates seeded synthetic canaries for calibration and benchmarks.
 
 pub mod analysis;
+pub mod metrics;
+pub mod template;

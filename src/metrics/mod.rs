@@ -1,0 +1,21 @@
+//! Metric sources: where observations come from (the recorded stream; Prometheus and direct
+//! scrapes follow), turned into the judge's per-interval samples.
+
+pub mod counters;
+pub mod recorded;
+
+/// Errors of metric sources.
+#[derive(Debug, thiserror::Error)]
+pub enum MetricsError {
+    /// A histogram is malformed or changed its buckets.
+    #[error("latency histogram: {0}")]
+    Histogram(String),
+    /// A recorded-stream line is not valid.
+    #[error("line {line}: {message}")]
+    Stream {
+        /// 1-based line number.
+        line: usize,
+        /// What is wrong.
+        message: String,
+    },
+}

@@ -1,0 +1,463 @@
+//! Analysis templates: reading the YAML SREs write and validating it into the judge's
+//! configuration, with errors that name the file, the field and the fix.
+
+pub mod spec;
+
+use std::path::Path;
+use std::time::Duration;
+
+use crate::analysis::{
+    Direction, InconclusivePolicy, JudgeConfig, MetricConfig, MetricKind, Method,
+};
+use spec::{AnalysisTemplateSpec, DirectionSpec, InconclusiveSpec, KindSpec, MetricSpec, TemplateFile};
+
+/// The API version template files carry.
+pub const API_VERSION: &str = "canarygate.dev/v1alpha1";
+
+/// Default jitter allowance for error-rate comparisons.
+pub const DEFAULT_ERROR_JITTER: f64 = 0.1;
+/// Default jitter allowance for latency comparisons.
+pub const DEFAULT_LATENCY_JITTER: f64 = 0.05;
+/// Default minimum requests per version and step.
+pub const DEFAULT_MIN_SAMPLES: f64 = 50.0;
+
+/// Errors reading or validating a template.
+#[derive(Debug, thiserror::Error)]
+pub enum TemplateError {
+    /// The file could not be read.
+    #[error("{path}: cannot read template: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The YAML does not have the template's shape (unknown field, wrong type, bad syntax).
+    #[error("{source_name}: {message}")]
+    Parse {
+        /// File name or other origin.
+        source_name: String,
+        /// The parser's message, with line and column.
+        message: String,
+    },
+    /// A field has a value the template does not accept.
+    #[error("{source_name}: {field}: {problem}")]
+    Invalid {
+        /// File name or other origin.
+        source_name: String,
+        /// Path of the field, e.g. `spec.metrics[1].compare.tolerance`.
+        field: String,
+        /// What is wrong and how to fix it.
+        problem: String,
+    },
+}
+
+/// A validated template: the file as written and the judge configuration it yields.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Template {
+    /// Where it came from (file name).
+    pub source_name: String,
+    /// The file as written.
+    pub file: TemplateFile,
+    /// The judge configuration.
+    pub judge: JudgeConfig,
+    /// Observation interval.
+    pub interval: Duration,
+}
+
+impl Template {
+    /// The template's name.
+    pub fn name(&self) -> &str {
+        &self.file.metadata.name
+    }
+}
+
+/// Reads and validates a template file.
+///
+/// # Errors
+/// When the file cannot be read, parsed or validated; the error names the file and the field.
+pub fn load(path: &Path) -> Result<Template, TemplateError> {
+    let text = std::fs::read_to_string(path).map_err(|source| TemplateError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
+    parse(&text, &path.display().to_string())
+}
+
+/// Parses and validates template YAML; `source_name` appears in errors.
+///
+/// # Errors
+/// When the YAML is malformed, has unknown fields, or a value is out of range.
+pub fn parse(text: &str, source_name: &str) -> Result<Template, TemplateError> {
+    let file: TemplateFile = serde_saphyr::from_str(text).map_err(|e| TemplateError::Parse {
+        source_name: source_name.to_string(),
+        message: e.to_string(),
+    })?;
+    let invalid = |field: &str, problem: String| TemplateError::Invalid {
+        source_name: source_name.to_string(),
+        field: field.to_string(),
+        problem,
+    };
+    if file.api_version != API_VERSION {
+        return Err(invalid(
+            "apiVersion",
+            format!("is {:?}; use {API_VERSION:?}", file.api_version),
+        ));
+    }
+    if file.kind != "AnalysisTemplate" && file.kind != "ClusterAnalysisTemplate" {
+        return Err(invalid(
+            "kind",
+            format!(
+                "is {:?}; use AnalysisTemplate or ClusterAnalysisTemplate",
+                file.kind
+            ),
+        ));
+    }
+    if file.metadata.name.trim().is_empty() {
+        return Err(invalid("metadata.name", "is empty; name the template".into()));
+    }
+    let (judge, interval) = judge_config(&file.spec).map_err(|(field, problem)| TemplateError::Invalid {
+        source_name: source_name.to_string(),
+        field: format!("spec.{field}"),
+        problem,
+    })?;
+    Ok(Template {
+        source_name: source_name.to_string(),
+        file,
+        judge,
+        interval,
+    })
+}
+
+type FieldError = (String, String);
+
+fn duration(field: &str, text: &str) -> Result<Duration, FieldError> {
+    humantime::parse_duration(text).map_err(|e| {
+        (
+            field.to_string(),
+            format!("{text:?} is not a duration ({e}); write e.g. \"30s\", \"5m\" or \"1h 30m\""),
+        )
+    })
+}
+
+fn in_range(field: &str, value: f64, lo: f64, hi: f64, hint: &str) -> Result<f64, FieldError> {
+    if value.is_finite() && value >= lo && value <= hi {
+        Ok(value)
+    } else {
+        Err((
+            field.to_string(),
+            format!("is {value}; must be between {lo} and {hi} ({hint})"),
+        ))
+    }
+}
+
+/// Validates a spec into the judge configuration and the observation interval.
+fn judge_config(spec: &AnalysisTemplateSpec) -> Result<(JudgeConfig, Duration), FieldError> {
+    let alpha = match spec.alpha {
+        Some(a) if !(a > 0.0 && a <= 0.5) => {
+            return Err((
+                "alpha".into(),
+                format!("is {a}; must be in (0, 0.5], e.g. 0.01 for a 1 % false-rollback budget"),
+            ));
+        }
+        Some(a) => a,
+        None => JudgeConfig::DEFAULT_ALPHA,
+    };
+    let interval = match &spec.interval {
+        Some(text) => duration("interval", text)?,
+        None => Duration::from_secs(60),
+    };
+    if interval.is_zero() {
+        return Err(("interval".into(), "must be longer than zero".into()));
+    }
+    let policy = spec.policy.clone().unwrap_or_default();
+    let hold_budget = match &policy.hold_budget {
+        Some(text) => duration("policy.holdBudget", text)?,
+        None => JudgeConfig::DEFAULT_HOLD_BUDGET,
+    };
+    let fail_weight = match policy.fail_weight {
+        Some(w) => in_range("policy.failWeight", w, 1e-9, 1.0, "share of the total metric weight")?,
+        None => JudgeConfig::DEFAULT_FAIL_WEIGHT,
+    };
+    let on_inconclusive = match policy.on_inconclusive {
+        Some(InconclusiveSpec::Rollback) => InconclusivePolicy::Rollback,
+        Some(InconclusiveSpec::Pause) | None => InconclusivePolicy::Pause,
+    };
+    let mut seen = std::collections::BTreeSet::new();
+    for (i, arg) in spec.args.iter().enumerate() {
+        if arg.name.is_empty() || !arg.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+            return Err((
+                format!("args[{i}].name"),
+                format!("{:?} is not a valid argument name; use letters, digits, '-' and '_'", arg.name),
+            ));
+        }
+        if !seen.insert(arg.name.as_str()) {
+            return Err((format!("args[{i}].name"), format!("{:?} is declared twice", arg.name)));
+        }
+    }
+    if spec.metrics.is_empty() {
+        return Err(("metrics".into(), "is empty; add at least one metric".into()));
+    }
+    let mut names = std::collections::BTreeSet::new();
+    let mut metrics = Vec::with_capacity(spec.metrics.len());
+    for (i, m) in spec.metrics.iter().enumerate() {
+        let at = |f: &str| format!("metrics[{i}].{f}");
+        if m.name.trim().is_empty() {
+            return Err((at("name"), "is empty; give the metric a name".into()));
+        }
+        if !names.insert(m.name.as_str()) {
+            return Err((at("name"), format!("{:?} is used by two metrics; names must be unique", m.name)));
+        }
+        metrics.push(metric_config(m, &at)?);
+    }
+    if metrics.iter().all(|m| m.dry_run) {
+        return Err((
+            "metrics".into(),
+            "every metric is dryRun, so nothing gates the rollout; set dryRun: false on at least one".into(),
+        ));
+    }
+    Ok((
+        JudgeConfig {
+            alpha,
+            hold_budget,
+            on_inconclusive,
+            fail_weight,
+            metrics,
+        },
+        interval,
+    ))
+}
+
+fn metric_config(m: &MetricSpec, at: &dyn Fn(&str) -> String) -> Result<MetricConfig, FieldError> {
+    let kind = match m.kind {
+        KindSpec::ErrorRate => MetricKind::ErrorRate,
+        KindSpec::Latency => MetricKind::Latency,
+    };
+    if let Some(q) = &m.query {
+        match kind {
+            MetricKind::ErrorRate => {
+                if q.buckets.is_some() {
+                    return Err((at("query.buckets"), "belongs to latency metrics; an errorRate metric takes query.errors and query.requests".into()));
+                }
+                if q.errors.is_none() || q.requests.is_none() {
+                    return Err((at("query"), "an errorRate metric needs both query.errors and query.requests".into()));
+                }
+            }
+            MetricKind::Latency => {
+                if q.errors.is_some() || q.requests.is_some() {
+                    return Err((at("query"), "a latency metric takes query.buckets only".into()));
+                }
+                if q.buckets.is_none() {
+                    return Err((at("query.buckets"), "is missing; give the histogram bucket query".into()));
+                }
+            }
+        }
+    }
+    let method = match (&m.compare, &m.threshold) {
+        (Some(_), Some(_)) => {
+            return Err((
+                at("threshold"),
+                "a metric is either a comparison (compare) or an absolute gate (threshold); remove one".into(),
+            ));
+        }
+        (compare, None) => {
+            let c = compare.clone().unwrap_or_default();
+            let direction = match c.direction.unwrap_or(DirectionSpec::Increase) {
+                DirectionSpec::Increase => Direction::Increase,
+                DirectionSpec::Decrease => Direction::Decrease,
+                DirectionSpec::Both => Direction::Both,
+            };
+            let max_tolerance = if direction.watches_decrease() { 0.99 } else { 10.0 };
+            let tolerance = in_range(
+                &at("compare.tolerance"),
+                c.tolerance.unwrap_or(0.0),
+                0.0,
+                max_tolerance,
+                "relative: 0.1 means the canary may be 10 % worse",
+            )?;
+            let default_jitter = match kind {
+                MetricKind::ErrorRate => DEFAULT_ERROR_JITTER,
+                MetricKind::Latency => DEFAULT_LATENCY_JITTER,
+            };
+            let jitter = in_range(
+                &at("compare.jitter"),
+                c.jitter.unwrap_or(default_jitter),
+                0.0,
+                1.0,
+                "relative per-interval noise between versions, e.g. 0.1",
+            )?;
+            Method::Compare {
+                direction,
+                tolerance,
+                jitter,
+            }
+        }
+        (None, Some(t)) => match kind {
+            MetricKind::ErrorRate => {
+                if t.quantile.is_some() || t.max.is_some() {
+                    return Err((
+                        at("threshold"),
+                        "quantile and max are for latency metrics; an errorRate gate takes maxRate".into(),
+                    ));
+                }
+                let Some(max) = t.max_rate else {
+                    return Err((at("threshold.maxRate"), "is missing; e.g. maxRate: 0.01 for \"below 1 %\"".into()));
+                };
+                Method::MaxRate {
+                    max: in_range(&at("threshold.maxRate"), max, 1e-9, 0.999_999, "a rate, e.g. 0.01")?,
+                }
+            }
+            MetricKind::Latency => {
+                if t.max_rate.is_some() {
+                    return Err((
+                        at("threshold.maxRate"),
+                        "is for errorRate metrics; a latency gate takes quantile and max".into(),
+                    ));
+                }
+                let (Some(quantile), Some(bound)) = (t.quantile, t.max) else {
+                    return Err((
+                        at("threshold"),
+                        "a latency gate needs quantile and max, e.g. quantile: 0.99, max: 0.5".into(),
+                    ));
+                };
+                let quantile = in_range(&at("threshold.quantile"), quantile, 1e-6, 0.999_999, "e.g. 0.99")?;
+                if !(bound.is_finite() && bound > 0.0) {
+                    return Err((at("threshold.max"), format!("is {bound}; must be a positive latency in the histogram's unit")));
+                }
+                Method::MaxQuantile { quantile, bound }
+            }
+        },
+    };
+    let weight = in_range(&at("weight"), m.weight.unwrap_or(1.0), 1e-9, 1e9, "a positive weight")?;
+    let min_samples = in_range(
+        &at("minSamples"),
+        m.min_samples.unwrap_or(DEFAULT_MIN_SAMPLES),
+        0.0,
+        1e12,
+        "requests per version and step",
+    )?;
+    Ok(MetricConfig {
+        name: m.name.clone(),
+        kind,
+        method,
+        critical: m.critical.unwrap_or(false),
+        weight,
+        dry_run: m.dry_run.unwrap_or(false),
+        min_samples,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+apiVersion: canarygate.dev/v1alpha1
+kind: AnalysisTemplate
+metadata:
+  name: t
+spec:
+  metrics:
+    - name: errors
+      kind: errorRate
+    - name: latency
+      kind: latency
+      compare:
+        tolerance: 0.1
+"#;
+
+    #[test]
+    fn a_minimal_template_gets_the_documented_defaults() {
+        let t = parse(MINIMAL, "t.yaml").unwrap();
+        assert_eq!(t.judge.alpha, 0.01);
+        assert_eq!(t.judge.hold_budget, Duration::from_secs(600));
+        assert_eq!(t.judge.on_inconclusive, InconclusivePolicy::Pause);
+        assert_eq!(
+            t.judge.metrics[0].method,
+            Method::Compare {
+                direction: Direction::Increase,
+                tolerance: 0.0,
+                jitter: DEFAULT_ERROR_JITTER
+            }
+        );
+        assert_eq!(
+            t.judge.metrics[1].method,
+            Method::Compare {
+                direction: Direction::Increase,
+                tolerance: 0.1,
+                jitter: DEFAULT_LATENCY_JITTER
+            }
+        );
+        assert_eq!(t.interval, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn an_unknown_field_is_rejected_with_its_name() {
+        let text = MINIMAL.replace("tolerance: 0.1", "tolerence: 0.1");
+        let err = parse(&text, "t.yaml").unwrap_err().to_string();
+        assert!(err.starts_with("t.yaml:"), "{err}");
+        assert!(err.contains("tolerence"), "{err}");
+    }
+
+    #[test]
+    fn an_out_of_range_value_names_the_field_and_the_fix() {
+        let text = MINIMAL.replace("tolerance: 0.1", "tolerance: -1");
+        let err = parse(&text, "t.yaml").unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "t.yaml: spec.metrics[1].compare.tolerance: is -1; must be between 0 and 10 (relative: 0.1 means the canary may be 10 % worse)"
+        );
+    }
+
+    #[test]
+    fn a_bad_duration_is_explained() {
+        let text = MINIMAL.replace("spec:\n", "spec:\n  policy:\n    holdBudget: soon\n");
+        let err = parse(&text, "t.yaml").unwrap_err().to_string();
+        assert!(err.contains("spec.policy.holdBudget"), "{err}");
+        assert!(err.contains("\"5m\""), "{err}");
+    }
+
+    #[test]
+    fn compare_and_threshold_together_are_rejected() {
+        let text = MINIMAL.replace(
+            "      compare:\n        tolerance: 0.1\n",
+            "      compare: {}\n      threshold: {quantile: 0.99, max: 0.5}\n",
+        );
+        let err = parse(&text, "t.yaml").unwrap_err().to_string();
+        assert!(err.contains("spec.metrics[1].threshold"), "{err}");
+    }
+
+    #[test]
+    fn a_latency_gate_needs_quantile_and_max() {
+        let text = MINIMAL.replace(
+            "      compare:\n        tolerance: 0.1\n",
+            "      threshold: {quantile: 0.99}\n",
+        );
+        let err = parse(&text, "t.yaml").unwrap_err().to_string();
+        assert!(err.contains("needs quantile and max"), "{err}");
+    }
+
+    #[test]
+    fn duplicate_metric_names_are_rejected() {
+        let text = MINIMAL.replace("name: latency", "name: errors");
+        let err = parse(&text, "t.yaml").unwrap_err().to_string();
+        assert!(err.contains("spec.metrics[1].name"), "{err}");
+    }
+
+    #[test]
+    fn all_dry_run_is_rejected() {
+        let text = MINIMAL
+            .replace("kind: errorRate\n", "kind: errorRate\n      dryRun: true\n")
+            .replace("kind: latency\n", "kind: latency\n      dryRun: true\n");
+        let err = parse(&text, "t.yaml").unwrap_err().to_string();
+        assert!(err.contains("every metric is dryRun"), "{err}");
+    }
+
+    #[test]
+    fn a_wrong_api_version_is_rejected() {
+        let text = MINIMAL.replace("canarygate.dev/v1alpha1", "argoproj.io/v1alpha1");
+        let err = parse(&text, "t.yaml").unwrap_err().to_string();
+        assert!(err.contains("apiVersion"), "{err}");
+    }
+}
