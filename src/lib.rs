@@ -7,3 +7,4 @@
 pub mod analysis;
 pub mod metrics;
 pub mod template;
+pub mod simulation;

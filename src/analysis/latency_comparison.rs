@@ -10,51 +10,56 @@
 //! of all buckets and all intervals multiply into one test martingale; each bucket factor is
 //! conditioned on the ones before, so no multiplicity correction across bucket bounds is needed.
 //!
-//! Alternatives are distributions derived from the pooled (both versions) histogram seen so far,
-//! which the factors condition on: the pooled latency scaled by `m` ("everything m× slower") and
-//! the pooled latency with only its tail above a quantile stretched ("p99 ×1.5, median unchanged").
-//! They become per-bucket odds ratios of completing, which tilt the canary's share. Only "slower"
-//! shapes are bet on when only an increase is bad, so a faster canary never builds evidence.
+//! Alternatives are proportional completion odds (Lehmann / log-rank alternatives): in every
+//! bucket the canary's odds of completing, given it has not yet, are `ψ` times the stable's, with
+//! `ψ < 1` meaning slower; and tail-only versions where `ψ` applies only above the pooled median
+//! or p90 ("p99 ×1.5, median unchanged"). They need no interpolation inside buckets, so they hold
+//! for any bucket layout. Only "slower" alternatives are bet on when only an increase is bad, so a
+//! faster canary never builds evidence.
 //!
-//! A tolerance (`canary may be up to 10 % slower`) moves the null to the pooled latency scaled by
-//! `1 + tolerance`; that null is composite and its validity approximate (checked by simulation).
+//! A tolerance (`canary may be up to 10 % slower`) moves the null to "latency scaled by
+//! `1 + tolerance`", translated into per-bucket completion odds through a log-normal fitted to the
+//! pooled histogram (probit regression of the bucket CDF on log-latency; interpolating inside
+//! coarse buckets instead exaggerates small shifts about twofold). Every alternative is taken
+//! relative to that null. The null is then composite and its validity approximate (checked by
+//! simulation); when no log-normal can be fitted (nearly all requests in one bucket) the tolerance
+//! is not applied, which errs towards detecting.
 
 use super::observation::Histogram;
-use super::sequential::{Factor, Mixture, clamp_share, precision_for_jitter, tilt_share};
+use super::sequential::{Factor, Mixture, clamp_share, precision_for_jitter};
 use super::verdict::Estimate;
+use statrs::distribution::{ContinuousCDF, Normal};
+
 use super::{AnalysisError, Direction};
 
-/// Scale multipliers (relative to the null) of the "everything slower" alternatives.
-const SCALES: [f64; 5] = [1.1, 1.25, 1.5, 2.0, 3.0];
-/// (quantile, stretch) of the "tail slower" alternatives.
-const TAILS: [(f64, f64); 4] = [(0.5, 1.5), (0.5, 2.0), (0.9, 2.0), (0.9, 3.0)];
-/// Scale ratios followed for the effect estimate only (no weight in the e-value).
-const DISPLAY_SCALES: [f64; 10] = [0.67, 0.8, 0.9, 0.95, 1.0, 1.05, 1.1, 1.25, 1.5, 2.0];
-/// Share of the reference mixed into each alternative so that no bucket gets probability zero.
-const DEFENSIVE: f64 = 0.05;
+/// Completion-odds ratios (canary/stable, "slower" side) of the whole-histogram alternatives.
+const ODDS: [f64; 5] = [0.9, 0.8, 0.67, 0.5, 0.33];
+/// (pooled quantile from whose bucket on the canary is slower, completion-odds ratio) of the
+/// tail-only alternatives: a tail regression (p99 ×1.5 at the same median) shows as odds around
+/// 0.5 in the median's bucket and 0.25 in the p90's.
+const TAILS: [(f64, f64); 7] = [
+    (0.5, 0.5),
+    (0.5, 0.25),
+    (0.9, 0.5),
+    (0.9, 0.25),
+    (0.9, 0.1),
+    (0.99, 0.3),
+    (0.99, 0.1),
+];
+/// Completion-odds ratios followed for the effect estimate only (no weight in the e-value).
+const DISPLAY_ODDS: [f64; 11] = [0.33, 0.5, 0.67, 0.8, 0.9, 1.0, 1.11, 1.25, 1.5, 2.0, 3.0];
 /// Pseudo-count per bucket in the pooled reference.
 const PSEUDO_COUNT: f64 = 0.5;
 /// Half-width of the likelihood support interval (χ²₁ 95 % / 2).
 const SUPPORT_DROP: f64 = 1.920_729;
 
-/// A latency distribution derived from the reference: scaled, then optionally tail-stretched.
-#[derive(Debug, Clone, Copy, PartialEq)]
-struct Shape {
-    scale: f64,
-    tail: Option<(f64, f64)>,
-}
-
-impl Shape {
-    fn scale(scale: f64) -> Self {
-        Self { scale, tail: None }
-    }
-}
-
+/// An alternative relative to the null: the canary's completion odds are `odds` times the null's
+/// in every bucket from the pooled quantile `from_quantile` up (0 = everywhere).
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Track {
-    null: Shape,
-    alt: Shape,
-    defensive: bool,
+    null_scale: f64,
+    odds: f64,
+    from_quantile: f64,
 }
 
 /// Sequential comparison of the canary's and stable's latency histograms.
@@ -75,42 +80,34 @@ impl LatencyComparison {
     pub fn new(direction: Direction, tolerance: f64, jitter: f64) -> Self {
         let mut tracks = Vec::new();
         if direction.watches_increase() {
-            let null = Shape::scale(1.0 + tolerance);
-            for g in SCALES {
-                tracks.push(Track {
-                    null,
-                    alt: Shape::scale(null.scale * g),
-                    defensive: true,
-                });
-            }
-            for tail in TAILS {
-                tracks.push(Track {
-                    null,
-                    alt: Shape {
-                        scale: null.scale,
-                        tail: Some(tail),
-                    },
-                    defensive: true,
-                });
-            }
+            let null_scale = 1.0 + tolerance;
+            tracks.extend(ODDS.iter().map(|&odds| Track {
+                null_scale,
+                odds,
+                from_quantile: 0.0,
+            }));
+            tracks.extend(TAILS.iter().map(|&(from_quantile, odds)| Track {
+                null_scale,
+                odds,
+                from_quantile,
+            }));
+
         }
         if direction.watches_decrease() {
-            let null = Shape::scale(1.0 / (1.0 + tolerance));
-            for g in SCALES {
-                tracks.push(Track {
-                    null,
-                    alt: Shape::scale(null.scale / g),
-                    defensive: true,
-                });
-            }
+            let null_scale = 1.0 / (1.0 + tolerance);
+            tracks.extend(ODDS.iter().map(|&odds| Track {
+                null_scale,
+                odds: 1.0 / odds,
+                from_quantile: 0.0,
+            }));
         }
         let display_from = tracks.len();
         let mut weights = vec![1.0; tracks.len()];
-        for m in DISPLAY_SCALES {
+        for odds in DISPLAY_ODDS {
             tracks.push(Track {
-                null: Shape::scale(1.0),
-                alt: Shape::scale(m),
-                defensive: false,
+                null_scale: 1.0,
+                odds,
+                from_quantile: 0.0,
             });
             weights.push(0.0);
         }
@@ -155,15 +152,28 @@ impl LatencyComparison {
 
     fn walk_buckets(&mut self, reference: &Reference, stable: &Histogram, canary: &Histogram) {
         let k_finite = stable.bounds.len();
-        // Per track: log odds-ratio of completing in each bucket, null and alternative.
+        // Per track: log odds-ratio of completing in each bucket, null and alternative, relative
+        // to "same distribution".
+        let mut null_cache: Option<(f64, Vec<f64>)> = None;
         let thetas: Vec<(Vec<f64>, Vec<f64>)> = self
             .tracks
             .iter()
             .map(|t| {
-                (
-                    reference.log_odds_ratios(t.null, false),
-                    reference.log_odds_ratios(t.alt, t.defensive),
-                )
+                let null = match &null_cache {
+                    Some((scale, theta)) if *scale == t.null_scale => theta.clone(),
+                    _ => {
+                        let theta = reference.scale_log_odds_ratios(t.null_scale);
+                        null_cache = Some((t.null_scale, theta.clone()));
+                        theta
+                    }
+                };
+                let from = reference.bucket_of_quantile(t.from_quantile);
+                let alt = null
+                    .iter()
+                    .enumerate()
+                    .map(|(k, th)| if k >= from { th + t.odds.ln() } else { *th })
+                    .collect();
+                (null, alt)
             })
             .collect();
         let mut at_risk_canary = canary.count();
@@ -173,22 +183,39 @@ impl LatencyComparison {
                 break;
             }
             let (c, s) = (canary.counts[k], stable.counts[k]);
-            let n = c + s;
-            if n > 0.0 {
-                let share = at_risk_canary / (at_risk_canary + at_risk_stable);
+            let completed = c + s;
+            let at_risk = at_risk_canary + at_risk_stable;
+            let survived = at_risk - completed;
+            if completed > 0.0 && survived > 0.0 {
+                // Model the smaller group: the binomial is then close to the hypergeometric
+                // (sampling fraction ≤ ½), where over the larger group it would waste most of
+                // the information.
+                let (x, n) = if completed <= survived {
+                    (c, completed)
+                } else {
+                    (at_risk_canary - c, survived)
+                };
+                let share = |theta: f64| {
+                    let canary_completed =
+                        cornfield(at_risk_canary, at_risk_stable, completed, theta.exp());
+                    if completed <= survived {
+                        canary_completed / completed
+                    } else {
+                        (at_risk_canary - canary_completed) / survived
+                    }
+                };
                 let mut cached: Option<(f64, Factor)> = None;
                 for (j, (null_theta, alt_theta)) in thetas.iter().enumerate() {
                     let factor = match cached {
                         Some((theta, f)) if theta == null_theta[k] => f,
                         _ => {
-                            let p0 = tilt_share(share, null_theta[k].exp());
-                            let f = Factor::new(c, n, p0, precision_for_jitter(p0, self.jitter));
+                            let p0 = share(null_theta[k]);
+                            let f = Factor::new(x, n, p0, precision_for_jitter(p0, self.jitter));
                             cached = Some((null_theta[k], f));
                             f
                         }
                     };
-                    self.mixture
-                        .add(j, factor.log_lr(tilt_share(share, alt_theta[k].exp())));
+                    self.mixture.add(j, factor.log_lr(share(alt_theta[k])));
                 }
             }
             at_risk_canary -= c;
@@ -206,8 +233,8 @@ impl LatencyComparison {
         (self.stable.as_ref(), self.canary.as_ref())
     }
 
-    /// Scale ratio canary/stable: the most likely one on a grid, with a likelihood support interval
-    /// (ratios whose log-likelihood is within 1.92 of the best).
+    /// Completion-odds ratio canary/stable (below 1: the canary is slower): the most likely one
+    /// on a grid, with a likelihood support interval (ratios within 1.92 log-likelihood of it).
     pub fn estimate(&self) -> Option<Estimate> {
         let (s, c) = (self.stable.as_ref()?, self.canary.as_ref()?);
         if s.count() <= 0.0 || c.count() <= 0.0 {
@@ -218,27 +245,27 @@ impl LatencyComparison {
         let mut value = 1.0;
         let mut low = f64::INFINITY;
         let mut high = 0.0_f64;
-        for (m, &ll) in DISPLAY_SCALES.iter().zip(tracks) {
+        for (odds, &ll) in DISPLAY_ODDS.iter().zip(tracks) {
             if ll == best {
-                value = *m;
+                value = *odds;
             }
             if ll >= best - SUPPORT_DROP {
-                low = low.min(*m);
-                high = high.max(*m);
+                low = low.min(*odds);
+                high = high.max(*odds);
             }
         }
-        if low == DISPLAY_SCALES[0] {
+        if low == DISPLAY_ODDS[0] {
             low = 0.0;
         }
-        if high == DISPLAY_SCALES[DISPLAY_SCALES.len() - 1] {
+        if high == DISPLAY_ODDS[DISPLAY_ODDS.len() - 1] {
             high = f64::INFINITY;
         }
         Some(Estimate {
-            quantity: "latency scale ratio canary/stable".into(),
+            quantity: "completion-odds ratio canary/stable per bucket (1 = same, below 1 = canary slower)".into(),
             value,
             low,
             high,
-            interval: "likelihood support interval on a grid of scale ratios (display only)".into(),
+            interval: "likelihood support interval on a grid (display only)".into(),
         })
     }
 }
@@ -273,85 +300,84 @@ impl<'a> Reference<'a> {
         Self { bounds, cdf }
     }
 
-    fn cdf_at(&self, x: f64) -> f64 {
-        if x <= 0.0 {
-            return 0.0;
-        }
-        match self.bounds.iter().position(|&b| b >= x) {
-            None => *self.cdf.last().unwrap_or(&1.0),
-            Some(k) => {
-                let (lo_b, lo_f) = if k == 0 {
-                    (0.0, 0.0)
-                } else {
-                    (self.bounds[k - 1], self.cdf[k - 1])
-                };
-                let width = self.bounds[k] - lo_b;
-                if width <= 0.0 {
-                    self.cdf[k]
-                } else {
-                    lo_f + (self.cdf[k] - lo_f) * (x - lo_b) / width
-                }
-            }
-        }
+    /// The bucket that holds the pooled `q`-quantile (its upper bound's CDF reaches `q`).
+    fn bucket_of_quantile(&self, q: f64) -> usize {
+        self.cdf
+            .iter()
+            .position(|&f| f >= q)
+            .unwrap_or(self.bounds.len())
     }
 
-    fn inverse(&self, q: f64) -> f64 {
-        if q <= 0.0 {
-            return 0.0;
+    /// A log-normal `(μ, σ)` fitted to the bucket CDF by least squares of `Φ⁻¹(F)` on
+    /// `ln(bound)`, using bounds with `F` in (0.005, 0.995); `None` with fewer than two.
+    fn lognormal_fit(&self) -> Option<(f64, f64)> {
+        let normal = Normal::standard();
+        let points: Vec<(f64, f64)> = self
+            .bounds
+            .iter()
+            .zip(&self.cdf)
+            .filter(|(b, f)| **b > 0.0 && **f > 0.005 && **f < 0.995)
+            .map(|(b, f)| (b.ln(), normal.inverse_cdf(*f)))
+            .collect();
+        if points.len() < 2 {
+            return None;
         }
-        match self.cdf.iter().position(|&f| f >= q) {
-            None => *self.bounds.last().unwrap_or(&0.0),
-            Some(k) => {
-                let (lo_b, lo_f) = if k == 0 {
-                    (0.0, 0.0)
-                } else {
-                    (self.bounds[k - 1], self.cdf[k - 1])
-                };
-                let height = self.cdf[k] - lo_f;
-                if height <= 0.0 {
-                    self.bounds[k]
-                } else {
-                    lo_b + (self.bounds[k] - lo_b) * (q - lo_f) / height
-                }
-            }
+        let n = points.len() as f64;
+        let mx = points.iter().map(|p| p.0).sum::<f64>() / n;
+        let my = points.iter().map(|p| p.1).sum::<f64>() / n;
+        let sxx: f64 = points.iter().map(|p| (p.0 - mx).powi(2)).sum();
+        let sxy: f64 = points.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
+        if sxx <= 0.0 || sxy <= 0.0 {
+            return None;
         }
+        let slope = sxy / sxx;
+        let sigma = 1.0 / slope;
+        let mu = mx - my / slope;
+        Some((mu, sigma))
     }
 
-    /// The shape's CDF at `x`.
-    fn shape_cdf(&self, shape: Shape, x: f64) -> f64 {
-        let scaled = |x: f64| self.cdf_at(x / shape.scale);
-        match shape.tail {
-            None => scaled(x),
-            Some((q, stretch)) => {
-                let f = scaled(x);
-                if f <= q {
-                    f
-                } else {
-                    let xq = shape.scale * self.inverse(q);
-                    scaled(xq + (x - xq) / stretch)
-                }
-            }
+    /// Per finite bucket: `logit(hazard when latency is scaled by s) − logit(hazard)`, from the
+    /// fitted log-normal; all zeros for `s = 1` or without a fit.
+    fn scale_log_odds_ratios(&self, scale: f64) -> Vec<f64> {
+        let zeros = vec![0.0; self.bounds.len()];
+        if scale == 1.0 {
+            return zeros;
         }
-    }
-
-    /// Per finite bucket: `logit(hazard under shape) − logit(hazard under the reference)`.
-    fn log_odds_ratios(&self, shape: Shape, defensive: bool) -> Vec<f64> {
+        let Some((mu, sigma)) = self.lognormal_fit() else {
+            return zeros;
+        };
+        let normal = Normal::standard();
+        let cdf = |x: f64, mu: f64| {
+            if x <= 0.0 {
+                0.0
+            } else {
+                normal.cdf((x.ln() - mu) / sigma)
+            }
+        };
         let mut out = Vec::with_capacity(self.bounds.len());
         let (mut prev_g, mut prev_f) = (0.0, 0.0);
-        for (k, &b) in self.bounds.iter().enumerate() {
-            let f = self.cdf[k];
-            let mut g = self.shape_cdf(shape, b);
-            if defensive {
-                g = (1.0 - DEFENSIVE) * g + DEFENSIVE * f;
-            }
+        for &b in self.bounds {
+            let f = cdf(b, mu);
+            let g = cdf(b, mu + scale.ln());
             let hazard_g = clamp_share((g - prev_g) / (1.0 - prev_g));
             let hazard_f = clamp_share((f - prev_f) / (1.0 - prev_f));
             out.push(logit(hazard_g) - logit(hazard_f));
-            prev_g = g.max(prev_g);
+            prev_g = g;
             prev_f = f;
         }
         out
     }
+}
+
+/// Cornfield's approximation to the mean of Fisher's noncentral hypergeometric distribution:
+/// of `completed` requests drawn from `canary + stable` at risk, how many are the canary's when
+/// the canary's odds of completing are `odds` times the stable's. Solves
+/// `x (stable − completed + x) = odds (canary − x)(completed − x)` for the root in range.
+fn cornfield(canary: f64, stable: f64, completed: f64, odds: f64) -> f64 {
+    let b = stable - completed + odds * (canary + completed);
+    let disc = b * b + 4.0 * (1.0 - odds) * odds * canary * completed;
+    let x = 2.0 * odds * canary * completed / (b + disc.max(0.0).sqrt());
+    x.clamp((completed - stable).max(0.0), completed.min(canary))
 }
 
 fn logit(p: f64) -> f64 {
@@ -394,8 +420,8 @@ mod tests {
         }
         assert!(bad.mixture().log_e() > 100f64.ln());
         assert!(good.mixture().max_log_e() < 0.1, "{}", good.mixture().max_log_e());
-        assert!(bad.estimate().unwrap().value > 1.0);
-        assert!(good.estimate().unwrap().value < 1.0);
+        assert!(bad.estimate().unwrap().value < 1.0);
+        assert!(good.estimate().unwrap().value > 1.0);
     }
 
     #[test]
@@ -410,6 +436,17 @@ mod tests {
         assert!(cmp.mixture().log_e() > 100f64.ln(), "{}", cmp.mixture().log_e());
     }
 
+    /// Cornfield's equation at ψ = 1 gives the central mean; at ψ = 4 with margins (20, 30, 25)
+    /// the root of x(5+x) = 4(20−x)(25−x) in [0, 20] is 13.980209653202763
+    /// (`numpy.roots([3, -185, 2000])` = [47.686…, 13.980…]).
+    #[test]
+    fn cornfield_solves_the_noncentral_mean_equation() {
+        assert!((cornfield(20.0, 30.0, 25.0, 1.0) - 10.0).abs() < 1e-12);
+        let x = cornfield(20.0, 30.0, 25.0, 4.0);
+        assert!((x * (5.0 + x) - 4.0 * (20.0 - x) * (25.0 - x)).abs() < 1e-9, "{x}");
+        assert!((x - 13.980_209_653_202_763).abs() < 1e-9, "{x}");
+    }
+
     #[test]
     fn mismatched_bounds_are_an_error() {
         let mut cmp = LatencyComparison::new(Direction::Increase, 0.0, 0.0);
@@ -419,13 +456,24 @@ mod tests {
     }
 
     #[test]
-    fn reference_cdf_interpolates_like_histogram_quantile() {
-        let bounds = [1.0, 2.0];
-        let r = Reference::new(&bounds, &[50.0, 50.0, 0.0]);
-        assert!((r.cdf_at(0.5) - 0.25).abs() < 1e-12);
-        assert!((r.cdf_at(1.5) - 0.75).abs() < 1e-12);
-        assert!((r.inverse(0.75) - 1.5).abs() < 1e-12);
-        // A scale of 2 halves the CDF argument.
-        assert!((r.shape_cdf(Shape::scale(2.0), 2.0) - 0.5).abs() < 1e-12);
+    fn the_log_normal_fit_recovers_median_and_sigma_from_buckets() {
+        // Bucket CDF of LogNormal(ln 0.05, 0.6) at the default bounds (scipy 1.17.1
+        // `lognorm(s=0.6, scale=0.05).cdf(bounds)`), as cumulative counts per million.
+        let bounds = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0];
+        let cdf = [62.0, 3_655.0, 123_995.0, 500_000.0, 876_005.0, 996_345.0, 999_938.0, 1_000_000.0];
+        let mut counts = vec![cdf[0]];
+        counts.extend(cdf.windows(2).map(|w| w[1] - w[0]));
+        counts.push(0.0);
+        let r = Reference::new(&bounds, &counts);
+        let (mu, sigma) = r.lognormal_fit().unwrap();
+        assert!((mu.exp() - 0.05).abs() < 0.001, "median {}", mu.exp());
+        assert!((sigma - 0.6).abs() < 0.01, "sigma {sigma}");
+        assert_eq!(r.bucket_of_quantile(0.0), 0);
+        assert_eq!(r.bucket_of_quantile(0.5), 3);
+        assert_eq!(r.bucket_of_quantile(0.9), 5);
+        // 5 % slower: the odds of completing in the (0.05, 0.1] bucket drop by about 9 %.
+        let theta = r.scale_log_odds_ratios(1.05);
+        assert!((theta[4] + 0.09).abs() < 0.01, "{theta:?}");
+        assert!(r.scale_log_odds_ratios(1.0).iter().all(|t| *t == 0.0));
     }
 }

@@ -2,7 +2,9 @@
 //! scrapes follow), turned into the judge's per-interval samples.
 
 pub mod counters;
+pub mod prometheus;
 pub mod recorded;
+pub mod scrape;
 
 /// Errors of metric sources.
 #[derive(Debug, thiserror::Error)]
