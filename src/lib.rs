@@ -2,9 +2,11 @@
 //!
 //! Layout: [`analysis`] is the pure judge; [`template`] reads the analysis templates SREs write;
 //! [`metrics`] turns metric sources (the recorded stream for now) into judge input;
-//! [`simulation`] generates seeded synthetic canaries for calibration and benchmarks.
+//! [`simulation`] generates seeded synthetic canaries for calibration and benchmarks; [`replay`]
+//! judges a recorded stream line by line.
 
 pub mod analysis;
 pub mod metrics;
-pub mod template;
+pub mod replay;
 pub mod simulation;
+pub mod template;

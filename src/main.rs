@@ -1,1 +1,174 @@
-fn main() {}
+//! The `canary-gate` command line.
+
+use std::fs::File;
+use std::io::{self, BufReader, BufWriter, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+
+use canary_gate::simulation::{self, Ending};
+use canary_gate::{replay, template};
+
+/// Progressive delivery with a statistical canary judge.
+#[derive(Debug, Parser)]
+#[command(name = "canary-gate", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Judge a recorded observation stream (JSON Lines on stdin): one decision per line on stdout.
+    Replay {
+        /// Analysis template (YAML).
+        #[arg(long, short)]
+        template: PathBuf,
+        /// Read the stream from this file instead of stdin.
+        #[arg(long)]
+        input: Option<PathBuf>,
+    },
+    /// Simulate a canary rollout judged live and print its recorded stream (for `replay`).
+    Simulate {
+        /// Scenario id (see --list).
+        #[arg(long, required_unless_present = "list")]
+        scenario: Option<String>,
+        /// Analysis template deciding holds and the end of the rollout.
+        #[arg(long, short, required_unless_present = "list")]
+        template: Option<PathBuf>,
+        /// Random seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Write the stream to this file instead of stdout.
+        #[arg(long)]
+        record: Option<PathBuf>,
+        /// List the scenarios.
+        #[arg(long)]
+        list: bool,
+    },
+    /// Work with analysis templates.
+    Template {
+        #[command(subcommand)]
+        command: TemplateCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TemplateCommand {
+    /// Validate template files: schema, unknown fields, ranges, arguments.
+    Lint {
+        /// Template files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("CANARY_GATE_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(io::stderr)
+        .init();
+    match run(Cli::parse()) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("canary-gate: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Replay { template, input } => {
+            let template = template::load(&template)?;
+            let stdout = io::stdout().lock();
+            let summary = match input {
+                Some(path) => {
+                    let file = File::open(&path)
+                        .with_context(|| format!("cannot open stream {}", path.display()))?;
+                    replay::replay(&template, BufReader::new(file), stdout)?
+                }
+                None => replay::replay(&template, io::stdin().lock(), stdout)?,
+            };
+            if summary.lines == 0 {
+                bail!("the stream was empty: nothing to judge");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Simulate {
+            scenario,
+            template,
+            seed,
+            record,
+            list,
+        } => {
+            if list {
+                let mut out = io::stdout().lock();
+                for s in simulation::standard_scenarios() {
+                    writeln!(out, "{:<20} {}", s.id, s.name)?;
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
+            let (Some(id), Some(template)) = (scenario, template) else {
+                bail!("--scenario and --template are required (see --list for scenarios)");
+            };
+            let scenario = simulation::scenario(&id).with_context(|| {
+                format!("unknown scenario {id:?}; `canary-gate simulate --list` shows them")
+            })?;
+            let template = template::load(&template)?;
+            let mut stream = Vec::new();
+            let result =
+                simulation::run_rollout(&scenario, &template.judge, seed, Some(&mut stream));
+            let mut out: Box<dyn Write> = match &record {
+                Some(path) => Box::new(BufWriter::new(
+                    File::create(path)
+                        .with_context(|| format!("cannot create {}", path.display()))?,
+                )),
+                None => Box::new(io::stdout().lock()),
+            };
+            for line in &stream {
+                writeln!(out, "{}", serde_json::to_string(line)?)?;
+            }
+            out.flush()?;
+            let ending = match result.ending {
+                Ending::Promoted => "promoted",
+                Ending::RolledBack => "rolled back",
+                Ending::Paused => "paused for a human",
+            };
+            eprintln!(
+                "{}: {ending} after {:.0}s, {:.0} canary requests, {:.1} excess bad requests",
+                scenario.name, result.seconds, result.canary_requests, result.excess_bad_requests
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Template {
+            command: TemplateCommand::Lint { files },
+        } => {
+            let mut failed = 0;
+            for file in &files {
+                match template::load(file) {
+                    Ok(t) => println!(
+                        "ok   {}: {} ({} metrics)",
+                        file.display(),
+                        t.name(),
+                        t.judge.metrics.len()
+                    ),
+                    Err(e) => {
+                        failed += 1;
+                        eprintln!("FAIL {e}");
+                    }
+                }
+            }
+            if failed > 0 {
+                eprintln!("{failed} of {} templates failed", files.len());
+                return Ok(ExitCode::FAILURE);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

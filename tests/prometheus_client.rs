@@ -766,6 +766,20 @@ impl std::io::Write for Captured {
     }
 }
 
+/// Answers with the request's `Authorization` header and a secret the server knows.
+struct Echo {
+    status: u16,
+    known: String,
+}
+
+impl wiremock::Respond for Echo {
+    fn respond(&self, request: &wiremock::Request) -> ResponseTemplate {
+        let auth = header(request, "authorization").unwrap_or_default();
+        ResponseTemplate::new(self.status)
+            .set_body_string(format!("you sent {auth} / {}", self.known))
+    }
+}
+
 #[tokio::test]
 async fn secrets_never_appear_in_debug_display_errors_or_logs() {
     let logs = Captured::default();
@@ -776,26 +790,6 @@ async fn secrets_never_appear_in_debug_display_errors_or_logs() {
         .with_writer(move || writer.clone())
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
-
-    let server = MockServer::start().await;
-    // Hostile server: echoes the token in every error body.
-    let echo = format!("your token {TOKEN} and password {PASSWORD}");
-    for (p, status) in [
-        ("/bad/api/v1/query", 400),
-        ("/server/api/v1/query", 500),
-        ("/auth/api/v1/query", 403),
-        ("/missing/api/v1/query", 404),
-        ("/garbage/api/v1/query", 200),
-    ] {
-        Mock::given(path(p))
-            .respond_with(ResponseTemplate::new(status).set_body_string(echo.clone()))
-            .mount(&server)
-            .await;
-    }
-    Mock::given(path("/slow/api/v1/query"))
-        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(5)))
-        .mount(&server)
-        .await;
 
     let bearer = Credentials::Bearer(Secret::new(TOKEN));
     let basic = Credentials::Basic {
@@ -808,7 +802,28 @@ async fn secrets_never_appear_in_debug_display_errors_or_logs() {
         format!("{:?} {}", Secret::new(TOKEN), Secret::new(TOKEN)),
     ];
     let mut errors: Vec<PrometheusError> = Vec::new();
-    for credentials in [bearer, basic] {
+    for (credentials, plain) in [(bearer, TOKEN), (basic, PASSWORD)] {
+        // A hostile server echoes what it was sent (and knows) in every error body.
+        let server = MockServer::start().await;
+        for (prefix, status) in [
+            ("bad", 400),
+            ("server", 500),
+            ("auth", 403),
+            ("missing", 404),
+            ("garbage", 200),
+        ] {
+            Mock::given(path(format!("/{prefix}/api/v1/query")))
+                .respond_with(Echo {
+                    status,
+                    known: plain.to_string(),
+                })
+                .mount(&server)
+                .await;
+        }
+        Mock::given(path("/slow/api/v1/query"))
+            .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(5)))
+            .mount(&server)
+            .await;
         for prefix in ["bad", "server", "auth", "missing", "garbage", "slow"] {
             let mut config = config_for(&server);
             config.url = format!("{}/{prefix}", server.uri());
@@ -859,9 +874,9 @@ async fn secrets_never_appear_in_debug_display_errors_or_logs() {
     }
     // The echoed body did reach the errors, redacted.
     assert!(
-        errors
-            .iter()
-            .any(|e| e.to_string().contains("your token [redacted]")),
+        errors.iter().any(|e| e
+            .to_string()
+            .contains("you sent Bearer [redacted] / [redacted]")),
         "{errors:?}"
     );
     for e in &errors {

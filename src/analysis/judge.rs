@@ -3,7 +3,7 @@
 //! Stateful but deterministic: the same sequence of observations always produces the same
 //! sequence of judgements.
 
-use super::config::{InconclusivePolicy, JudgeConfig, MetricConfig, MetricKind, Method};
+use super::config::{InconclusivePolicy, JudgeConfig, Method, MetricConfig, MetricKind};
 use super::latency_comparison::LatencyComparison;
 use super::observation::{Counts, Histogram, MetricSample, StepContext};
 use super::rate_comparison::RateComparison;
@@ -328,7 +328,12 @@ fn quantiles(h: Option<&Histogram>) -> Option<Quantiles> {
     })
 }
 
-fn verdict(state: &MetricState, config: &MetricConfig, fail_at: f64, failed: bool) -> MetricVerdict {
+fn verdict(
+    state: &MetricState,
+    config: &MetricConfig,
+    fail_at: f64,
+    failed: bool,
+) -> MetricVerdict {
     let mixture = state.engine.mixture();
     let log_e = mixture.log_e();
     let hold_at = fail_at.sqrt();

@@ -91,7 +91,6 @@ impl LatencyComparison {
                 odds,
                 from_quantile,
             }));
-
         }
         if direction.watches_decrease() {
             let null_scale = 1.0 / (1.0 + tolerance);
@@ -261,7 +260,9 @@ impl LatencyComparison {
             high = f64::INFINITY;
         }
         Some(Estimate {
-            quantity: "completion-odds ratio canary/stable per bucket (1 = same, below 1 = canary slower)".into(),
+            quantity:
+                "completion-odds ratio canary/stable per bucket (1 = same, below 1 = canary slower)"
+                    .into(),
             value,
             low,
             high,
@@ -399,9 +400,14 @@ mod tests {
         let mut cmp = LatencyComparison::new(Direction::Increase, 0.0, 0.0);
         let base = [400.0, 300.0, 200.0, 60.0, 30.0, 8.0, 2.0];
         for _ in 0..10 {
-            cmp.update(&hist(base.map(|c| c * 19.0)), &hist(base)).unwrap();
+            cmp.update(&hist(base.map(|c| c * 19.0)), &hist(base))
+                .unwrap();
         }
-        assert!(cmp.mixture().max_log_e() < 0.1, "{}", cmp.mixture().max_log_e());
+        assert!(
+            cmp.mixture().max_log_e() < 0.1,
+            "{}",
+            cmp.mixture().max_log_e()
+        );
         let est = cmp.estimate().unwrap();
         assert_eq!(est.value, 1.0);
     }
@@ -419,7 +425,11 @@ mod tests {
             good.update(&hist(stable), &hist(faster)).unwrap();
         }
         assert!(bad.mixture().log_e() > 100f64.ln());
-        assert!(good.mixture().max_log_e() < 0.1, "{}", good.mixture().max_log_e());
+        assert!(
+            good.mixture().max_log_e() < 0.1,
+            "{}",
+            good.mixture().max_log_e()
+        );
         assert!(bad.estimate().unwrap().value < 1.0);
         assert!(good.estimate().unwrap().value > 1.0);
     }
@@ -433,7 +443,11 @@ mod tests {
         for _ in 0..3 {
             cmp.update(&hist(stable), &hist(canary)).unwrap();
         }
-        assert!(cmp.mixture().log_e() > 100f64.ln(), "{}", cmp.mixture().log_e());
+        assert!(
+            cmp.mixture().log_e() > 100f64.ln(),
+            "{}",
+            cmp.mixture().log_e()
+        );
     }
 
     /// Cornfield's equation at ψ = 1 gives the central mean; at ψ = 4 with margins (20, 30, 25)
@@ -443,7 +457,10 @@ mod tests {
     fn cornfield_solves_the_noncentral_mean_equation() {
         assert!((cornfield(20.0, 30.0, 25.0, 1.0) - 10.0).abs() < 1e-12);
         let x = cornfield(20.0, 30.0, 25.0, 4.0);
-        assert!((x * (5.0 + x) - 4.0 * (20.0 - x) * (25.0 - x)).abs() < 1e-9, "{x}");
+        assert!(
+            (x * (5.0 + x) - 4.0 * (20.0 - x) * (25.0 - x)).abs() < 1e-9,
+            "{x}"
+        );
         assert!((x - 13.980_209_653_202_763).abs() < 1e-9, "{x}");
     }
 
@@ -460,7 +477,16 @@ mod tests {
         // Bucket CDF of LogNormal(ln 0.05, 0.6) at the default bounds (scipy 1.17.1
         // `lognorm(s=0.6, scale=0.05).cdf(bounds)`), as cumulative counts per million.
         let bounds = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0];
-        let cdf = [62.0, 3_655.0, 123_995.0, 500_000.0, 876_005.0, 996_345.0, 999_938.0, 1_000_000.0];
+        let cdf = [
+            62.0,
+            3_655.0,
+            123_995.0,
+            500_000.0,
+            876_005.0,
+            996_345.0,
+            999_938.0,
+            1_000_000.0,
+        ];
         let mut counts = vec![cdf[0]];
         counts.extend(cdf.windows(2).map(|w| w[1] - w[0]));
         counts.push(0.0);

@@ -71,9 +71,7 @@ mod sequential;
 mod threshold_gate;
 mod verdict;
 
-pub use config::{
-    Direction, InconclusivePolicy, JudgeConfig, MetricConfig, MetricKind, Method,
-};
+pub use config::{Direction, InconclusivePolicy, JudgeConfig, Method, MetricConfig, MetricKind};
 pub use judge::Judge;
 pub use latency_comparison::LatencyComparison;
 pub use observation::{Counts, Histogram, MetricSample, StepContext};

@@ -61,7 +61,9 @@ impl Histogram {
             )));
         }
         if bounds.iter().any(|b| !b.is_finite())
-            || bounds.windows(2).any(|w| w[0].partial_cmp(&w[1]) != Some(std::cmp::Ordering::Less))
+            || bounds
+                .windows(2)
+                .any(|w| w[0].partial_cmp(&w[1]) != Some(std::cmp::Ordering::Less))
         {
             return Err(AnalysisError::HistogramShape(format!(
                 "bucket bounds must be finite and strictly increasing, got {bounds:?}"

@@ -11,10 +11,10 @@
 //! pooling bias (no Simpson's paradox), and an incident that raises both versions' error rates
 //! leaves the shares, and so the test, untouched.
 
+use super::Direction;
 use super::observation::Counts;
 use super::sequential::{Factor, Mixture, precision_for_jitter, tilt_share};
 use super::verdict::Estimate;
-use super::Direction;
 
 /// Multipliers of the null rate ratio that the mixture bets on, each with equal prior weight:
 /// from regressions a long rollout can resolve (×1.5) to outages (×20).
@@ -153,11 +153,13 @@ impl MantelHaenszel {
         } else {
             f64::INFINITY
         };
+        // Without events on one side the log-ratio has no finite variance: the interval is open.
         let (low, high) = if self.num > 0.0 && self.den > 0.0 {
             let se = (self.var_num / (self.num * self.den)).max(0.0).sqrt();
-            (value * (-1.959_964 * se).exp(), value * (1.959_964 * se).exp())
-        } else if self.num <= 0.0 {
-            (0.0, f64::INFINITY)
+            (
+                value * (-1.959_964 * se).exp(),
+                value * (1.959_964 * se).exp(),
+            )
         } else {
             (0.0, f64::INFINITY)
         };
@@ -166,8 +168,9 @@ impl MantelHaenszel {
             value,
             low,
             high,
-            interval: "Mantel-Haenszel over intervals, Greenland-Robins 95% (fixed-sample, display only)"
-                .into(),
+            interval:
+                "Mantel-Haenszel over intervals, Greenland-Robins 95% (fixed-sample, display only)"
+                    .into(),
         })
     }
 }
@@ -214,7 +217,11 @@ mod tests {
         for _ in 0..5 {
             cmp.update(c(6.0, 5700.0), c(3.0, 300.0));
         }
-        assert!(cmp.mixture().log_e() > 100f64.ln(), "{}", cmp.mixture().log_e());
+        assert!(
+            cmp.mixture().log_e() > 100f64.ln(),
+            "{}",
+            cmp.mixture().log_e()
+        );
     }
 
     #[test]

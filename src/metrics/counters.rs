@@ -153,7 +153,9 @@ pub fn parse_le(le: &str) -> Result<f64, MetricsError> {
             .parse::<f64>()
             .ok()
             .filter(|v| !v.is_nan())
-            .ok_or_else(|| MetricsError::Histogram(format!("bucket bound {other:?} is not a number"))),
+            .ok_or_else(|| {
+                MetricsError::Histogram(format!("bucket bound {other:?} is not a number"))
+            }),
     }
 }
 
@@ -173,9 +175,14 @@ impl<'de> Deserialize<'de> for CumulativeHistogram {
                 impl<'de> Visitor<'de> for V {
                     type Value = RawBuckets;
                     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                        f.write_str("a map from bucket bound (\"0.005\", …, \"+Inf\") to cumulative count")
+                        f.write_str(
+                            "a map from bucket bound (\"0.005\", …, \"+Inf\") to cumulative count",
+                        )
                     }
-                    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawBuckets, A::Error> {
+                    fn visit_map<A: MapAccess<'de>>(
+                        self,
+                        mut map: A,
+                    ) -> Result<RawBuckets, A::Error> {
                         let mut out = Vec::new();
                         while let Some((k, v)) = map.next_entry::<String, f64>()? {
                             out.push((parse_le(&k).map_err(de::Error::custom)?, v));
@@ -260,7 +267,10 @@ mod tests {
 
     #[test]
     fn json_round_trip_keeps_numeric_bucket_order() {
-        let a = h(&[(0.005, 1.0), (0.01, 2.0), (1.0, 3.0), (f64::INFINITY, 4.0)], 1.5);
+        let a = h(
+            &[(0.005, 1.0), (0.01, 2.0), (1.0, 3.0), (f64::INFINITY, 4.0)],
+            1.5,
+        );
         let json = serde_json::to_string(&a).unwrap();
         assert_eq!(
             json,

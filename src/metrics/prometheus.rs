@@ -16,10 +16,11 @@
 //! # Syntax checks
 //! [`Prometheus::check_syntax`] uses `POST /api/v1/format_query` (Prometheus ≥ 2.38; 2.42 has it),
 //! which parses and type-checks the expression without evaluating it: 200 for good PromQL, 400
-//! with `errorType: bad_data` and the parser's message otherwise. Servers without that endpoint
-//! (it answers 404/405: older Prometheus, some Thanos/Cortex/Mimir front ends) fall back — and
-//! remember to — an instant query at `time=0`, whose 400 carries the same parse error and which
-//! selects no data when the expression is valid.
+//! with `errorType: bad_data` and the parser's message otherwise (checked against Prometheus
+//! 2.42; `/api/v1/parse_query` does not exist there). When that endpoint answers 404/405 (older
+//! Prometheus, some Thanos/Cortex/Mimir front ends) the client remembers it and uses an instant
+//! query at `time=0` instead, whose 400 carries the same parse error and which selects no data
+//! when the expression is valid.
 //!
 //! # TLS roots
 //! reqwest 0.13 with `rustls-no-provider` verifies certificates with `rustls-platform-verifier`,
@@ -168,13 +169,42 @@ pub enum Credentials {
 }
 
 impl Credentials {
-    fn secrets(&self) -> Vec<&str> {
-        match self {
+    /// Texts to scrub from anything that came back from the network: the secret itself and,
+    /// for basic auth, the encoded `Authorization` value a server might echo.
+    fn redactions(&self) -> Vec<String> {
+        let mut out = match self {
             Credentials::None => Vec::new(),
-            Credentials::Bearer(token) => vec![token.expose()],
-            Credentials::Basic { password, .. } => vec![password.expose()],
+            Credentials::Bearer(token) => vec![token.expose().to_string()],
+            Credentials::Basic { username, password } => vec![
+                base64(format!("{username}:{}", password.expose()).as_bytes()),
+                password.expose().to_string(),
+            ],
+        };
+        out.retain(|s| !s.is_empty());
+        out
+    }
+}
+
+/// Standard base64 with padding (as in `Authorization: Basic`).
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
         }
     }
+    out
 }
 
 /// Where and how to reach Prometheus.
@@ -444,6 +474,8 @@ pub struct Prometheus {
     client: reqwest::Client,
     base: Url,
     credentials: Credentials,
+    /// Secret texts scrubbed from errors.
+    redactions: Vec<String>,
     headers: HeaderMap,
     config: PrometheusConfig,
     /// Set once the server answered 404/405 to `format_query`.
@@ -512,6 +544,7 @@ impl Prometheus {
             client,
             base,
             credentials: config.credentials.clone(),
+            redactions: config.credentials.redactions(),
             headers,
             config,
             format_query_missing: AtomicBool::new(false),
@@ -837,6 +870,11 @@ impl Prometheus {
             return Failure::Transient(Transient::Timeout);
         }
         let detail = self.redact(&error_chain(&e));
+        if e.is_builder() {
+            return Failure::Final(PrometheusError::Config(format!(
+                "cannot build a request to {url_text}: {detail}"
+            )));
+        }
         if is_tls_error(&e) {
             return Failure::Final(PrometheusError::Tls {
                 url: url_text.to_string(),
@@ -860,10 +898,8 @@ impl Prometheus {
     /// Removes every credential from text that came from the network or a transport error.
     fn redact(&self, text: &str) -> String {
         let mut out = text.to_string();
-        for secret in self.credentials.secrets() {
-            if !secret.is_empty() {
-                out = out.replace(secret, "[redacted]");
-            }
+        for secret in &self.redactions {
+            out = out.replace(secret.as_str(), "[redacted]");
         }
         out
     }
@@ -999,20 +1035,27 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
 
 /// Whether a transport error comes from TLS (rustls), which retrying cannot fix.
 fn is_tls_error(e: &(dyn std::error::Error + 'static)) -> bool {
-    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(err) = current {
+    // `io::Error::source` skips the error it wraps, and I/O errors get wrapped in I/O errors:
+    // walk both `source()` and `io::Error::get_ref()` links.
+    let mut pending: Vec<&(dyn std::error::Error + 'static)> = vec![e];
+    let mut visited = 0;
+    while let Some(err) = pending.pop() {
+        visited += 1;
+        if visited > 64 {
+            break;
+        }
         if err.is::<rustls::Error>() {
             return true;
         }
-        // `io::Error::source` skips the wrapped error itself; look inside explicitly.
-        if let Some(io) = err.downcast_ref::<std::io::Error>()
-            && io
-                .get_ref()
-                .is_some_and(|inner| inner.is::<rustls::Error>())
+        if let Some(inner) = err
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::get_ref)
         {
-            return true;
+            pending.push(inner);
         }
-        current = err.source();
+        if let Some(source) = err.source() {
+            pending.push(source);
+        }
     }
     false
 }
@@ -1222,6 +1265,18 @@ mod tests {
         assert_eq!(parse_value("q", "+Inf").unwrap(), f64::INFINITY);
         assert_eq!(parse_value("q", "-Inf").unwrap(), f64::NEG_INFINITY);
         assert_eq!(parse_value("q", "x").unwrap_err().category(), "decode");
+    }
+
+    #[test]
+    fn base64_matches_the_basic_auth_encoding() {
+        assert_eq!(base64(b""), "");
+        assert_eq!(base64(b"f"), "Zg==");
+        assert_eq!(base64(b"fo"), "Zm8=");
+        assert_eq!(base64(b"foo"), "Zm9v");
+        assert_eq!(
+            base64(b"alice:pw-DISTINCTIVE-9Kq2"),
+            "YWxpY2U6cHctRElTVElOQ1RJVkUtOUtxMg=="
+        );
     }
 
     #[test]

@@ -45,11 +45,20 @@ impl RecordedInterval {
             return Err(err("t must be a finite unix time in seconds".into()));
         }
         if !(0.0..=100.0).contains(&rec.weight) {
-            return Err(err(format!("weight is {}; must be a percentage 0-100", rec.weight)));
+            return Err(err(format!(
+                "weight is {}; must be a percentage 0-100",
+                rec.weight
+            )));
         }
         for (name, v) in [("stable", &rec.stable), ("canary", &rec.canary)] {
-            if !(v.requests.is_finite() && v.requests >= 0.0 && v.errors.is_finite() && v.errors >= 0.0) {
-                return Err(err(format!("{name}: requests and errors must be non-negative numbers")));
+            if !(v.requests.is_finite()
+                && v.requests >= 0.0
+                && v.errors.is_finite()
+                && v.errors >= 0.0)
+            {
+                return Err(err(format!(
+                    "{name}: requests and errors must be non-negative numbers"
+                )));
             }
         }
         Ok(rec)
@@ -68,7 +77,11 @@ impl RecordedInterval {
 
     /// The judge's samples for the interval from `prev` to `self`, one per metric: error-rate
     /// metrics read requests and errors, latency metrics the histogram.
-    pub fn samples_since(&self, prev: &RecordedInterval, metrics: &[MetricConfig]) -> Vec<MetricSample> {
+    pub fn samples_since(
+        &self,
+        prev: &RecordedInterval,
+        metrics: &[MetricConfig],
+    ) -> Vec<MetricSample> {
         metrics
             .iter()
             .map(|m| match m.kind {
@@ -77,10 +90,15 @@ impl RecordedInterval {
                     canary: self.canary.counts_since(Some(&prev.canary)),
                 },
                 MetricKind::Latency => {
-                    let delta = |cur: &VersionCounters, prev: &VersionCounters, name: &str| match &cur.latency {
-                        None => Err(format!("the stream has no latency histogram for {name}")),
-                        Some(h) => h.delta(prev.latency.as_ref()).map_err(|e| format!("{name}: {e}")),
-                    };
+                    let delta =
+                        |cur: &VersionCounters, prev: &VersionCounters, name: &str| match &cur
+                            .latency
+                        {
+                            None => Err(format!("the stream has no latency histogram for {name}")),
+                            Some(h) => h
+                                .delta(prev.latency.as_ref())
+                                .map_err(|e| format!("{name}: {e}")),
+                        };
                     match (
                         delta(&self.stable, &prev.stable, "stable"),
                         delta(&self.canary, &prev.canary, "canary"),
@@ -111,11 +129,18 @@ mod tests {
 
     #[test]
     fn errors_name_the_line() {
-        let err = RecordedInterval::parse("{\"t\": 1}", 7).unwrap_err().to_string();
-        assert!(err.starts_with("line 7: "), "{err}");
-        let err = RecordedInterval::parse(&LINE.replace("\"weight\": 5", "\"weight\": 500").replace('\n', " "), 3)
+        let err = RecordedInterval::parse("{\"t\": 1}", 7)
             .unwrap_err()
             .to_string();
+        assert!(err.starts_with("line 7: "), "{err}");
+        let err = RecordedInterval::parse(
+            &LINE
+                .replace("\"weight\": 5", "\"weight\": 500")
+                .replace('\n', " "),
+            3,
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("weight is 500"), "{err}");
     }
 }

@@ -7,15 +7,19 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Binomial, Distribution, Gamma, Poisson};
 use statrs::distribution::{ContinuousCDF, LogNormal};
 
-use crate::analysis::{Counts, Decision, Histogram, Judge, JudgeConfig, MetricKind, MetricSample, StepContext};
+use crate::analysis::{
+    Counts, Decision, Histogram, Judge, JudgeConfig, MetricKind, MetricSample, StepContext,
+};
 use crate::metrics::counters::{CumulativeHistogram, VersionCounters};
 use crate::metrics::recorded::RecordedInterval;
 
 mod scenarios;
-pub use scenarios::{standard_scenarios, wald_expected_seconds};
+pub use scenarios::{scenario, standard_scenarios, wald_expected_seconds};
 
 /// Prometheus client libraries' default histogram buckets (seconds).
-pub const DEFAULT_BUCKETS: [f64; 11] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+pub const DEFAULT_BUCKETS: [f64; 11] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
 
 /// z-score of the 99th percentile of a normal distribution.
 const Z99: f64 = 2.326_347_874;
@@ -23,7 +27,9 @@ const Z99: f64 = 2.326_347_874;
 /// A synthetic canary: traffic shape, the versions' behaviour, and the step plan.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Scenario {
-    /// Short name for reports.
+    /// Identifier for the command line (`aa-100`, `errors-1pt-100`, …).
+    pub id: String,
+    /// Description for reports.
     pub name: String,
     /// Mean total requests per second.
     pub rps: f64,
@@ -59,8 +65,9 @@ pub struct Scenario {
 impl Scenario {
     /// An A/A canary: identical versions, 0.1 % errors, 50 ms median latency, steps 5/10/25/50 %
     /// of 5 minutes each, 10-second intervals.
-    pub fn identical(name: &str, rps: f64) -> Self {
+    pub fn identical(id: &str, name: &str, rps: f64) -> Self {
         Self {
+            id: id.to_string(),
             name: name.to_string(),
             rps,
             interval: 10.0,
@@ -108,7 +115,9 @@ impl Scenario {
 
     /// Whether the canary is worse than the stable in this scenario.
     pub fn has_regression(&self) -> bool {
-        self.canary_error_add > 0.0 || self.canary_latency_scale > 1.0 || self.canary_p99_factor > 1.0
+        self.canary_error_add > 0.0
+            || self.canary_latency_scale > 1.0
+            || self.canary_p99_factor > 1.0
     }
 
     /// Requests served per second at a canary weight (fraction), and the expected
@@ -191,8 +200,12 @@ impl Generator {
     pub fn interval(&mut self, ctx: StepContext) -> SimInterval {
         let s = &self.scenario;
         let (swing, expected_rps, interval) = (s.traffic_swing, s.rps, s.interval);
-        let (burst_probability, burst_multiplier, error_rate, error_add) =
-            (s.burst_probability, s.burst_multiplier, s.error_rate, s.canary_error_add);
+        let (burst_probability, burst_multiplier, error_rate, error_add) = (
+            s.burst_probability,
+            s.burst_multiplier,
+            s.error_rate,
+            s.canary_error_add,
+        );
         let swing = if swing > 0.0 {
             1.0 + swing * (2.0 * self.rng.random::<f64>() - 1.0)
         } else {
@@ -225,7 +238,11 @@ impl Generator {
             counts: Counts::new(e_canary as f64, n_canary as f64),
             latency: self.histogram(n_canary, true),
         };
-        SimInterval { ctx, stable, canary }
+        SimInterval {
+            ctx,
+            stable,
+            canary,
+        }
     }
 
     fn jitter(&mut self) -> f64 {
@@ -238,7 +255,11 @@ impl Generator {
     }
 
     fn histogram(&mut self, n: u64, canary: bool) -> Histogram {
-        let probs = if canary { &self.canary_probs } else { &self.stable_probs };
+        let probs = if canary {
+            &self.canary_probs
+        } else {
+            &self.stable_probs
+        };
         let mut counts = Vec::with_capacity(probs.len());
         let mut left = n;
         let mut mass_left = 1.0;
@@ -313,11 +334,21 @@ pub fn run_rollout(
     let mut excess = 0.0;
     let mut canary_requests = 0.0;
     let mut hold_intervals = 0;
-    let mut cumulative = (Cumulative::new(&scenario.buckets), Cumulative::new(&scenario.buckets));
+    let mut cumulative = (
+        Cumulative::new(&scenario.buckets),
+        Cumulative::new(&scenario.buckets),
+    );
     let last = scenario.steps.len().saturating_sub(1);
     let start = 1_700_000_000.0;
     if let Some(rec) = record.as_deref_mut() {
-        rec.push(cumulative_line(start, &scenario.steps[0], 0, false, last == 0, &cumulative));
+        rec.push(cumulative_line(
+            start,
+            &scenario.steps[0],
+            0,
+            false,
+            last == 0,
+            &cumulative,
+        ));
     }
     for (step, &(weight, duration)) in scenario.steps.iter().enumerate() {
         let mut in_step = 0.0;
@@ -454,7 +485,7 @@ mod tests {
 
     #[test]
     fn the_same_seed_gives_the_same_intervals() {
-        let s = Scenario::identical("aa", 100.0);
+        let s = Scenario::identical("aa", "aa", 100.0);
         let ctx = StepContext {
             t: 0.0,
             step: 0,
@@ -462,14 +493,18 @@ mod tests {
             step_complete: false,
             last_step: false,
         };
-        let a: Vec<_> = (0..5).map(|_| Generator::new(s.clone(), 7).interval(ctx)).collect();
-        let b: Vec<_> = (0..5).map(|_| Generator::new(s.clone(), 7).interval(ctx)).collect();
+        let a: Vec<_> = (0..5)
+            .map(|_| Generator::new(s.clone(), 7).interval(ctx))
+            .collect();
+        let b: Vec<_> = (0..5)
+            .map(|_| Generator::new(s.clone(), 7).interval(ctx))
+            .collect();
         assert_eq!(a, b);
     }
 
     #[test]
     fn routing_follows_the_weight_and_latency_follows_the_distribution() {
-        let s = Scenario::identical("aa", 1000.0);
+        let s = Scenario::identical("aa", "aa", 1000.0);
         let mut g = Generator::new(s, 1);
         let ctx = StepContext {
             t: 0.0,

@@ -6,44 +6,70 @@ use super::Scenario;
 /// calibration tests and the decision-quality bench.
 pub fn standard_scenarios() -> Vec<Scenario> {
     let aa = Scenario::identical;
-    let mut out = vec![aa("A/A 1 rps", 1.0), aa("A/A 10 rps", 10.0), aa("A/A 100 rps", 100.0), aa("A/A 1000 rps", 1000.0)];
+    let mut out = vec![
+        aa("aa-1", "A/A 1 rps", 1.0),
+        aa("aa-10", "A/A 10 rps", 10.0),
+        aa("aa-100", "A/A 100 rps", 100.0),
+        aa("aa-1000", "A/A 1000 rps", 1000.0),
+    ];
     out.push(Scenario {
         burst_probability: 0.1,
         burst_multiplier: 50.0,
-        ..aa("A/A 100 rps, error bursts ×50 on both", 100.0)
+        ..aa(
+            "aa-100-bursts",
+            "A/A 100 rps, error bursts ×50 on both",
+            100.0,
+        )
     });
     out.push(Scenario {
         traffic_swing: 0.6,
-        ..aa("A/A 100 rps, traffic ±60 %", 100.0)
+        ..aa("aa-100-swing", "A/A 100 rps, traffic ±60 %", 100.0)
     });
     out.push(Scenario {
         burst_probability: 0.1,
         burst_multiplier: 50.0,
         traffic_swing: 0.6,
         version_jitter: 0.1,
-        ..aa("A/A 1000 rps, bursts, ±60 %, 10 % version jitter", 1000.0)
+        ..aa(
+            "aa-1000-noisy",
+            "A/A 1000 rps, bursts, ±60 %, 10 % version jitter",
+            1000.0,
+        )
     });
     out.push(Scenario {
         canary_error_add: 0.01,
-        ..aa("errors +1 pt over 0.1 %, 100 rps", 100.0)
+        ..aa("errors-1pt-100", "errors +1 pt over 0.1 %, 100 rps", 100.0)
     });
     out.push(Scenario {
         canary_error_add: 0.002,
-        ..aa("errors +0.2 pt over 0.1 %, 1000 rps", 1000.0)
+        ..aa(
+            "errors-0.2pt-1000",
+            "errors +0.2 pt over 0.1 %, 1000 rps",
+            1000.0,
+        )
     });
     out.push(Scenario {
         canary_error_add: 0.05,
-        ..aa("errors +5 pt over 0.1 %, 1 rps", 1.0)
+        ..aa("errors-5pt-1", "errors +5 pt over 0.1 %, 1 rps", 1.0)
     });
     out.push(Scenario {
         canary_p99_factor: 1.5,
-        ..aa("latency p99 ×1.5, 100 rps", 100.0)
+        ..aa("p99-1.5x-100", "latency p99 ×1.5, 100 rps", 100.0)
     });
     out.push(Scenario {
         canary_latency_scale: 1.2,
-        ..aa("latency ×1.2 everywhere, 100 rps", 100.0)
+        ..aa(
+            "latency-1.2x-100",
+            "latency ×1.2 everywhere, 100 rps",
+            100.0,
+        )
     });
     out
+}
+
+/// The scenario with this id.
+pub fn scenario(id: &str) -> Option<Scenario> {
+    standard_scenarios().into_iter().find(|s| s.id == id)
 }
 
 /// Wald's approximation of the expected time (seconds) an SPRT that knows the exact alternative
@@ -87,14 +113,19 @@ pub fn wald_expected_seconds(
             .map(|((&p, &q), &q0)| {
                 let m = w * q + (1.0 - w) * p;
                 let m0 = w * q0 + (1.0 - w) * p;
-                if m > 0.0 && m0 > 0.0 { m * kl(w * q / m, w * q0 / m0) } else { 0.0 }
+                if m > 0.0 && m0 > 0.0 {
+                    m * kl(w * q / m, w * q0 / m0)
+                } else {
+                    0.0
+                }
             })
             .sum();
-        let latency_info = if s.canary_latency_scale > 1.0 + latency_tolerance || s.canary_p99_factor > 1.0 {
-            latency_info
-        } else {
-            0.0
-        };
+        let latency_info =
+            if s.canary_latency_scale > 1.0 + latency_tolerance || s.canary_p99_factor > 1.0 {
+                latency_info
+            } else {
+                0.0
+            };
         s.rps * (error_info + latency_info)
     };
     let mut info = 0.0;

@@ -7,9 +7,11 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::analysis::{
-    Direction, InconclusivePolicy, JudgeConfig, MetricConfig, MetricKind, Method,
+    Direction, InconclusivePolicy, JudgeConfig, Method, MetricConfig, MetricKind,
 };
-use spec::{AnalysisTemplateSpec, DirectionSpec, InconclusiveSpec, KindSpec, MetricSpec, TemplateFile};
+use spec::{
+    AnalysisTemplateSpec, DirectionSpec, InconclusiveSpec, KindSpec, MetricSpec, TemplateFile,
+};
 
 /// The API version template files carry.
 pub const API_VERSION: &str = "canarygate.dev/v1alpha1";
@@ -115,13 +117,17 @@ pub fn parse(text: &str, source_name: &str) -> Result<Template, TemplateError> {
         ));
     }
     if file.metadata.name.trim().is_empty() {
-        return Err(invalid("metadata.name", "is empty; name the template".into()));
+        return Err(invalid(
+            "metadata.name",
+            "is empty; name the template".into(),
+        ));
     }
-    let (judge, interval) = judge_config(&file.spec).map_err(|(field, problem)| TemplateError::Invalid {
-        source_name: source_name.to_string(),
-        field: format!("spec.{field}"),
-        problem,
-    })?;
+    let (judge, interval) =
+        judge_config(&file.spec).map_err(|(field, problem)| TemplateError::Invalid {
+            source_name: source_name.to_string(),
+            field: format!("spec.{field}"),
+            problem,
+        })?;
     Ok(Template {
         source_name: source_name.to_string(),
         file,
@@ -177,7 +183,13 @@ fn judge_config(spec: &AnalysisTemplateSpec) -> Result<(JudgeConfig, Duration), 
         None => JudgeConfig::DEFAULT_HOLD_BUDGET,
     };
     let fail_weight = match policy.fail_weight {
-        Some(w) => in_range("policy.failWeight", w, 1e-9, 1.0, "share of the total metric weight")?,
+        Some(w) => in_range(
+            "policy.failWeight",
+            w,
+            1e-9,
+            1.0,
+            "share of the total metric weight",
+        )?,
         None => JudgeConfig::DEFAULT_FAIL_WEIGHT,
     };
     let on_inconclusive = match policy.on_inconclusive {
@@ -186,14 +198,25 @@ fn judge_config(spec: &AnalysisTemplateSpec) -> Result<(JudgeConfig, Duration), 
     };
     let mut seen = std::collections::BTreeSet::new();
     for (i, arg) in spec.args.iter().enumerate() {
-        if arg.name.is_empty() || !arg.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+        if arg.name.is_empty()
+            || !arg
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
             return Err((
                 format!("args[{i}].name"),
-                format!("{:?} is not a valid argument name; use letters, digits, '-' and '_'", arg.name),
+                format!(
+                    "{:?} is not a valid argument name; use letters, digits, '-' and '_'",
+                    arg.name
+                ),
             ));
         }
         if !seen.insert(arg.name.as_str()) {
-            return Err((format!("args[{i}].name"), format!("{:?} is declared twice", arg.name)));
+            return Err((
+                format!("args[{i}].name"),
+                format!("{:?} is declared twice", arg.name),
+            ));
         }
     }
     if spec.metrics.is_empty() {
@@ -207,7 +230,10 @@ fn judge_config(spec: &AnalysisTemplateSpec) -> Result<(JudgeConfig, Duration), 
             return Err((at("name"), "is empty; give the metric a name".into()));
         }
         if !names.insert(m.name.as_str()) {
-            return Err((at("name"), format!("{:?} is used by two metrics; names must be unique", m.name)));
+            return Err((
+                at("name"),
+                format!("{:?} is used by two metrics; names must be unique", m.name),
+            ));
         }
         metrics.push(metric_config(m, &at)?);
     }
@@ -241,15 +267,24 @@ fn metric_config(m: &MetricSpec, at: &dyn Fn(&str) -> String) -> Result<MetricCo
                     return Err((at("query.buckets"), "belongs to latency metrics; an errorRate metric takes query.errors and query.requests".into()));
                 }
                 if q.errors.is_none() || q.requests.is_none() {
-                    return Err((at("query"), "an errorRate metric needs both query.errors and query.requests".into()));
+                    return Err((
+                        at("query"),
+                        "an errorRate metric needs both query.errors and query.requests".into(),
+                    ));
                 }
             }
             MetricKind::Latency => {
                 if q.errors.is_some() || q.requests.is_some() {
-                    return Err((at("query"), "a latency metric takes query.buckets only".into()));
+                    return Err((
+                        at("query"),
+                        "a latency metric takes query.buckets only".into(),
+                    ));
                 }
                 if q.buckets.is_none() {
-                    return Err((at("query.buckets"), "is missing; give the histogram bucket query".into()));
+                    return Err((
+                        at("query.buckets"),
+                        "is missing; give the histogram bucket query".into(),
+                    ));
                 }
             }
         }
@@ -268,7 +303,11 @@ fn metric_config(m: &MetricSpec, at: &dyn Fn(&str) -> String) -> Result<MetricCo
                 DirectionSpec::Decrease => Direction::Decrease,
                 DirectionSpec::Both => Direction::Both,
             };
-            let max_tolerance = if direction.watches_decrease() { 0.99 } else { 10.0 };
+            let max_tolerance = if direction.watches_decrease() {
+                0.99
+            } else {
+                10.0
+            };
             let tolerance = in_range(
                 &at("compare.tolerance"),
                 c.tolerance.unwrap_or(0.0),
@@ -298,14 +337,24 @@ fn metric_config(m: &MetricSpec, at: &dyn Fn(&str) -> String) -> Result<MetricCo
                 if t.quantile.is_some() || t.max.is_some() {
                     return Err((
                         at("threshold"),
-                        "quantile and max are for latency metrics; an errorRate gate takes maxRate".into(),
+                        "quantile and max are for latency metrics; an errorRate gate takes maxRate"
+                            .into(),
                     ));
                 }
                 let Some(max) = t.max_rate else {
-                    return Err((at("threshold.maxRate"), "is missing; e.g. maxRate: 0.01 for \"below 1 %\"".into()));
+                    return Err((
+                        at("threshold.maxRate"),
+                        "is missing; e.g. maxRate: 0.01 for \"below 1 %\"".into(),
+                    ));
                 };
                 Method::MaxRate {
-                    max: in_range(&at("threshold.maxRate"), max, 1e-9, 0.999_999, "a rate, e.g. 0.01")?,
+                    max: in_range(
+                        &at("threshold.maxRate"),
+                        max,
+                        1e-9,
+                        0.999_999,
+                        "a rate, e.g. 0.01",
+                    )?,
                 }
             }
             MetricKind::Latency => {
@@ -318,18 +367,34 @@ fn metric_config(m: &MetricSpec, at: &dyn Fn(&str) -> String) -> Result<MetricCo
                 let (Some(quantile), Some(bound)) = (t.quantile, t.max) else {
                     return Err((
                         at("threshold"),
-                        "a latency gate needs quantile and max, e.g. quantile: 0.99, max: 0.5".into(),
+                        "a latency gate needs quantile and max, e.g. quantile: 0.99, max: 0.5"
+                            .into(),
                     ));
                 };
-                let quantile = in_range(&at("threshold.quantile"), quantile, 1e-6, 0.999_999, "e.g. 0.99")?;
+                let quantile = in_range(
+                    &at("threshold.quantile"),
+                    quantile,
+                    1e-6,
+                    0.999_999,
+                    "e.g. 0.99",
+                )?;
                 if !(bound.is_finite() && bound > 0.0) {
-                    return Err((at("threshold.max"), format!("is {bound}; must be a positive latency in the histogram's unit")));
+                    return Err((
+                        at("threshold.max"),
+                        format!("is {bound}; must be a positive latency in the histogram's unit"),
+                    ));
                 }
                 Method::MaxQuantile { quantile, bound }
             }
         },
     };
-    let weight = in_range(&at("weight"), m.weight.unwrap_or(1.0), 1e-9, 1e9, "a positive weight")?;
+    let weight = in_range(
+        &at("weight"),
+        m.weight.unwrap_or(1.0),
+        1e-9,
+        1e9,
+        "a positive weight",
+    )?;
     let min_samples = in_range(
         &at("minSamples"),
         m.min_samples.unwrap_or(DEFAULT_MIN_SAMPLES),

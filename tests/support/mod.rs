@@ -374,7 +374,8 @@ impl PrometheusServer {
     }
 
     /// Waits until `/api/v1/targets` reports at least `count` active targets with health
-    /// `up`; panics with the targets JSON and the log after `limit`.
+    /// `up`; panics with the targets JSON and the log after `limit`. Prometheus 2.42 hands
+    /// discovered targets to the scrape manager on a 5 s tick, so expect ≈ 5–6 s.
     pub async fn wait_for_targets_up(&self, count: usize, limit: Duration) {
         init_crypto();
         let client = reqwest::Client::builder()
