@@ -3,10 +3,11 @@
 //! Layout: [`analysis`] is the pure judge; [`template`] reads the analysis templates SREs write;
 //! [`metrics`] turns metric sources (the recorded stream for now) into judge input;
 //! [`simulation`] generates seeded synthetic canaries for calibration and benchmarks; [`replay`]
-//! judges a recorded stream line by line.
+//! judges a recorded stream line by line; [`rollout`] is the pure step machine.
 
 pub mod analysis;
 pub mod metrics;
 pub mod replay;
 pub mod simulation;
 pub mod template;
+pub mod rollout;

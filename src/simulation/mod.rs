@@ -8,10 +8,11 @@ use rand_distr::{Binomial, Distribution, Gamma, Poisson};
 use statrs::distribution::{ContinuousCDF, LogNormal};
 
 use crate::analysis::{
-    Counts, Decision, Histogram, Judge, JudgeConfig, MetricKind, MetricSample, StepContext,
+    Counts, Histogram, Judge, JudgeConfig, MetricKind, MetricSample, StepContext,
 };
 use crate::metrics::counters::{CumulativeHistogram, VersionCounters};
 use crate::metrics::recorded::RecordedInterval;
+use crate::rollout::{Phase, Step, StepPlan};
 
 mod scenarios;
 pub use scenarios::{scenario, standard_scenarios, wald_expected_seconds};
@@ -320,99 +321,72 @@ pub struct RolloutResult {
     pub hold_intervals: usize,
 }
 
-/// Runs a whole rollout: the step plan, advancing on `continue` after each step, holding on
-/// `hold`, stopping on `promote`, `rollback` or a pause. Optionally records the stream.
+/// Runs a whole rollout through the shared step machine ([`crate::rollout`]): the step plan,
+/// advancing on `continue` after each step, holding on `hold`, stopping on `promote`, `rollback`
+/// or a pause. Optionally records the stream.
 pub fn run_rollout(
     scenario: &Scenario,
     config: &JudgeConfig,
     seed: u64,
     mut record: Option<&mut Vec<RecordedInterval>>,
 ) -> RolloutResult {
+    let plan = StepPlan::new(
+        scenario
+            .steps
+            .iter()
+            .map(|&(weight, pause)| Step { weight, pause })
+            .collect(),
+    )
+    .expect("scenario steps are valid by construction");
     let mut generator = Generator::new(scenario.clone(), seed);
     let mut judge = Judge::new(config.clone());
-    let mut t = 0.0;
-    let mut excess = 0.0;
-    let mut canary_requests = 0.0;
-    let mut hold_intervals = 0;
-    let mut cumulative = (
-        Cumulative::new(&scenario.buckets),
-        Cumulative::new(&scenario.buckets),
-    );
-    let last = scenario.steps.len().saturating_sub(1);
     let start = 1_700_000_000.0;
-    if let Some(rec) = record.as_deref_mut() {
-        rec.push(cumulative_line(
-            start,
-            &scenario.steps[0],
-            0,
-            false,
-            last == 0,
-            &cumulative,
-        ));
-    }
-    for (step, &(weight, duration)) in scenario.steps.iter().enumerate() {
-        let mut in_step = 0.0;
-        loop {
-            t += scenario.interval;
-            in_step += scenario.interval;
-            let ctx = StepContext {
-                t: start + t,
-                step,
-                weight,
-                step_complete: in_step >= duration - 1e-9,
-                last_step: step == last,
-            };
-            let interval = generator.interval(ctx);
-            excess += scenario.excess_bad_rate(weight / 100.0) * scenario.interval;
-            canary_requests += interval.canary.counts.total;
-            if let Some(rec) = record.as_deref_mut() {
-                cumulative.0.add(&interval.stable);
-                cumulative.1.add(&interval.canary);
-                rec.push(cumulative_line(
-                    ctx.t,
-                    &(weight, duration),
-                    step,
-                    ctx.step_complete,
-                    ctx.last_step,
-                    &cumulative,
-                ));
-            }
-            let samples = interval.samples(config);
-            let judgement = judge
-                .observe(ctx, &samples)
-                .expect("SimInterval::samples yields one sample per metric");
-            let ended = |ending| RolloutResult {
-                ending,
-                seconds: t,
-                excess_bad_requests: excess,
-                canary_requests,
-                hold_intervals,
-            };
-            match judgement.decision {
-                Decision::Rollback => return ended(Ending::RolledBack),
-                Decision::Promote => return ended(Ending::Promoted),
-                Decision::Hold if judgement.paused => return ended(Ending::Paused),
-                Decision::Hold => {
-                    if ctx.step_complete {
-                        hold_intervals += 1;
-                    }
-                }
-                Decision::Continue => {
-                    if ctx.step_complete {
-                        break;
-                    }
-                }
-            }
-        }
-    }
-    // The plan ended without a promote (cannot happen: the last step promotes or holds).
-    RolloutResult {
+    let mut state = plan.start(start);
+    let mut now = start;
+    let mut result = RolloutResult {
         ending: Ending::Paused,
-        seconds: t,
-        excess_bad_requests: excess,
-        canary_requests,
-        hold_intervals,
+        seconds: 0.0,
+        excess_bad_requests: 0.0,
+        canary_requests: 0.0,
+        hold_intervals: 0,
+    };
+    let mut cumulative = (Cumulative::new(&scenario.buckets), Cumulative::new(&scenario.buckets));
+    if let Some(rec) = record.as_deref_mut() {
+        rec.push(cumulative_line(&plan.context(&state, now), &cumulative));
     }
+    // Bounded: the plan, plus a hold budget per step, plus slack.
+    let limit = start
+        + scenario.steps.iter().map(|s| s.1).sum::<f64>()
+        + (scenario.steps.len() as f64 + 1.0) * (config.hold_budget.as_secs_f64() + scenario.interval);
+    while let Some(wake) = plan.next_wake(&state, now, scenario.interval) {
+        if wake > limit {
+            break;
+        }
+        now = wake;
+        let ctx = plan.context(&state, now);
+        let interval = generator.interval(ctx);
+        result.excess_bad_requests += scenario.excess_bad_rate(ctx.weight / 100.0) * scenario.interval;
+        result.canary_requests += interval.canary.counts.total;
+        if let Some(rec) = record.as_deref_mut() {
+            cumulative.0.add(&interval.stable);
+            cumulative.1.add(&interval.canary);
+            rec.push(cumulative_line(&ctx, &cumulative));
+        }
+        let judgement = judge
+            .observe(ctx, &interval.samples(config))
+            .expect("SimInterval::samples yields one sample per metric");
+        state = plan.apply(&state, &ctx, judgement.decision, judgement.paused, now);
+        if state.phase == Phase::Holding {
+            result.hold_intervals += 1;
+        }
+        result.seconds = now - start;
+        result.ending = match state.phase {
+            Phase::Promoted => Ending::Promoted,
+            Phase::RolledBack => Ending::RolledBack,
+            _ => Ending::Paused,
+        };
+    }
+    result
 }
 
 struct Cumulative {
@@ -460,20 +434,13 @@ impl Cumulative {
     }
 }
 
-fn cumulative_line(
-    t: f64,
-    step_plan: &(f64, f64),
-    step: usize,
-    step_complete: bool,
-    last_step: bool,
-    cumulative: &(Cumulative, Cumulative),
-) -> RecordedInterval {
+fn cumulative_line(ctx: &StepContext, cumulative: &(Cumulative, Cumulative)) -> RecordedInterval {
     RecordedInterval {
-        t,
-        weight: step_plan.0,
-        step,
-        step_complete,
-        last_step,
+        t: ctx.t,
+        weight: ctx.weight,
+        step: ctx.step,
+        step_complete: ctx.step_complete,
+        last_step: ctx.last_step,
         stable: cumulative.0.counters(),
         canary: cumulative.1.counters(),
     }
