@@ -1,13 +1,15 @@
 //! canary-gate: progressive delivery with a statistical canary judge.
 //!
 //! Layout: [`analysis`] is the pure judge; [`template`] reads the analysis templates SREs write;
-//! [`metrics`] turns metric sources (the recorded stream for now) into judge input;
+//! [`metrics`] turns metric sources (Prometheus, direct scrapes, the recorded stream) into judge
+//! input; [`analyze`] judges a past window;
 //! [`simulation`] generates seeded synthetic canaries for calibration and benchmarks; [`replay`]
 //! judges a recorded stream line by line; [`rollout`] is the pure step machine.
 
 pub mod analysis;
+pub mod analyze;
 pub mod metrics;
 pub mod replay;
+pub mod rollout;
 pub mod simulation;
 pub mod template;
-pub mod rollout;

@@ -9,6 +9,8 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 
 use canary_gate::simulation::{self, Ending};
+
+mod commands;
 use canary_gate::{replay, template};
 
 /// Progressive delivery with a statistical canary judge.
@@ -48,6 +50,9 @@ enum Command {
         #[arg(long)]
         list: bool,
     },
+    /// Judge a past window of Prometheus data with a template ("would it have caught it?").
+    /// Exits 0 when the window passes, 1 when it would have rolled back.
+    Analyze(Box<commands::analyze::AnalyzeArgs>),
     /// Work with analysis templates.
     Template {
         #[command(subcommand)]
@@ -57,15 +62,17 @@ enum Command {
 
 #[derive(Debug, Subcommand)]
 enum TemplateCommand {
-    /// Validate template files: schema, unknown fields, ranges, arguments.
-    Lint {
-        /// Template files.
-        #[arg(required = true)]
-        files: Vec<PathBuf>,
-    },
+    /// Validate template files: schema, unknown fields, ranges, arguments, placeholders, and
+    /// (with --prometheus) PromQL syntax.
+    Lint(commands::template::LintArgs),
+    /// Run every query of a template once against Prometheus and show what each returns per
+    /// version.
+    Test(Box<commands::template::TestArgs>),
 }
 
 fn main() -> ExitCode {
+    // One TLS provider for every client (kube and reqwest would otherwise disagree).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("CANARY_GATE_LOG")
@@ -146,29 +153,24 @@ fn run(cli: Cli) -> Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        Command::Analyze(args) => Ok(if commands::analyze::run(*args)? {
+            ExitCode::from(1)
+        } else {
+            ExitCode::SUCCESS
+        }),
         Command::Template {
-            command: TemplateCommand::Lint { files },
-        } => {
-            let mut failed = 0;
-            for file in &files {
-                match template::load(file) {
-                    Ok(t) => println!(
-                        "ok   {}: {} ({} metrics)",
-                        file.display(),
-                        t.name(),
-                        t.judge.metrics.len()
-                    ),
-                    Err(e) => {
-                        failed += 1;
-                        eprintln!("FAIL {e}");
-                    }
-                }
-            }
-            if failed > 0 {
-                eprintln!("{failed} of {} templates failed", files.len());
-                return Ok(ExitCode::FAILURE);
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+            command: TemplateCommand::Lint(args),
+        } => Ok(if commands::template::lint(args)? > 0 {
+            ExitCode::FAILURE
+        } else {
+            ExitCode::SUCCESS
+        }),
+        Command::Template {
+            command: TemplateCommand::Test(args),
+        } => Ok(if commands::template::test(*args)? {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        }),
     }
 }

@@ -393,11 +393,14 @@ fn verdict(
         )
     } else if let Some(problem) = &state.problem {
         (Outcome::Inconclusive, problem.clone())
-    } else if state.step_canary < min || state.step_stable < min {
+    } else if state.step_canary < min
+        // An absolute gate judges the canary alone; a comparison needs both versions.
+        || (!matches!(state.engine, Engine::Gate(_)) && state.step_stable < min)
+    {
         (
             Outcome::Inconclusive,
             format!(
-                "insufficient traffic: {:.0} canary and {:.0} stable requests in this step, {min:.0} each needed",
+                "insufficient traffic: {:.0} canary and {:.0} stable requests in this step, {min:.0} needed",
                 state.step_canary, state.step_stable
             ),
         )

@@ -1,8 +1,10 @@
-//! Metric sources: where observations come from (the recorded stream; Prometheus and direct
-//! scrapes follow), turned into the judge's per-interval samples.
+//! Metric sources: where observations come from (Prometheus, direct scrapes of `/metrics`, the
+//! recorded stream), turned into the judge's per-interval samples.
 
 pub mod counters;
 pub mod prometheus;
+pub mod prometheus_source;
+pub mod query;
 pub mod recorded;
 pub mod scrape;
 

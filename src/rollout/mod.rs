@@ -111,7 +111,14 @@ impl StepPlan {
 
     /// Applies a decision taken at `now` for the context `ctx`; `paused` is the judge's flag that
     /// the hold budget ran out under the pause policy.
-    pub fn apply(&self, state: &PlanState, ctx: &StepContext, decision: Decision, paused: bool, now: f64) -> PlanState {
+    pub fn apply(
+        &self,
+        state: &PlanState,
+        ctx: &StepContext,
+        decision: Decision,
+        paused: bool,
+        now: f64,
+    ) -> PlanState {
         let mut next = *state;
         if state.phase.is_terminal() {
             return next;
@@ -144,7 +151,11 @@ impl StepPlan {
             return None;
         }
         let end = state.step_started + self.steps[state.step].pause;
-        Some(if end > now + 1e-9 { (now + interval).min(end) } else { now + interval })
+        Some(if end > now + 1e-9 {
+            (now + interval).min(end)
+        } else {
+            now + interval
+        })
     }
 }
 
@@ -187,8 +198,14 @@ mod tests {
 
     fn plan() -> StepPlan {
         StepPlan::new(vec![
-            Step { weight: 5.0, pause: 30.0 },
-            Step { weight: 50.0, pause: 30.0 },
+            Step {
+                weight: 5.0,
+                pause: 30.0,
+            },
+            Step {
+                weight: 50.0,
+                pause: 30.0,
+            },
         ])
         .unwrap()
     }
@@ -202,7 +219,10 @@ mod tests {
         assert_eq!(p.apply(&s, &ctx, Decision::Continue, false, 10.0).step, 0);
         let ctx = p.context(&s, 30.0);
         let next = p.apply(&s, &ctx, Decision::Continue, false, 30.0);
-        assert_eq!((next.step, next.step_started, p.weight(&next)), (1, 30.0, 50.0));
+        assert_eq!(
+            (next.step, next.step_started, p.weight(&next)),
+            (1, 30.0, 50.0)
+        );
     }
 
     #[test]
@@ -211,7 +231,10 @@ mod tests {
         let s = p.start(0.0);
         let ctx = p.context(&s, 40.0);
         let next = p.apply(&s, &ctx, Decision::Hold, false, 40.0);
-        assert_eq!((next.step, next.phase, p.weight(&next)), (0, Phase::Holding, 5.0));
+        assert_eq!(
+            (next.step, next.phase, p.weight(&next)),
+            (0, Phase::Holding, 5.0)
+        );
     }
 
     #[test]
@@ -231,7 +254,10 @@ mod tests {
         let ctx = p.context(&s, 5.0);
         let rolled = p.apply(&s, &ctx, Decision::Rollback, false, 5.0);
         assert_eq!((rolled.phase, p.weight(&rolled)), (Phase::RolledBack, 0.0));
-        assert_eq!(p.apply(&rolled, &ctx, Decision::Promote, false, 6.0), rolled);
+        assert_eq!(
+            p.apply(&rolled, &ctx, Decision::Promote, false, 6.0),
+            rolled
+        );
         let promoted = p.apply(&s, &ctx, Decision::Promote, false, 5.0);
         assert_eq!(p.weight(&promoted), 100.0);
     }
@@ -239,7 +265,11 @@ mod tests {
     #[test]
     fn the_last_step_never_advances_past_the_plan() {
         let p = plan();
-        let s = PlanState { step: 1, step_started: 0.0, phase: Phase::Progressing };
+        let s = PlanState {
+            step: 1,
+            step_started: 0.0,
+            phase: Phase::Progressing,
+        };
         let ctx = p.context(&s, 30.0);
         assert!(ctx.last_step && ctx.step_complete);
         assert_eq!(p.apply(&s, &ctx, Decision::Continue, false, 30.0).step, 1);
@@ -258,7 +288,10 @@ mod tests {
     fn bad_plans_are_rejected() {
         assert_eq!(StepPlan::new(vec![]), Err(PlanError::Empty));
         assert!(matches!(
-            StepPlan::new(vec![Step { weight: 120.0, pause: 1.0 }]),
+            StepPlan::new(vec![Step {
+                weight: 120.0,
+                pause: 1.0
+            }]),
             Err(PlanError::Weight { index: 0, .. })
         ));
     }

@@ -350,14 +350,18 @@ pub fn run_rollout(
         canary_requests: 0.0,
         hold_intervals: 0,
     };
-    let mut cumulative = (Cumulative::new(&scenario.buckets), Cumulative::new(&scenario.buckets));
+    let mut cumulative = (
+        Cumulative::new(&scenario.buckets),
+        Cumulative::new(&scenario.buckets),
+    );
     if let Some(rec) = record.as_deref_mut() {
         rec.push(cumulative_line(&plan.context(&state, now), &cumulative));
     }
     // Bounded: the plan, plus a hold budget per step, plus slack.
     let limit = start
         + scenario.steps.iter().map(|s| s.1).sum::<f64>()
-        + (scenario.steps.len() as f64 + 1.0) * (config.hold_budget.as_secs_f64() + scenario.interval);
+        + (scenario.steps.len() as f64 + 1.0)
+            * (config.hold_budget.as_secs_f64() + scenario.interval);
     while let Some(wake) = plan.next_wake(&state, now, scenario.interval) {
         if wake > limit {
             break;
@@ -365,7 +369,8 @@ pub fn run_rollout(
         now = wake;
         let ctx = plan.context(&state, now);
         let interval = generator.interval(ctx);
-        result.excess_bad_requests += scenario.excess_bad_rate(ctx.weight / 100.0) * scenario.interval;
+        result.excess_bad_requests +=
+            scenario.excess_bad_rate(ctx.weight / 100.0) * scenario.interval;
         result.canary_requests += interval.canary.counts.total;
         if let Some(rec) = record.as_deref_mut() {
             cumulative.0.add(&interval.stable);

@@ -1,0 +1,201 @@
+//! A template's metrics read from Prometheus: one range query per template query over a window,
+//! pivoted into per-interval, per-version judge samples (labels kept as returned).
+
+use crate::analysis::MetricSample;
+use crate::template::Template;
+
+use super::prometheus::{Prometheus, PrometheusError};
+use super::query::{
+    Bindings, LabeledValue, MetricQueries, QueryError, render_template, resolve_args,
+    sample_for_metric,
+};
+
+/// Errors reading a template's metrics.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// The template's queries cannot be prepared.
+    #[error(transparent)]
+    Query(#[from] QueryError),
+    /// A query failed in a way that is not "no data".
+    #[error("metric {metric:?}, query.{field}: {source}")]
+    Prometheus {
+        /// Metric name.
+        metric: String,
+        /// Query field.
+        field: &'static str,
+        /// The client's error (names the query).
+        #[source]
+        source: PrometheusError,
+    },
+    /// The window is empty or reversed.
+    #[error("the window from {from} to {to} holds no complete interval of {interval}s")]
+    Window {
+        /// Start, unix seconds.
+        from: f64,
+        /// End, unix seconds.
+        to: f64,
+        /// Interval length, seconds.
+        interval: f64,
+    },
+}
+
+/// One interval of a window.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WindowInterval {
+    /// End of the interval, unix seconds.
+    pub t: f64,
+    /// One sample per metric, in template order.
+    pub samples: Vec<MetricSample>,
+}
+
+/// What one query returned at one instant, for `template test`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueryResult {
+    /// Metric name.
+    pub metric: String,
+    /// Query field.
+    pub field: &'static str,
+    /// The rendered PromQL.
+    pub query: String,
+    /// Series with all their labels, or the error.
+    pub result: Result<Vec<LabeledValue>, String>,
+}
+
+/// A template bound to a Prometheus and to argument values.
+pub struct PrometheusSource<'a> {
+    client: &'a Prometheus,
+    template: &'a Template,
+    bindings: Bindings,
+    queries: Vec<MetricQueries>,
+}
+
+impl<'a> PrometheusSource<'a> {
+    /// Resolves arguments and renders every query.
+    ///
+    /// # Errors
+    /// On unknown or missing arguments, bad placeholders, or a metric without a query.
+    pub fn new(
+        client: &'a Prometheus,
+        template: &'a Template,
+        args: &[(String, String)],
+    ) -> Result<Self, SourceError> {
+        let args = resolve_args(&template.file.spec.args, args)?;
+        let bindings = Bindings::new(template, args);
+        let queries = render_template(template, &bindings)?;
+        Ok(Self {
+            client,
+            template,
+            bindings,
+            queries,
+        })
+    }
+
+    /// The rendered queries, per metric.
+    pub fn queries(&self) -> &[MetricQueries] {
+        &self.queries
+    }
+
+    /// Samples for every complete interval in `(from, to]`.
+    ///
+    /// # Errors
+    /// When a query fails for a reason other than returning no data or NaN (those become
+    /// missing samples, which the judge holds on).
+    pub async fn window(&self, from: f64, to: f64) -> Result<Vec<WindowInterval>, SourceError> {
+        let step = self.template.interval;
+        let interval = step.as_secs_f64();
+        let n = ((to - from) / interval + 1e-9).floor() as usize;
+        if n == 0 || !(from.is_finite() && to.is_finite()) {
+            return Err(SourceError::Window { from, to, interval });
+        }
+        let times: Vec<f64> = (1..=n).map(|k| from + k as f64 * interval).collect();
+        let (start, end) = (times[0], times[n - 1]);
+        // results[metric][query][interval] = values
+        let mut results: Vec<Vec<Result<Vec<Vec<LabeledValue>>, String>>> = Vec::new();
+        for (metric, queries) in self.template.file.spec.metrics.iter().zip(&self.queries) {
+            let mut per_query = Vec::new();
+            for (field, query) in queries.queries() {
+                tracing::debug!(metric = %metric.name, field, query, start, end, "range query");
+                let outcome = match self.client.query_range(query, start, end, step).await {
+                    Ok(series) => {
+                        let mut per_interval = vec![Vec::new(); n];
+                        for s in series {
+                            for (ts, v) in s.points {
+                                let k = ((ts - start) / interval).round();
+                                if k >= 0.0
+                                    && (k as usize) < n
+                                    && (start + k * interval - ts).abs() < 1e-3
+                                {
+                                    per_interval[k as usize].push((s.labels.clone(), v));
+                                }
+                            }
+                        }
+                        Ok(per_interval)
+                    }
+                    Err(
+                        e @ (PrometheusError::Empty { .. } | PrometheusError::NotANumber { .. }),
+                    ) => Err(e.to_string()),
+                    Err(source) => {
+                        return Err(SourceError::Prometheus {
+                            metric: metric.name.clone(),
+                            field,
+                            source,
+                        });
+                    }
+                };
+                per_query.push(outcome);
+            }
+            results.push(per_query);
+        }
+        Ok(times
+            .iter()
+            .enumerate()
+            .map(|(k, &t)| WindowInterval {
+                t,
+                samples: self
+                    .template
+                    .judge
+                    .metrics
+                    .iter()
+                    .zip(&results)
+                    .map(|(config, per_query)| {
+                        let mut values = Vec::with_capacity(per_query.len());
+                        for q in per_query {
+                            match q {
+                                Ok(per_interval) => values.push(per_interval[k].clone()),
+                                Err(why) => return MetricSample::Missing(why.clone()),
+                            }
+                        }
+                        sample_for_metric(config.kind, &config.method, &self.bindings, &values)
+                    })
+                    .collect(),
+            })
+            .collect())
+    }
+
+    /// Runs every query once at `t` and returns what each gave, errors included.
+    pub async fn probe(&self, t: f64) -> Vec<QueryResult> {
+        let mut out = Vec::new();
+        for (metric, queries) in self.template.file.spec.metrics.iter().zip(&self.queries) {
+            for (field, query) in queries.queries() {
+                let result = self
+                    .client
+                    .query(query, t)
+                    .await
+                    .map(|samples| samples.into_iter().map(|s| (s.labels, s.value)).collect())
+                    .map_err(|e| e.to_string());
+                out.push(QueryResult {
+                    metric: metric.name.clone(),
+                    field,
+                    query: query.to_string(),
+                    result,
+                });
+            }
+        }
+        out
+    }
+
+    /// The version label and values in use.
+    pub fn bindings(&self) -> &Bindings {
+        &self.bindings
+    }
+}
