@@ -61,7 +61,7 @@ pub fn lint(a: LintArgs) -> Result<usize> {
             // Queries must render with the declared arguments (placeholders are checked
             // offline; required arguments get stand-in values).
             let rendered = resolve_args(&t.file.spec.args, &lint_args(&t))
-                .and_then(|args| render_template(&t, &Bindings::new(&t, args)));
+                .and_then(|args| render_template(&t, &Bindings::new(&t, args)?));
             match rendered {
                 Err(e) => problems.push(e.to_string()),
                 Ok(queries) => {

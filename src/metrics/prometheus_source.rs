@@ -80,7 +80,7 @@ impl<'a> PrometheusSource<'a> {
         args: &[(String, String)],
     ) -> Result<Self, SourceError> {
         let args = resolve_args(&template.file.spec.args, args)?;
-        let bindings = Bindings::new(template, args);
+        let bindings = Bindings::new(template, args)?;
         let queries = render_template(template, &bindings)?;
         Ok(Self {
             client,

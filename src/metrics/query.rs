@@ -163,25 +163,30 @@ pub struct Bindings {
 }
 
 impl Bindings {
-    /// Bindings for a template with resolved arguments.
-    pub fn new(template: &Template, args: BTreeMap<String, String>) -> Self {
+    /// Bindings for a template with resolved arguments; the version values may use
+    /// `{{args.NAME}}` too (e.g. `{{args.deployment}}-canary`).
+    ///
+    /// # Errors
+    /// When a version value uses an unknown placeholder.
+    pub fn new(template: &Template, args: BTreeMap<String, String>) -> Result<Self, QueryError> {
         let spec = &template.file.spec;
-        let (stable, canary) = spec
-            .versions
-            .as_ref()
-            .map_or(("stable".to_string(), "canary".to_string()), |v| {
-                (v.stable.clone(), v.canary.clone())
-            });
-        Self {
+        let mut bindings = Self {
             args,
             interval: promql_duration(template.interval),
             version_label: spec
                 .version_label
                 .clone()
                 .unwrap_or_else(|| "version".to_string()),
-            stable,
-            canary,
+            stable: "stable".to_string(),
+            canary: "canary".to_string(),
+        };
+        if let Some(v) = &spec.versions {
+            let stable = bindings.render("(versions)", "stable", &v.stable)?;
+            let canary = bindings.render("(versions)", "canary", &v.canary)?;
+            bindings.stable = stable;
+            bindings.canary = canary;
         }
+        Ok(bindings)
     }
 
     /// Renders one query.

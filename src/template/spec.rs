@@ -80,7 +80,7 @@ pub struct ArgSpec {
     pub description: Option<String>,
 }
 
-/// Label values that identify the two versions.
+/// Label values that identify the two versions; they may use `{{args.NAME}}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct VersionsSpec {

@@ -1,0 +1,309 @@
+//! Every shipped template against a real Prometheus holding an hour of data shaped like its
+//! target's metrics (names, labels, units): `template test` sees both versions, and `analyze`
+//! passes the clean half-hour and rolls back the half-hour where the canary serves 5 % errors.
+
+mod support;
+
+use std::fmt::Write as _;
+use std::process::Command;
+
+use canary_gate::analysis::StepContext;
+use canary_gate::simulation::{DEFAULT_BUCKETS, Generator, Scenario};
+use support::PrometheusServer;
+
+const BIN: &str = env!("CARGO_BIN_EXE_canary-gate");
+/// 2025-11-23T00:00:00Z.
+const T0: u64 = 1_763_856_000;
+const STEP: u64 = 15;
+const BREAK: u64 = T0 + 30 * 60;
+
+/// How one target exposes requests and latency.
+struct Shape {
+    template: &'static str,
+    args: &'static [&'static str],
+    /// Request counter (sample name).
+    counter: &'static str,
+    /// Labels of a version's request series, without the status label.
+    labels: fn(&str) -> String,
+    /// (status label, error value, success value).
+    status: (&'static str, &'static str, &'static str),
+    /// Histogram family (without `_bucket`).
+    histogram: &'static str,
+    /// Histogram unit per second (1000 for milliseconds).
+    unit: f64,
+}
+
+const SHAPES: &[Shape] = &[
+    Shape {
+        template: "generic-http",
+        args: &["service=web"],
+        counter: "http_requests_total",
+        labels: |v| format!("service=\"web\",version=\"{v}\""),
+        status: ("code", "500", "200"),
+        histogram: "http_request_duration_seconds",
+        unit: 1.0,
+    },
+    Shape {
+        template: "istio",
+        args: &["service=reviews"],
+        counter: "istio_requests_total",
+        labels: |v| {
+            format!(
+                "reporter=\"destination\",destination_service_name=\"reviews\",destination_workload_namespace=\"default\",destination_version=\"{v}\""
+            )
+        },
+        status: ("response_code", "503", "200"),
+        histogram: "istio_request_duration_milliseconds",
+        unit: 1000.0,
+    },
+    Shape {
+        template: "linkerd",
+        args: &["deployment=books", "namespace=shop"],
+        counter: "response_total",
+        labels: |v| {
+            let d = if v == "stable" {
+                "books"
+            } else {
+                "books-canary"
+            };
+            format!("direction=\"inbound\",namespace=\"shop\",deployment=\"{d}\"")
+        },
+        status: ("classification", "failure", "success"),
+        histogram: "response_latency_ms",
+        unit: 1000.0,
+    },
+    Shape {
+        template: "nginx-ingress",
+        args: &["service=shop"],
+        counter: "nginx_ingress_controller_requests",
+        labels: |v| {
+            let s = if v == "stable" { "shop" } else { "shop-canary" };
+            format!("namespace=\"default\",ingress=\"shop\",service=\"{s}\"")
+        },
+        status: ("status", "502", "200"),
+        histogram: "nginx_ingress_controller_request_duration_seconds",
+        unit: 1.0,
+    },
+    Shape {
+        template: "envoy-gateway",
+        args: &[
+            "stable_cluster=httproute/default/app/rule/0/backend/0",
+            "canary_cluster=httproute/default/app/rule/0/backend/1",
+        ],
+        counter: "envoy_cluster_upstream_rq_xx",
+        labels: |v| {
+            let b = if v == "stable" { 0 } else { 1 };
+            format!("envoy_cluster_name=\"httproute/default/app/rule/0/backend/{b}\"")
+        },
+        status: ("envoy_response_code_class", "5", "2"),
+        histogram: "envoy_cluster_upstream_rq_time",
+        unit: 1000.0,
+    },
+    Shape {
+        template: "grpc",
+        args: &["service=helloworld.Greeter"],
+        counter: "grpc_server_handled_total",
+        labels: |v| {
+            format!("grpc_service=\"helloworld.Greeter\",grpc_method=\"SayHello\",version=\"{v}\"")
+        },
+        status: ("grpc_code", "Unavailable", "OK"),
+        histogram: "grpc_server_handling_seconds",
+        unit: 1.0,
+    },
+];
+
+/// OpenMetrics for all shapes: the canary's error rate goes from 0.1 % to 5.1 % at BREAK.
+fn history() -> String {
+    let clean = Scenario {
+        interval: STEP as f64,
+        ..Scenario::identical("clean", "clean", 50.0)
+    };
+    let broken = Scenario {
+        canary_error_add: 0.05,
+        ..clean.clone()
+    };
+    let mut out = String::new();
+    for (n, shape) in SHAPES.iter().enumerate() {
+        let mut before = Generator::new(clean.clone(), 10 + n as u64);
+        let mut after = Generator::new(broken.clone(), 20 + n as u64);
+        let mut totals = [
+            (0.0, 0.0, vec![0.0; DEFAULT_BUCKETS.len() + 1]),
+            (0.0, 0.0, vec![0.0; DEFAULT_BUCKETS.len() + 1]),
+        ];
+        let (mut counter, mut hist) = (Vec::new(), Vec::new());
+        let mut t = T0;
+        while t <= T0 + 3600 {
+            if t > T0 {
+                let ctx = StepContext {
+                    t: t as f64,
+                    step: 0,
+                    weight: 20.0,
+                    step_complete: false,
+                    last_step: false,
+                };
+                let i = if t <= BREAK {
+                    before.interval(ctx)
+                } else {
+                    after.interval(ctx)
+                };
+                for (total, v) in totals.iter_mut().zip([&i.stable, &i.canary]) {
+                    total.0 += v.counts.total - v.counts.events;
+                    total.1 += v.counts.events;
+                    for (c, d) in total.2.iter_mut().zip(&v.latency.counts) {
+                        *c += d;
+                    }
+                }
+            }
+            for (version, total) in ["stable", "canary"].iter().zip(&totals) {
+                let labels = (shape.labels)(version);
+                let (status, bad, good) = shape.status;
+                for (code, value) in [(good, total.0), (bad, total.1)] {
+                    counter.push(format!(
+                        "{}{{{labels},{status}=\"{code}\"}} {value} {t}",
+                        shape.counter
+                    ));
+                }
+                let mut cum = 0.0;
+                for (i, c) in total.2.iter().enumerate() {
+                    cum += c;
+                    let le = DEFAULT_BUCKETS
+                        .get(i)
+                        .map_or("+Inf".to_string(), |b| (b * shape.unit).to_string());
+                    hist.push(format!(
+                        "{}_bucket{{{labels},le=\"{le}\"}} {cum} {t}",
+                        shape.histogram
+                    ));
+                }
+                hist.push(format!("{}_count{{{labels}}} {cum} {t}", shape.histogram));
+                hist.push(format!(
+                    "{}_sum{{{labels}}} {} {t}",
+                    shape.histogram,
+                    cum * 0.05 * shape.unit
+                ));
+            }
+            t += STEP;
+        }
+        // Each series' samples together, in time order.
+        let series = |l: &String| l.rsplitn(3, ' ').nth(2).unwrap_or("").to_string();
+        counter.sort_by_key(series);
+        hist.sort_by_key(series);
+        let (family, kind) = match shape.counter.strip_suffix("_total") {
+            Some(f) => (f, "counter"),
+            None => (shape.counter, "unknown"),
+        };
+        writeln!(out, "# TYPE {family} {kind}\n{}", counter.join("\n")).unwrap();
+        writeln!(
+            out,
+            "# TYPE {} histogram\n{}",
+            shape.histogram,
+            hist.join("\n")
+        )
+        .unwrap();
+    }
+    out.push_str("# EOF\n");
+    out
+}
+
+fn run(args: &[String]) -> (Option<i32>, String, String) {
+    let out = Command::new(BIN)
+        .args(args)
+        .output()
+        .expect("run canary-gate");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn with_args(mut base: Vec<String>, shape: &Shape) -> Vec<String> {
+    for a in shape.args {
+        base.push("--arg".into());
+        base.push((*a).into());
+    }
+    base
+}
+
+#[tokio::test]
+async fn every_shipped_template_reads_its_targets_metrics_and_catches_the_regression() {
+    support::init_crypto();
+    let server = PrometheusServer::builder()
+        .backfill(history())
+        .start()
+        .await;
+    let url = server.url();
+    let dir = env!("CARGO_MANIFEST_DIR");
+    let mut templates: Vec<(String, Option<&Shape>)> =
+        std::fs::read_dir(format!("{dir}/analysis-templates"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+            .map(|p| {
+                let name = p.file_stem().unwrap().to_string_lossy().into_owned();
+                let shape = SHAPES.iter().find(|s| s.template == name);
+                (name, shape)
+            })
+            .collect();
+    templates.sort_by(|a, b| a.0.cmp(&b.0));
+    for (name, shape) in &templates {
+        // slo-absolute reads the generic HTTP metrics.
+        let shape = shape.unwrap_or_else(|| {
+            assert_eq!(
+                name, "slo-absolute",
+                "no test data shaped for template {name}"
+            );
+            &SHAPES[0]
+        });
+        let file = format!("{dir}/analysis-templates/{name}.yaml");
+        let (code, out, err) = run(&with_args(
+            vec![
+                "template".into(),
+                "test".into(),
+                file.clone(),
+                "--prometheus".into(),
+                url.clone(),
+                "--time".into(),
+                (T0 + 900).to_string(),
+            ],
+            shape,
+        ));
+        assert_eq!(code, Some(0), "{name}: template test\n{out}\n{err}");
+        assert!(
+            !out.contains("MISSING") && !out.contains("ERROR"),
+            "{name}: {out}"
+        );
+
+        let analyze = |from: u64, to: u64| {
+            run(&with_args(
+                vec![
+                    "analyze".into(),
+                    "--template".into(),
+                    file.clone(),
+                    "--prometheus".into(),
+                    url.clone(),
+                    "--from".into(),
+                    from.to_string(),
+                    "--to".into(),
+                    to.to_string(),
+                ],
+                shape,
+            ))
+        };
+        let (code, out, err) = analyze(T0, BREAK - 60);
+        assert_eq!(
+            code,
+            Some(0),
+            "{name}: the clean window must pass\n{out}\n{err}"
+        );
+        assert!(out.contains("decision: PROMOTE"), "{name}: {out}");
+        let (code, out, err) = analyze(BREAK - 300, T0 + 3600);
+        assert_eq!(
+            code,
+            Some(1),
+            "{name}: the regression must roll back\n{out}\n{err}"
+        );
+        assert!(out.contains("decision: ROLLBACK"), "{name}: {out}");
+    }
+    let names: Vec<&String> = templates.iter().map(|t| &t.0).collect();
+    assert_eq!(templates.len(), 7, "{names:?}");
+}
