@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 
+use canary_gate::analysis::Decision;
 use canary_gate::simulation::{self, Ending};
 
 mod commands;
@@ -51,7 +52,8 @@ enum Command {
         list: bool,
     },
     /// Judge a past window of Prometheus data with a template ("would it have caught it?").
-    /// Exits 0 when the window passes, 1 when it would have rolled back.
+    /// Exit status: 0 the window passes, 10 it would have rolled back, 11 the evidence is
+    /// inconclusive (e.g. no data), 1 an error.
     Analyze(Box<commands::analyze::AnalyzeArgs>),
     /// Work with analysis templates.
     Template {
@@ -153,10 +155,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Analyze(args) => Ok(if commands::analyze::run(*args)? {
-            ExitCode::from(1)
-        } else {
-            ExitCode::SUCCESS
+        Command::Analyze(args) => Ok(match commands::analyze::run(*args)? {
+            Decision::Promote | Decision::Continue => ExitCode::SUCCESS,
+            Decision::Rollback => ExitCode::from(10),
+            Decision::Hold => ExitCode::from(11),
         }),
         Command::Template {
             command: TemplateCommand::Lint(args),

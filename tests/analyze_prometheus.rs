@@ -162,7 +162,7 @@ async fn analyze_finds_the_seeded_regression_passes_the_clean_window_and_records
     ]);
     assert_eq!(
         out.status.code(),
-        Some(1),
+        Some(10),
         "regression window: {}",
         String::from_utf8_lossy(&out.stderr)
     );

@@ -299,7 +299,7 @@ async fn every_shipped_template_reads_its_targets_metrics_and_catches_the_regres
         let (code, out, err) = analyze(BREAK - 300, T0 + 3600);
         assert_eq!(
             code,
-            Some(1),
+            Some(10),
             "{name}: the regression must roll back\n{out}\n{err}"
         );
         assert!(out.contains("decision: ROLLBACK"), "{name}: {out}");

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::Args;
 
+use canary_gate::analysis::Decision;
 use canary_gate::analyze::{judge_window, render_text};
 use canary_gate::metrics::prometheus_source::PrometheusSource;
 use canary_gate::metrics::query::parse_args;
@@ -39,8 +40,8 @@ pub struct AnalyzeArgs {
     pub prometheus: PrometheusArgs,
 }
 
-/// Runs `analyze`; returns whether the window would have rolled back.
-pub fn run(a: AnalyzeArgs) -> Result<bool> {
+/// Runs `analyze`; returns the window's decision (the first rollback, else the final one).
+pub fn run(a: AnalyzeArgs) -> Result<Decision> {
     let template = template::load(&a.template)?;
     let (from, to) = (parse_time(&a.from)?, parse_time(&a.to)?);
     let args = parse_args(&a.args)?;
@@ -64,5 +65,8 @@ pub fn run(a: AnalyzeArgs) -> Result<bool> {
     } else {
         write!(out, "{}", render_text(&verdict))?;
     }
-    Ok(verdict.first_rollback.is_some())
+    Ok(verdict
+        .first_rollback
+        .as_ref()
+        .map_or(verdict.last.decision, |j| j.decision))
 }
