@@ -78,6 +78,10 @@ fn samples(config: &JudgeConfig, n: f64) -> Vec<MetricSample> {
                 stable: hist(1.0),
                 canary: hist(1.0),
             },
+            MetricKind::Value => MetricSample::Value {
+                stable: Some(1.0),
+                canary: 1.0,
+            },
         })
         .collect()
 }

@@ -98,7 +98,7 @@ fn observed_weight(samples: &[MetricSample]) -> f64 {
             MetricSample::Histogram { stable, canary } => {
                 Some(share(stable.count(), canary.count()))
             }
-            MetricSample::Missing(_) => None,
+            MetricSample::Value { .. } | MetricSample::Missing(_) => None,
         })
         .unwrap_or(0.0)
 }

@@ -199,6 +199,25 @@ fn history() -> String {
             hist.join("\n")
         )
         .unwrap();
+        if shape.template == "generic-http" {
+            // Resident memory for slo-absolute's value limit: 300 MB stable, 400 MB canary.
+            let mut gauge = Vec::new();
+            for (version, bytes) in [("canary", 4.0e8), ("stable", 3.0e8)] {
+                let mut t = T0;
+                while t <= T0 + 3600 {
+                    gauge.push(format!(
+                        "process_resident_memory_bytes{{service=\"web\",version=\"{version}\"}} {bytes} {t}"
+                    ));
+                    t += STEP;
+                }
+            }
+            writeln!(
+                out,
+                "# TYPE process_resident_memory_bytes gauge\n{}",
+                gauge.join("\n")
+            )
+            .unwrap();
+        }
     }
     out.push_str("# EOF\n");
     out

@@ -35,6 +35,8 @@ pub enum MetricKind {
     ErrorRate,
     /// A latency histogram (buckets, sum, count).
     Latency,
+    /// A single value per version (gauge), judged against fixed limits only.
+    Value,
 }
 
 /// How a metric is judged.
@@ -54,6 +56,16 @@ pub enum Method {
     MaxRate {
         /// Largest acceptable rate, in (0, 1).
         max: f64,
+    },
+    /// The canary's value must stay within `[min, max]`; not a statistical test: it fails after
+    /// `fail_after` consecutive intervals outside, so a single blip does not roll back.
+    ValueRange {
+        /// Smallest acceptable value.
+        min: Option<f64>,
+        /// Largest acceptable value.
+        max: Option<f64>,
+        /// Consecutive breaching intervals that fail the metric.
+        fail_after: u32,
     },
     /// The canary's latency quantile `quantile` must stay at or below `bound`.
     MaxQuantile {

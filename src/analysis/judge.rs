@@ -8,6 +8,7 @@ use super::latency_comparison::LatencyComparison;
 use super::observation::{Counts, Histogram, MetricSample, StepContext};
 use super::rate_comparison::RateComparison;
 use super::threshold_gate::ThresholdGate;
+use super::value_gate::ValueGate;
 use super::verdict::{
     Decision, Evidence, Judgement, MetricVerdict, Outcome, Quantiles, e_value_from_log,
 };
@@ -19,39 +20,45 @@ enum Engine {
     Rate(RateComparison),
     Latency(LatencyComparison),
     Gate(ThresholdGate),
+    Value(ValueGate),
 }
 
 impl Engine {
     fn new(metric: &MetricConfig) -> Self {
-        match (metric.kind, metric.method) {
-            (
-                MetricKind::ErrorRate,
-                Method::Compare {
-                    direction,
-                    tolerance,
-                    jitter,
-                },
-            ) => Engine::Rate(RateComparison::new(direction, tolerance, jitter)),
-            (
-                MetricKind::Latency,
-                Method::Compare {
-                    direction,
-                    tolerance,
-                    jitter,
-                },
-            ) => Engine::Latency(LatencyComparison::new(direction, tolerance, jitter)),
-            (_, Method::MaxRate { max }) => Engine::Gate(ThresholdGate::new(max)),
-            (_, Method::MaxQuantile { quantile, .. }) => {
+        match metric.method {
+            Method::Compare {
+                direction,
+                tolerance,
+                jitter,
+            } => match metric.kind {
+                MetricKind::ErrorRate => {
+                    Engine::Rate(RateComparison::new(direction, tolerance, jitter))
+                }
+                MetricKind::Latency => {
+                    Engine::Latency(LatencyComparison::new(direction, tolerance, jitter))
+                }
+                // Validation only allows limits on values; an unlimited gate never fails.
+                MetricKind::Value => Engine::Value(ValueGate::new(None, None, 1)),
+            },
+            Method::MaxRate { max } => Engine::Gate(ThresholdGate::new(max)),
+            Method::MaxQuantile { quantile, .. } => {
                 Engine::Gate(ThresholdGate::new(1.0 - quantile))
             }
+            Method::ValueRange {
+                min,
+                max,
+                fail_after,
+            } => Engine::Value(ValueGate::new(min, max, fail_after)),
         }
     }
 
-    fn mixture(&self) -> &Mixture {
+    /// The e-process of a statistical test; `None` for plain value limits.
+    fn mixture(&self) -> Option<&Mixture> {
         match self {
-            Engine::Rate(e) => e.mixture(),
-            Engine::Latency(e) => e.mixture(),
-            Engine::Gate(e) => e.mixture(),
+            Engine::Rate(e) => Some(e.mixture()),
+            Engine::Latency(e) => Some(e.mixture()),
+            Engine::Gate(e) => Some(e.mixture()),
+            Engine::Value(_) => None,
         }
     }
 }
@@ -150,18 +157,22 @@ impl Judge {
     /// per-metric outcome.
     fn verdicts(&self) -> Vec<MetricVerdict> {
         let alpha = self.config.alpha;
-        let gating_weight: f64 = self
-            .config
-            .metrics
-            .iter()
-            .filter(|m| !m.dry_run)
-            .map(|m| m.weight)
+        let statistical = |i: usize| self.metrics[i].engine.mixture().is_some();
+        // α is shared by weight among the gating statistical metrics.
+        let gating_weight: f64 = (0..self.metrics.len())
+            .filter(|&i| !self.config.metrics[i].dry_run && statistical(i))
+            .map(|i| self.config.metrics[i].weight)
             .sum();
+        let p = |i: usize| {
+            self.metrics[i]
+                .engine
+                .mixture()
+                .map_or(1.0, |m| (-m.max_log_e()).exp())
+        };
         // Holm step-down: order by p/w, reject while p ≤ α·w/W_remaining.
         let mut order: Vec<usize> = (0..self.metrics.len())
-            .filter(|&i| !self.config.metrics[i].dry_run)
+            .filter(|&i| !self.config.metrics[i].dry_run && statistical(i))
             .collect();
-        let p = |i: usize| (-self.metrics[i].engine.mixture().max_log_e()).exp();
         order.sort_by(|&a, &b| {
             (p(a) / self.config.metrics[a].weight)
                 .total_cmp(&(p(b) / self.config.metrics[b].weight))
@@ -184,7 +195,7 @@ impl Judge {
             .zip(&self.config.metrics)
             .enumerate()
             .map(|(i, (state, config))| {
-                let share = if config.dry_run {
+                let share = if config.dry_run || gating_weight <= 0.0 {
                     config.weight / (gating_weight + config.weight)
                 } else {
                     config.weight / gating_weight
@@ -310,6 +321,14 @@ fn update(
             state.step_canary += canary.count();
             Ok(())
         }
+        (Engine::Value(g), MetricSample::Value { stable, canary }) => {
+            g.update(*stable, *canary);
+            Ok(())
+        }
+        (Engine::Value(_), _) => Err("expected a single value per version".into()),
+        (_, MetricSample::Value { .. }) => {
+            Err("expected counts or a histogram, got a single value".into())
+        }
         (Engine::Rate(_), MetricSample::Histogram { .. }) => {
             Err("expected error counts, got a latency histogram".into())
         }
@@ -334,7 +353,12 @@ fn verdict(
     fail_at: f64,
     failed: bool,
 ) -> MetricVerdict {
-    let mixture = state.engine.mixture();
+    if let Engine::Value(g) = &state.engine {
+        return value_verdict(g, state, config);
+    }
+    let Some(mixture) = state.engine.mixture() else {
+        unreachable!("value gates returned above")
+    };
     let log_e = mixture.log_e();
     let hold_at = fail_at.sqrt();
     let (method, estimate, evidence) = match &state.engine {
@@ -367,6 +391,7 @@ fn verdict(
                 },
             )
         }
+        Engine::Value(_) => unreachable!("value gates returned above"),
         Engine::Gate(g) => (
             "one-sided binomial mixture SPRT against the threshold",
             g.estimate(),
@@ -437,6 +462,56 @@ fn verdict(
     }
 }
 
+/// The verdict of a plain value limit: fail after consecutive breaches; no e-value (reported as
+/// 1, with `fail_at` infinite — null in JSON).
+fn value_verdict(g: &ValueGate, state: &MetricState, config: &MetricConfig) -> MetricVerdict {
+    let (breaches, fail_after) = g.breaches();
+    let value = g.last().map_or("no value yet".to_string(), |(_, c)| {
+        format!("canary value {c}")
+    });
+    let (outcome, reason) = if g.failed() {
+        (
+            Outcome::Fail,
+            format!("outside the limits for {fail_after} consecutive intervals; {value}"),
+        )
+    } else if let Some(problem) = &state.problem {
+        (Outcome::Inconclusive, problem.clone())
+    } else if g.last().is_none() {
+        (Outcome::Inconclusive, "no data: no value yet".to_string())
+    } else if breaches > 0 {
+        (
+            Outcome::Inconclusive,
+            format!(
+                "outside the limits for {breaches} of {fail_after} consecutive intervals; {value}"
+            ),
+        )
+    } else {
+        (Outcome::Pass, format!("within the limits; {value}"))
+    };
+    let seen = |v: Option<f64>| Counts::new(0.0, if v.is_some() { 1.0 } else { 0.0 });
+    let (stable, canary) = g.last().map_or((None, None), |(s, c)| (s, Some(c)));
+    MetricVerdict {
+        name: config.name.clone(),
+        verdict: outcome,
+        reason,
+        method: "plain limits on the canary's value, failing after consecutive breaches (not statistical)".into(),
+        e_value: 1.0,
+        max_e_value: 1.0,
+        fail_at: f64::INFINITY,
+        estimate: g.estimate(),
+        evidence: Evidence {
+            stable: seen(stable),
+            canary: seen(canary),
+            step_canary_requests: state.step_canary,
+            stable_quantiles: None,
+            canary_quantiles: None,
+        },
+        critical: config.critical,
+        dry_run: config.dry_run,
+        weight: config.weight,
+    }
+}
+
 fn estimate_text(config: &MetricConfig, estimate: &Option<super::verdict::Estimate>) -> String {
     let Some(e) = estimate else {
         return String::new();
@@ -452,8 +527,10 @@ fn estimate_text(config: &MetricConfig, estimate: &Option<super::verdict::Estima
         Method::Compare { .. } => match config.kind {
             MetricKind::ErrorRate => "error rate ratio",
             MetricKind::Latency => "latency ratio",
+            MetricKind::Value => "value",
         },
         Method::MaxRate { .. } | Method::MaxQuantile { .. } => "canary rate",
+        Method::ValueRange { .. } => "canary value",
     };
     format!(
         "; {what} {} [{}, {}]",
@@ -461,4 +538,143 @@ fn estimate_text(config: &MetricConfig, estimate: &Option<super::verdict::Estima
         fmt(e.low),
         fmt(e.high)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::analysis::{Direction, InconclusivePolicy};
+
+    fn config(metrics: Vec<MetricConfig>) -> JudgeConfig {
+        JudgeConfig {
+            alpha: 0.01,
+            hold_budget: Duration::from_secs(60),
+            on_inconclusive: InconclusivePolicy::Rollback,
+            fail_weight: 0.5,
+            metrics,
+        }
+    }
+
+    fn errors() -> MetricConfig {
+        MetricConfig {
+            name: "errors".into(),
+            kind: MetricKind::ErrorRate,
+            method: Method::Compare {
+                direction: Direction::Increase,
+                tolerance: 0.0,
+                jitter: 0.1,
+            },
+            critical: false,
+            weight: 1.0,
+            dry_run: false,
+            min_samples: 50.0,
+        }
+    }
+
+    fn memory(critical: bool) -> MetricConfig {
+        MetricConfig {
+            name: "memory".into(),
+            kind: MetricKind::Value,
+            method: Method::ValueRange {
+                min: None,
+                max: Some(100.0),
+                fail_after: 2,
+            },
+            critical,
+            weight: 1.0,
+            dry_run: false,
+            min_samples: 0.0,
+        }
+    }
+
+    fn ctx(t: f64, step_complete: bool) -> StepContext {
+        StepContext {
+            t,
+            step: 0,
+            weight: 10.0,
+            step_complete,
+            last_step: true,
+        }
+    }
+
+    fn clean() -> MetricSample {
+        MetricSample::Counts {
+            stable: Counts::new(1.0, 900.0),
+            canary: Counts::new(0.0, 100.0),
+        }
+    }
+
+    #[test]
+    fn insufficient_traffic_holds_instead_of_rolling_back() {
+        let mut judge = Judge::new(config(vec![errors()]));
+        let thin = MetricSample::Counts {
+            stable: Counts::new(0.0, 190.0),
+            canary: Counts::new(1.0, 10.0),
+        };
+        let j = judge.observe(ctx(10.0, false), &[thin]).unwrap();
+        assert_eq!(j.decision, Decision::Hold);
+        assert!(j.reason.contains("insufficient traffic"), "{}", j.reason);
+    }
+
+    #[test]
+    fn missing_data_never_promotes_and_the_hold_budget_then_applies_the_policy() {
+        let mut judge = Judge::new(config(vec![errors()]));
+        let missing = [MetricSample::Missing("prometheus unreachable".into())];
+        let j = judge.observe(ctx(10.0, true), &missing).unwrap();
+        assert_eq!(j.decision, Decision::Hold);
+        assert!(
+            j.reason.contains("no data: prometheus unreachable"),
+            "{}",
+            j.reason
+        );
+        let j = judge.observe(ctx(80.0, true), &missing).unwrap();
+        assert_eq!(j.decision, Decision::Rollback);
+        assert!(j.reason.contains("hold budget"), "{}", j.reason);
+    }
+
+    #[test]
+    fn a_value_limit_fails_after_consecutive_breaches_and_rolls_back_when_critical() {
+        let mut judge = Judge::new(config(vec![errors(), memory(true)]));
+        let over = MetricSample::Value {
+            stable: Some(80.0),
+            canary: 150.0,
+        };
+        let j = judge
+            .observe(ctx(10.0, false), &[clean(), over.clone()])
+            .unwrap();
+        assert_eq!(j.decision, Decision::Hold);
+        assert_eq!(j.metrics[1].verdict, Outcome::Inconclusive);
+        assert_eq!(
+            j.metrics[0].fail_at, 100.0,
+            "a value limit takes no share of alpha"
+        );
+        let j = judge.observe(ctx(20.0, false), &[clean(), over]).unwrap();
+        assert_eq!(j.metrics[1].verdict, Outcome::Fail);
+        assert_eq!(j.decision, Decision::Rollback);
+    }
+
+    #[test]
+    fn a_dry_run_failure_is_reported_but_does_not_act() {
+        let mut dry = memory(true);
+        dry.dry_run = true;
+        let mut judge = Judge::new(config(vec![errors(), dry]));
+        let over = MetricSample::Value {
+            stable: None,
+            canary: 150.0,
+        };
+        for (t, expected) in [
+            (10.0, Outcome::Inconclusive),
+            (20.0, Outcome::Fail),
+            (30.0, Outcome::Fail),
+        ] {
+            let j = judge
+                .observe(ctx(t, false), &[clean(), over.clone()])
+                .unwrap();
+            assert_eq!(j.metrics[1].verdict, expected);
+            // Neither the breach nor the failure of a dry-run metric holds or rolls back.
+            assert_eq!(j.decision, Decision::Continue, "{}", j.reason);
+        }
+    }
 }

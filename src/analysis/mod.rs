@@ -23,6 +23,10 @@
 //! (= at most 1 % of requests above the 0.5 s bucket bound), one-sided binomial tests on the
 //! canary alone.
 //!
+//! **Value limits** — [`ValueGate`]: a single value per version (memory, CPU, queue length) kept
+//! within `[min, max]`. Not statistical: it fails after `failAfter` consecutive intervals outside
+//! the limits, takes no share of α and is not part of the Holm procedure.
+//!
 //! **Sequential validity.** Each test is a mixture of likelihood ratios over a fixed grid of
 //! alternatives (a discrete mixture SPRT, cf. Robbins 1970; Johari, Pekelis & Walsh 2017), i.e.
 //! an e-process `M_t` with `E[M_τ] ≤ 1` under the null at any stopping time `τ`. Ville's
@@ -69,6 +73,7 @@ mod observation;
 mod rate_comparison;
 mod sequential;
 mod threshold_gate;
+mod value_gate;
 mod verdict;
 
 pub use config::{Direction, InconclusivePolicy, JudgeConfig, Method, MetricConfig, MetricKind};
@@ -78,6 +83,7 @@ pub use observation::{Counts, Histogram, MetricSample, StepContext};
 pub use rate_comparison::{MantelHaenszel, RateComparison};
 pub use sequential::{Factor, Mixture, precision_for_jitter, tilt_share};
 pub use threshold_gate::ThresholdGate;
+pub use value_gate::ValueGate;
 pub use verdict::{Decision, Estimate, Evidence, Judgement, MetricVerdict, Outcome, Quantiles};
 
 /// Errors of the judge.

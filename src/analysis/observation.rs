@@ -162,6 +162,13 @@ pub enum MetricSample {
         /// The canary.
         canary: Histogram,
     },
+    /// A single value per version (a gauge or a computed value, e.g. memory in bytes).
+    Value {
+        /// The stable version's value, if it has one.
+        stable: Option<f64>,
+        /// The canary's value.
+        canary: f64,
+    },
     /// No usable data for this interval; the text says why (shown in the verdict).
     Missing(String),
 }

@@ -250,6 +250,11 @@ pub enum MetricQueries {
         /// The bucket query.
         buckets: String,
     },
+    /// One value per version.
+    Value {
+        /// The value query.
+        value: String,
+    },
 }
 
 impl MetricQueries {
@@ -260,6 +265,7 @@ impl MetricQueries {
                 vec![("errors", errors), ("requests", requests)]
             }
             MetricQueries::Latency { buckets } => vec![("buckets", buckets)],
+            MetricQueries::Value { value } => vec![("value", value)],
         }
     }
 }
@@ -279,19 +285,23 @@ pub fn render_template(
         .iter()
         .map(|m| {
             let q = m.query.clone().unwrap_or_default();
-            match (&q.errors, &q.requests, &q.buckets) {
-                (Some(e), Some(r), _) => Ok(MetricQueries::ErrorRate {
+            match (&q.errors, &q.requests, &q.buckets, &q.value) {
+                (Some(e), Some(r), _, _) => Ok(MetricQueries::ErrorRate {
                     errors: bindings.render(&m.name, "errors", e)?,
                     requests: bindings.render(&m.name, "requests", r)?,
                 }),
-                (_, _, Some(b)) => Ok(MetricQueries::Latency {
+                (_, _, Some(b), _) => Ok(MetricQueries::Latency {
                     buckets: bindings.render(&m.name, "buckets", b)?,
+                }),
+                (_, _, _, Some(v)) => Ok(MetricQueries::Value {
+                    value: bindings.render(&m.name, "value", v)?,
                 }),
                 _ => Err(QueryError::NoQuery {
                     metric: m.name.clone(),
                     needed: match m.kind {
                         crate::template::spec::KindSpec::ErrorRate => "errors and query.requests",
                         crate::template::spec::KindSpec::Latency => "buckets",
+                        crate::template::spec::KindSpec::Value => "value",
                     },
                 }),
             }
@@ -366,6 +376,16 @@ pub fn sample_for_metric(
     let label = &bindings.version_label;
     let gate = !matches!(method, Method::Compare { .. });
     match kind {
+        MetricKind::Value => match sum_for_version(&results[0], label, &bindings.canary) {
+            Some(canary) => MetricSample::Value {
+                stable: sum_for_version(&results[0], label, &bindings.stable),
+                canary,
+            },
+            None => MetricSample::Missing(format!(
+                "query.value returned no series with {label}=\"{}\"",
+                bindings.canary
+            )),
+        },
         MetricKind::ErrorRate => {
             let (errors, requests) = (&results[0], &results[1]);
             let side = |version: &str| -> Result<Counts, String> {

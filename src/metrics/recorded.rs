@@ -85,6 +85,9 @@ impl RecordedInterval {
         metrics
             .iter()
             .map(|m| match m.kind {
+                MetricKind::Value => MetricSample::Missing(
+                    "the recorded stream carries requests, errors and latency, not values".into(),
+                ),
                 MetricKind::ErrorRate => MetricSample::Counts {
                     stable: self.stable.counts_since(Some(&prev.stable)),
                     canary: self.canary.counts_since(Some(&prev.canary)),

@@ -160,6 +160,9 @@ impl SimInterval {
             .metrics
             .iter()
             .map(|m| match m.kind {
+                MetricKind::Value => {
+                    MetricSample::Missing("the simulator produces no values".into())
+                }
                 MetricKind::ErrorRate => MetricSample::Counts {
                     stable: self.stable.counts,
                     canary: self.canary.counts,

@@ -259,35 +259,59 @@ fn metric_config(m: &MetricSpec, at: &dyn Fn(&str) -> String) -> Result<MetricCo
     let kind = match m.kind {
         KindSpec::ErrorRate => MetricKind::ErrorRate,
         KindSpec::Latency => MetricKind::Latency,
+        KindSpec::Value => MetricKind::Value,
     };
     if let Some(q) = &m.query {
-        match kind {
-            MetricKind::ErrorRate => {
-                if q.buckets.is_some() {
-                    return Err((at("query.buckets"), "belongs to latency metrics; an errorRate metric takes query.errors and query.requests".into()));
-                }
-                if q.errors.is_none() || q.requests.is_none() {
-                    return Err((
-                        at("query"),
-                        "an errorRate metric needs both query.errors and query.requests".into(),
-                    ));
-                }
-            }
-            MetricKind::Latency => {
-                if q.errors.is_some() || q.requests.is_some() {
-                    return Err((
-                        at("query"),
-                        "a latency metric takes query.buckets only".into(),
-                    ));
-                }
-                if q.buckets.is_none() {
-                    return Err((
-                        at("query.buckets"),
-                        "is missing; give the histogram bucket query".into(),
-                    ));
-                }
+        // Which query fields each kind takes.
+        let (needed, takes): (&[(&str, bool)], &str) = match kind {
+            MetricKind::ErrorRate => (
+                &[
+                    ("errors", q.errors.is_some()),
+                    ("requests", q.requests.is_some()),
+                ],
+                "an errorRate metric takes query.errors and query.requests",
+            ),
+            MetricKind::Latency => (
+                &[("buckets", q.buckets.is_some())],
+                "a latency metric takes query.buckets",
+            ),
+            MetricKind::Value => (
+                &[("value", q.value.is_some())],
+                "a value metric takes query.value",
+            ),
+        };
+        let given = [
+            ("errors", q.errors.is_some()),
+            ("requests", q.requests.is_some()),
+            ("buckets", q.buckets.is_some()),
+            ("value", q.value.is_some()),
+        ];
+        for (field, present) in given {
+            if present && !needed.iter().any(|(n, _)| *n == field) {
+                return Err((
+                    at(&format!("query.{field}")),
+                    format!("does not belong here; {takes}"),
+                ));
             }
         }
+        if let Some((field, _)) = needed.iter().find(|(_, present)| !present) {
+            return Err((
+                at(&format!("query.{field}")),
+                format!("is missing; {takes}"),
+            ));
+        }
+    }
+    if let Some(t) = &m.threshold
+        && kind != MetricKind::Value
+        && (t.min.is_some() || t.fail_after.is_some())
+    {
+        return Err((
+            at("threshold"),
+            "min and failAfter are for value metrics".into(),
+        ));
+    }
+    if kind == MetricKind::Value {
+        return value_metric(m, at);
     }
     let method = match (&m.compare, &m.threshold) {
         (Some(_), Some(_)) => {
@@ -316,8 +340,8 @@ fn metric_config(m: &MetricSpec, at: &dyn Fn(&str) -> String) -> Result<MetricCo
                 "relative: 0.1 means the canary may be 10 % worse",
             )?;
             let default_jitter = match kind {
-                MetricKind::ErrorRate => DEFAULT_ERROR_JITTER,
                 MetricKind::Latency => DEFAULT_LATENCY_JITTER,
+                MetricKind::ErrorRate | MetricKind::Value => DEFAULT_ERROR_JITTER,
             };
             let jitter = in_range(
                 &at("compare.jitter"),
@@ -333,7 +357,7 @@ fn metric_config(m: &MetricSpec, at: &dyn Fn(&str) -> String) -> Result<MetricCo
             }
         }
         (None, Some(t)) => match kind {
-            MetricKind::ErrorRate => {
+            MetricKind::ErrorRate | MetricKind::Value => {
                 if t.quantile.is_some() || t.max.is_some() {
                     return Err((
                         at("threshold"),
@@ -410,6 +434,66 @@ fn metric_config(m: &MetricSpec, at: &dyn Fn(&str) -> String) -> Result<MetricCo
         weight,
         dry_run: m.dry_run.unwrap_or(false),
         min_samples,
+    })
+}
+
+/// A `value` metric: limits only, no comparison, no minimum traffic.
+fn value_metric(m: &MetricSpec, at: &dyn Fn(&str) -> String) -> Result<MetricConfig, FieldError> {
+    if m.compare.is_some() {
+        return Err((
+            at("compare"),
+            "a value metric is judged against limits: use threshold.max and/or threshold.min"
+                .into(),
+        ));
+    }
+    let t = m.threshold.clone().unwrap_or_default();
+    if t.max_rate.is_some() || t.quantile.is_some() {
+        return Err((
+            at("threshold"),
+            "maxRate and quantile are for errorRate and latency metrics; a value metric takes max, min and failAfter".into(),
+        ));
+    }
+    if t.max.is_none() && t.min.is_none() {
+        return Err((
+            at("threshold"),
+            "a value metric needs threshold.max and/or threshold.min".into(),
+        ));
+    }
+    for (field, v) in [("threshold.max", t.max), ("threshold.min", t.min)] {
+        if v.is_some_and(|v| !v.is_finite()) {
+            return Err((at(field), "must be a finite number".into()));
+        }
+    }
+    if let (Some(lo), Some(hi)) = (t.min, t.max)
+        && lo > hi
+    {
+        return Err((
+            at("threshold.min"),
+            format!("is {lo}, above threshold.max {hi}"),
+        ));
+    }
+    let fail_after = t.fail_after.unwrap_or(3);
+    if fail_after == 0 {
+        return Err((at("threshold.failAfter"), "must be at least 1".into()));
+    }
+    Ok(MetricConfig {
+        name: m.name.clone(),
+        kind: MetricKind::Value,
+        method: Method::ValueRange {
+            min: t.min,
+            max: t.max,
+            fail_after,
+        },
+        critical: m.critical.unwrap_or(false),
+        weight: in_range(
+            &at("weight"),
+            m.weight.unwrap_or(1.0),
+            1e-9,
+            1e9,
+            "a positive weight",
+        )?,
+        dry_run: m.dry_run.unwrap_or(false),
+        min_samples: 0.0,
     })
 }
 
@@ -517,6 +601,41 @@ spec:
             .replace("kind: latency\n", "kind: latency\n      dryRun: true\n");
         let err = parse(&text, "t.yaml").unwrap_err().to_string();
         assert!(err.contains("every metric is dryRun"), "{err}");
+    }
+
+    #[test]
+    fn a_value_metric_takes_limits_and_consecutive_breaches() {
+        let text = MINIMAL.replace(
+            "      compare:\n        tolerance: 0.1\n",
+            "      compare:\n        tolerance: 0.1\n    - name: memory\n      kind: value\n      threshold: {max: 5.0e8}\n",
+        );
+        let t = parse(&text, "t.yaml").unwrap();
+        assert_eq!(
+            t.judge.metrics[2].method,
+            Method::ValueRange {
+                min: None,
+                max: Some(5.0e8),
+                fail_after: 3
+            }
+        );
+        let text = text.replace(
+            "threshold: {max: 5.0e8}",
+            "threshold: {quantile: 0.9, max: 1}",
+        );
+        let err = parse(&text, "t.yaml").unwrap_err().to_string();
+        assert!(
+            err.contains("spec.metrics[2].threshold: maxRate and quantile"),
+            "{err}"
+        );
+        let text = MINIMAL.replace(
+            "kind: errorRate\n",
+            "kind: errorRate\n      query: {buckets: x}\n",
+        );
+        let err = parse(&text, "t.yaml").unwrap_err().to_string();
+        assert!(
+            err.contains("spec.metrics[0].query.buckets: does not belong here"),
+            "{err}"
+        );
     }
 
     #[test]

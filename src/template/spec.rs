@@ -121,7 +121,8 @@ pub enum InconclusiveSpec {
 pub struct MetricSpec {
     /// Unique name.
     pub name: String,
-    /// `errorRate` (errors out of requests) or `latency` (a histogram).
+    /// `errorRate` (errors out of requests — or any events out of trials, a generic ratio),
+    /// `latency` (a histogram) or `value` (one number per version, against limits).
     pub kind: KindSpec,
     /// PromQL returning both versions, grouped by the version label.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -154,6 +155,8 @@ pub enum KindSpec {
     ErrorRate,
     /// A latency histogram.
     Latency,
+    /// One value per version (a gauge: memory, CPU, queue length), judged against limits.
+    Value,
 }
 
 /// PromQL for a metric. Each query must return one series per version (grouped by the version
@@ -170,6 +173,9 @@ pub struct QuerySpec {
     /// `latency`: histogram bucket increases per version and `le` over `{{interval}}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub buckets: Option<String>,
+    /// `value`: one value per version, e.g. `max by (version) (container_memory_working_set_bytes{…})`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
 }
 
 /// Options of a canary-vs-stable comparison.
@@ -211,7 +217,13 @@ pub struct ThresholdSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quantile: Option<f64>,
     /// `latency`: the largest acceptable value of the quantile, in the histogram's unit (use a
-    /// bucket bound).
+    /// bucket bound). `value`: the largest acceptable value.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max: Option<f64>,
+    /// `value`: the smallest acceptable value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<f64>,
+    /// `value`: consecutive intervals outside the limits that fail the metric (default 3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fail_after: Option<u32>,
 }
