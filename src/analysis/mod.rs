@@ -13,11 +13,14 @@
 //!
 //! **Latency, canary vs stable** — [`LatencyComparison`]. The histogram buckets are walked from
 //! the fastest up (log-rank style): among requests not yet completed, the canary's share of those
-//! completing in the next bucket is compared with its share of those at risk. Alternatives are
-//! "slower" shapes derived from the pooled histogram (all latencies ×m; or only the tail above the
-//! median or p90 stretched). One likelihood ratio covers the whole histogram, so there is no
-//! multiplicity across bucket bounds. p50/p90/p99 are estimated for display by linear
-//! interpolation inside buckets, as PromQL's `histogram_quantile` does.
+//! completing in the next bucket is compared with its share of those at risk (binomial over the
+//! smaller of completers and survivors, alternative means from Cornfield's approximation to the
+//! noncentral hypergeometric). Alternatives are proportional completion odds (whole histogram, or
+//! only above the pooled median / p90 / p99) plus one learned from earlier intervals, all on the
+//! "slower" side; a tolerance maps "up to x % slower" through a log-normal fitted to the pooled
+//! histogram. One likelihood ratio covers the whole histogram, so there is no multiplicity across
+//! bucket bounds. p50/p90/p99 are estimated for display by linear interpolation inside buckets,
+//! as PromQL's `histogram_quantile` does.
 //!
 //! **Absolute gates** — [`ThresholdGate`]: "canary error rate ≤ 1 %", "canary p99 ≤ 500 ms"
 //! (= at most 1 % of requests above the 0.5 s bucket bound), one-sided binomial tests on the
