@@ -1,0 +1,188 @@
+//! The client's typed errors, and the shortened texts (queries, bodies, labels) they quote.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// Longest PromQL text quoted in an error or a log line.
+const MAX_QUERY_IN_ERROR: usize = 300;
+/// Longest response body quoted in an error.
+const MAX_BODY_IN_ERROR: usize = 512;
+
+/// Errors of the Prometheus client. None of them contains a token or password.
+#[derive(Debug, thiserror::Error)]
+pub enum PrometheusError {
+    /// The configuration cannot work: bad URL or header, unreadable CA file, client setup.
+    #[error("prometheus client configuration: {0}")]
+    Config(String),
+    /// No connection could be made (refused, DNS, reset) after every attempt.
+    #[error("prometheus at {url} is unreachable after {attempts} attempt(s): {detail}")]
+    Unreachable {
+        /// The endpoint URL.
+        url: String,
+        /// Attempts made.
+        attempts: u32,
+        /// The transport error chain.
+        detail: String,
+    },
+    /// The TLS handshake failed (untrusted certificate, wrong host name); not retried.
+    #[error("TLS handshake with {url} failed: {detail}")]
+    Tls {
+        /// The endpoint URL.
+        url: String,
+        /// The TLS error chain.
+        detail: String,
+    },
+    /// Every attempt exceeded the per-attempt timeout.
+    #[error(
+        "query {query:?} timed out after {} per attempt ({attempts} attempt(s))",
+        humantime::format_duration(*timeout)
+    )]
+    Timeout {
+        /// The PromQL (shortened if long).
+        query: String,
+        /// The per-attempt timeout.
+        timeout: Duration,
+        /// Attempts made.
+        attempts: u32,
+    },
+    /// Prometheus rejected the query (HTTP 400 or 422); not retried.
+    #[error("prometheus rejected query {query:?} (HTTP {status}, {error_type}): {error}")]
+    BadQuery {
+        /// The PromQL (shortened if long).
+        query: String,
+        /// HTTP status.
+        status: u16,
+        /// Prometheus' `errorType` (`bad_data`, `execution`, …).
+        error_type: String,
+        /// Prometheus' `error` text.
+        error: String,
+    },
+    /// Authentication or authorization failed (HTTP 401/403); not retried.
+    #[error("prometheus at {url} refused the credentials (HTTP {status}): {body}")]
+    Unauthorized {
+        /// The endpoint URL.
+        url: String,
+        /// HTTP status.
+        status: u16,
+        /// Start of the response body.
+        body: String,
+    },
+    /// Any other unexpected HTTP status (404 for a wrong path prefix, 3xx, 429, …); not retried.
+    #[error("prometheus at {url} answered HTTP {status}: {body}")]
+    HttpStatus {
+        /// The endpoint URL.
+        url: String,
+        /// HTTP status.
+        status: u16,
+        /// Start of the response body (or the redirect target).
+        body: String,
+    },
+    /// The server failed (5xx) on every attempt.
+    #[error("prometheus at {url} failed with HTTP {status} after {attempts} attempt(s): {body}")]
+    Server {
+        /// The endpoint URL.
+        url: String,
+        /// The last HTTP status.
+        status: u16,
+        /// Attempts made.
+        attempts: u32,
+        /// Start of the last response body.
+        body: String,
+    },
+    /// The response is not the JSON the API promises.
+    #[error("cannot decode prometheus response to query {query:?}: {detail}")]
+    Decode {
+        /// The PromQL (shortened if long).
+        query: String,
+        /// What is wrong.
+        detail: String,
+    },
+    /// The query matched no series.
+    #[error("query {query:?} returned no series")]
+    Empty {
+        /// The PromQL (shortened if long).
+        query: String,
+    },
+    /// A value is NaN or ±Inf (a division by zero, typically).
+    #[error("query {query:?} returned {value} for series {labels}")]
+    NotANumber {
+        /// The PromQL (shortened if long).
+        query: String,
+        /// The series labels, `{name="value",…}`.
+        labels: String,
+        /// The offending value.
+        value: f64,
+    },
+    /// The newest point of a range query is older than `end − 2 × step`: data stopped arriving.
+    #[error(
+        "query {query:?} is stale: newest point is {} old at the end of the range (step {})",
+        humantime::format_duration(*age),
+        humantime::format_duration(*step)
+    )]
+    Stale {
+        /// The PromQL (shortened if long).
+        query: String,
+        /// `end` minus the newest point's time (millisecond precision).
+        age: Duration,
+        /// The query step.
+        step: Duration,
+    },
+}
+
+impl PrometheusError {
+    /// A stable short name for metrics labels and logs: `config`, `unreachable`, `tls`,
+    /// `timeout`, `bad_query`, `unauthorized`, `http_status`, `server`, `decode`, `empty`,
+    /// `not_a_number` or `stale`.
+    pub fn category(&self) -> &'static str {
+        match self {
+            PrometheusError::Config(_) => "config",
+            PrometheusError::Unreachable { .. } => "unreachable",
+            PrometheusError::Tls { .. } => "tls",
+            PrometheusError::Timeout { .. } => "timeout",
+            PrometheusError::BadQuery { .. } => "bad_query",
+            PrometheusError::Unauthorized { .. } => "unauthorized",
+            PrometheusError::HttpStatus { .. } => "http_status",
+            PrometheusError::Server { .. } => "server",
+            PrometheusError::Decode { .. } => "decode",
+            PrometheusError::Empty { .. } => "empty",
+            PrometheusError::NotANumber { .. } => "not_a_number",
+            PrometheusError::Stale { .. } => "stale",
+        }
+    }
+}
+
+/// Shortens PromQL for errors and logs.
+pub(super) fn shorten(promql: &str) -> String {
+    match promql.char_indices().nth(MAX_QUERY_IN_ERROR) {
+        Some((cut, _)) => format!("{}…", &promql[..cut]),
+        None => promql.to_string(),
+    }
+}
+
+pub(super) fn truncate_body(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let text = text.trim();
+    match text.char_indices().nth(MAX_BODY_IN_ERROR) {
+        Some((cut, _)) => format!("{}… ({} bytes)", &text[..cut], body.len()),
+        None => text.to_string(),
+    }
+}
+
+/// `{a="b", c="d"}`.
+pub(super) fn format_labels(labels: &BTreeMap<String, String>) -> String {
+    let inner: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
+    format!("{{{}}}", inner.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_queries_are_shortened_in_errors() {
+        let q = "a".repeat(1000);
+        let s = shorten(&q);
+        assert_eq!(s.chars().count(), MAX_QUERY_IN_ERROR + 1);
+        assert!(s.ends_with('…'));
+    }
+}
