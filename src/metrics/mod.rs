@@ -23,3 +23,19 @@ pub enum MetricsError {
         message: String,
     },
 }
+
+/// An error and its sources as one line, `error: cause: cause …`, skipping a cause whose text
+/// the message already ends with.
+pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.ends_with(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
+}

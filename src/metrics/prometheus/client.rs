@@ -16,6 +16,7 @@ use super::error::{PrometheusError, format_labels, shorten, truncate_body};
 use super::form::{form_append, format_number};
 use super::retry::{Failure, Transient, backoff_delay};
 use super::secret::Credentials;
+use crate::metrics::error_chain;
 
 /// The API endpoints used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -491,21 +492,6 @@ fn client_build_error(config: &PrometheusConfig, e: &reqwest::Error) -> String {
             error_chain(e)
         ),
     }
-}
-
-/// `error: cause: cause …` without the URL (reqwest errors already stripped of it).
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !out.ends_with(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = s.source();
-    }
-    out
 }
 
 /// Whether a transport error comes from TLS (rustls), which retrying cannot fix.

@@ -5,6 +5,7 @@ use std::time::Duration;
 use super::error::{ScrapeError, truncate};
 use super::exposition::Exposition;
 use super::parse::parse_exposition;
+use crate::metrics::error_chain;
 
 /// Scrapes `/metrics` endpoints over HTTP(S).
 #[derive(Debug, Clone)]
@@ -107,18 +108,4 @@ fn display_url(url: &str) -> String {
         Ok(u) => u.to_string(),
         Err(_) => url.to_string(),
     }
-}
-
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !out.ends_with(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = s.source();
-    }
-    out
 }
