@@ -4,12 +4,10 @@
 
 mod support;
 
-use std::fmt::Write as _;
 use std::process::Command;
 
-use canary_gate::analysis::StepContext;
-use canary_gate::simulation::{DEFAULT_BUCKETS, Generator, Scenario};
 use support::PrometheusServer;
+use support::history::{GENERIC_HTTP, Plan, openmetrics};
 
 const BIN: &str = env!("CARGO_BIN_EXE_canary-gate");
 const TEMPLATE: &str = concat!(
@@ -23,81 +21,19 @@ const STEP: u64 = 15;
 const BREAK: u64 = T0 + 30 * 60;
 
 /// OpenMetrics text for an hour of `http_requests_total{service,version,code}` and
-/// `http_request_duration_seconds{service,version}` at 15 s resolution.
+/// `http_request_duration_seconds{service,version}` at 15 s resolution, 100 requests per second
+/// with the canary at 10 %.
 fn history() -> String {
-    let clean = Scenario {
-        interval: STEP as f64,
-        ..Scenario::identical("clean", "clean", 100.0)
+    let plan = Plan {
+        t0: T0,
+        end: T0 + 3600,
+        step: STEP,
+        break_at: BREAK,
+        rps: 100.0,
+        weight: 10.0,
+        error_add: 0.05,
     };
-    let broken = Scenario {
-        canary_error_add: 0.05,
-        ..clean.clone()
-    };
-    let mut before = Generator::new(clean, 7);
-    let mut after = Generator::new(broken, 8);
-    // Cumulative counters per version: (ok, errors, buckets…)
-    let mut totals = [
-        (0.0, 0.0, vec![0.0; DEFAULT_BUCKETS.len() + 1]),
-        (0.0, 0.0, vec![0.0; DEFAULT_BUCKETS.len() + 1]),
-    ];
-    let mut requests = String::new();
-    let mut latency = String::new();
-    let mut t = T0;
-    while t <= T0 + 3600 {
-        let ctx = StepContext {
-            t: t as f64,
-            step: 0,
-            weight: 10.0,
-            step_complete: false,
-            last_step: false,
-        };
-        if t > T0 {
-            let i = if t <= BREAK {
-                before.interval(ctx)
-            } else {
-                after.interval(ctx)
-            };
-            for (total, v) in totals.iter_mut().zip([&i.stable, &i.canary]) {
-                total.0 += v.counts.total - v.counts.events;
-                total.1 += v.counts.events;
-                for (c, d) in total.2.iter_mut().zip(&v.latency.counts) {
-                    *c += d;
-                }
-            }
-        }
-        for (version, total) in ["stable", "canary"].iter().zip(&totals) {
-            for (code, value) in [("200", total.0), ("500", total.1)] {
-                writeln!(requests, "http_requests_total{{service=\"web\",version=\"{version}\",code=\"{code}\"}} {value} {t}").unwrap();
-            }
-            let mut cum = 0.0;
-            for (i, c) in total.2.iter().enumerate() {
-                cum += c;
-                let le = DEFAULT_BUCKETS
-                    .get(i)
-                    .map_or("+Inf".to_string(), |b| b.to_string());
-                writeln!(latency, "http_request_duration_seconds_bucket{{service=\"web\",version=\"{version}\",le=\"{le}\"}} {cum} {t}").unwrap();
-            }
-            writeln!(latency, "http_request_duration_seconds_count{{service=\"web\",version=\"{version}\"}} {cum} {t}").unwrap();
-            writeln!(
-                latency,
-                "http_request_duration_seconds_sum{{service=\"web\",version=\"{version}\"}} {} {t}",
-                cum * 0.05
-            )
-            .unwrap();
-        }
-        t += STEP;
-    }
-    // OpenMetrics wants each series' samples together: sort the lines by series, stable in time.
-    let group = |text: String| {
-        let mut lines: Vec<&str> = text.lines().collect();
-        lines.sort_by_key(|l| l.rsplitn(3, ' ').nth(2).unwrap_or("").to_string());
-        lines.join("\n")
-    };
-    format!(
-        "# TYPE http_requests counter\n{}\n# TYPE http_request_duration_seconds histogram\n{}\n# EOF\n",
-        group(requests),
-        group(latency)
-    )
+    format!("{}# EOF\n", openmetrics(&GENERIC_HTTP, &plan, 7))
 }
 
 fn canary_gate(args: &[&str]) -> std::process::Output {

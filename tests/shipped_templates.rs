@@ -7,9 +7,8 @@ mod support;
 use std::fmt::Write as _;
 use std::process::Command;
 
-use canary_gate::analysis::StepContext;
-use canary_gate::simulation::{DEFAULT_BUCKETS, Generator, Scenario};
 use support::PrometheusServer;
+use support::history::{GENERIC_HTTP, Plan, Shape, openmetrics};
 
 const BIN: &str = env!("CARGO_BIN_EXE_canary-gate");
 /// 2025-11-23T00:00:00Z.
@@ -17,32 +16,8 @@ const T0: u64 = 1_763_856_000;
 const STEP: u64 = 15;
 const BREAK: u64 = T0 + 30 * 60;
 
-/// How one target exposes requests and latency.
-struct Shape {
-    template: &'static str,
-    args: &'static [&'static str],
-    /// Request counter (sample name).
-    counter: &'static str,
-    /// Labels of a version's request series, without the status label.
-    labels: fn(&str) -> String,
-    /// (status label, error value, success value).
-    status: (&'static str, &'static str, &'static str),
-    /// Histogram family (without `_bucket`).
-    histogram: &'static str,
-    /// Histogram unit per second (1000 for milliseconds).
-    unit: f64,
-}
-
 const SHAPES: &[Shape] = &[
-    Shape {
-        template: "generic-http",
-        args: &["service=web"],
-        counter: "http_requests_total",
-        labels: |v| format!("service=\"web\",version=\"{v}\""),
-        status: ("code", "500", "200"),
-        histogram: "http_request_duration_seconds",
-        unit: 1.0,
-    },
+    GENERIC_HTTP,
     Shape {
         template: "istio",
         args: &["service=reviews"],
@@ -112,113 +87,39 @@ const SHAPES: &[Shape] = &[
     },
 ];
 
-/// OpenMetrics for all shapes: the canary's error rate goes from 0.1 % to 5.1 % at BREAK.
+/// OpenMetrics for all shapes (the canary's error rate goes from 0.1 % to 5.1 % at BREAK), plus
+/// resident memory for slo-absolute's value limit.
 fn history() -> String {
-    let clean = Scenario {
-        interval: STEP as f64,
-        ..Scenario::identical("clean", "clean", 50.0)
-    };
-    let broken = Scenario {
-        canary_error_add: 0.05,
-        ..clean.clone()
+    let plan = Plan {
+        t0: T0,
+        end: T0 + 3600,
+        step: STEP,
+        break_at: BREAK,
+        rps: 50.0,
+        weight: 20.0,
+        error_add: 0.05,
     };
     let mut out = String::new();
     for (n, shape) in SHAPES.iter().enumerate() {
-        let mut before = Generator::new(clean.clone(), 10 + n as u64);
-        let mut after = Generator::new(broken.clone(), 20 + n as u64);
-        let mut totals = [
-            (0.0, 0.0, vec![0.0; DEFAULT_BUCKETS.len() + 1]),
-            (0.0, 0.0, vec![0.0; DEFAULT_BUCKETS.len() + 1]),
-        ];
-        let (mut counter, mut hist) = (Vec::new(), Vec::new());
+        out.push_str(&openmetrics(shape, &plan, 10 * n as u64 + 10));
+    }
+    // Resident memory for slo-absolute's value limit: 300 MB stable, 400 MB canary.
+    let mut gauge = Vec::new();
+    for (version, bytes) in [("canary", 4.0e8), ("stable", 3.0e8)] {
         let mut t = T0;
         while t <= T0 + 3600 {
-            if t > T0 {
-                let ctx = StepContext {
-                    t: t as f64,
-                    step: 0,
-                    weight: 20.0,
-                    step_complete: false,
-                    last_step: false,
-                };
-                let i = if t <= BREAK {
-                    before.interval(ctx)
-                } else {
-                    after.interval(ctx)
-                };
-                for (total, v) in totals.iter_mut().zip([&i.stable, &i.canary]) {
-                    total.0 += v.counts.total - v.counts.events;
-                    total.1 += v.counts.events;
-                    for (c, d) in total.2.iter_mut().zip(&v.latency.counts) {
-                        *c += d;
-                    }
-                }
-            }
-            for (version, total) in ["stable", "canary"].iter().zip(&totals) {
-                let labels = (shape.labels)(version);
-                let (status, bad, good) = shape.status;
-                for (code, value) in [(good, total.0), (bad, total.1)] {
-                    counter.push(format!(
-                        "{}{{{labels},{status}=\"{code}\"}} {value} {t}",
-                        shape.counter
-                    ));
-                }
-                let mut cum = 0.0;
-                for (i, c) in total.2.iter().enumerate() {
-                    cum += c;
-                    let le = DEFAULT_BUCKETS
-                        .get(i)
-                        .map_or("+Inf".to_string(), |b| (b * shape.unit).to_string());
-                    hist.push(format!(
-                        "{}_bucket{{{labels},le=\"{le}\"}} {cum} {t}",
-                        shape.histogram
-                    ));
-                }
-                hist.push(format!("{}_count{{{labels}}} {cum} {t}", shape.histogram));
-                hist.push(format!(
-                    "{}_sum{{{labels}}} {} {t}",
-                    shape.histogram,
-                    cum * 0.05 * shape.unit
-                ));
-            }
+            gauge.push(format!(
+                "process_resident_memory_bytes{{service=\"web\",version=\"{version}\"}} {bytes} {t}"
+            ));
             t += STEP;
         }
-        // Each series' samples together, in time order.
-        let series = |l: &String| l.rsplitn(3, ' ').nth(2).unwrap_or("").to_string();
-        counter.sort_by_key(series);
-        hist.sort_by_key(series);
-        let (family, kind) = match shape.counter.strip_suffix("_total") {
-            Some(f) => (f, "counter"),
-            None => (shape.counter, "unknown"),
-        };
-        writeln!(out, "# TYPE {family} {kind}\n{}", counter.join("\n")).unwrap();
-        writeln!(
-            out,
-            "# TYPE {} histogram\n{}",
-            shape.histogram,
-            hist.join("\n")
-        )
-        .unwrap();
-        if shape.template == "generic-http" {
-            // Resident memory for slo-absolute's value limit: 300 MB stable, 400 MB canary.
-            let mut gauge = Vec::new();
-            for (version, bytes) in [("canary", 4.0e8), ("stable", 3.0e8)] {
-                let mut t = T0;
-                while t <= T0 + 3600 {
-                    gauge.push(format!(
-                        "process_resident_memory_bytes{{service=\"web\",version=\"{version}\"}} {bytes} {t}"
-                    ));
-                    t += STEP;
-                }
-            }
-            writeln!(
-                out,
-                "# TYPE process_resident_memory_bytes gauge\n{}",
-                gauge.join("\n")
-            )
-            .unwrap();
-        }
     }
+    writeln!(
+        out,
+        "# TYPE process_resident_memory_bytes gauge\n{}",
+        gauge.join("\n")
+    )
+    .unwrap();
     out.push_str("# EOF\n");
     out
 }

@@ -6,6 +6,8 @@
 
 #![allow(dead_code)] // Each test binary uses a different part of this module.
 
+pub mod history;
+
 use std::io::Write;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
