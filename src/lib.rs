@@ -8,6 +8,8 @@
 
 pub mod analysis;
 pub mod analyze;
+pub mod controller;
+pub mod crd;
 pub mod metrics;
 pub mod replay;
 pub mod rollout;

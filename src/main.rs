@@ -55,6 +55,9 @@ enum Command {
     /// Exit status: 0 the window passes, 10 it would have rolled back, 11 the evidence is
     /// inconclusive (e.g. no data), 1 an error.
     Analyze(Box<commands::analyze::AnalyzeArgs>),
+    /// Print the custom resource definitions (Rollout, AnalysisTemplate, ClusterAnalysisTemplate)
+    /// as YAML; `deploy/crds/` holds this output.
+    Crd,
     /// Work with analysis templates.
     Template {
         #[command(subcommand)]
@@ -160,6 +163,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Decision::Rollback => ExitCode::from(10),
             Decision::Hold => ExitCode::from(11),
         }),
+        Command::Crd => {
+            print!("{}", canary_gate::crd::yaml()?);
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Template {
             command: TemplateCommand::Lint(args),
         } => Ok(if commands::template::lint(args)? > 0 {

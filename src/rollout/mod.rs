@@ -3,7 +3,8 @@
 //!
 //! Used by the simulator, the local demo and the controller alike: a step runs for its planned
 //! pause; at the end a `continue` advances to the next step, a `hold` keeps the weight, a
-//! `promote` sends all traffic to the canary and a `rollback` all back to stable.
+//! `promote` sends all traffic to the canary and a `rollback` all back to stable. A step with an
+//! infinite pause waits for a human: [`StepPlan::resume`] ends it (and any hold).
 
 use serde::{Deserialize, Serialize};
 
@@ -14,7 +15,7 @@ use crate::analysis::{Decision, StepContext};
 pub struct Step {
     /// Canary traffic weight in percent.
     pub weight: f64,
-    /// How long the step lasts before it may advance, seconds.
+    /// How long the step lasts before it may advance, seconds; `f64::INFINITY` waits for a human.
     pub pause: f64,
 }
 
@@ -32,7 +33,7 @@ pub enum PlanError {
         /// The weight.
         weight: f64,
     },
-    /// A pause is negative or not finite.
+    /// A pause is negative or NaN.
     #[error("step {index}: pause {pause}s must be a non-negative number of seconds")]
     Pause {
         /// Step index.
@@ -64,7 +65,7 @@ impl StepPlan {
                     weight: s.weight,
                 });
             }
-            if !(s.pause.is_finite() && s.pause >= 0.0) {
+            if s.pause.is_nan() || s.pause < 0.0 {
                 return Err(PlanError::Pause {
                     index,
                     pause: s.pause,
@@ -141,6 +142,31 @@ impl StepPlan {
                     next.step_started = now;
                 }
             }
+        }
+        next
+    }
+
+    /// Whether the current step waits for a human (an infinite pause).
+    pub fn waits_for_human(&self, state: &PlanState) -> bool {
+        !state.phase.is_terminal()
+            && self.steps[state.step.min(self.steps.len() - 1)]
+                .pause
+                .is_infinite()
+    }
+
+    /// A human's `promote`: end the current step (a manual pause, a hold or a paused hold) and go
+    /// to the next one, or promote after the last. `full` skips every remaining step.
+    pub fn resume(&self, state: &PlanState, now: f64, full: bool) -> PlanState {
+        let mut next = *state;
+        if state.phase.is_terminal() {
+            return next;
+        }
+        if full || state.step + 1 >= self.steps.len() {
+            next.phase = Phase::Promoted;
+        } else {
+            next.step += 1;
+            next.step_started = now;
+            next.phase = Phase::Progressing;
         }
         next
     }
@@ -282,6 +308,34 @@ mod tests {
         assert_eq!(p.next_wake(&s, 0.0, 10.0), Some(10.0));
         assert_eq!(p.next_wake(&s, 25.0, 10.0), Some(30.0));
         assert_eq!(p.next_wake(&s, 35.0, 10.0), Some(45.0));
+    }
+
+    #[test]
+    fn a_manual_pause_never_completes_on_time_and_resume_ends_it() {
+        let p = StepPlan::new(vec![
+            Step {
+                weight: 10.0,
+                pause: f64::INFINITY,
+            },
+            Step {
+                weight: 50.0,
+                pause: 30.0,
+            },
+        ])
+        .unwrap();
+        let s = p.start(0.0);
+        assert!(p.waits_for_human(&s));
+        let ctx = p.context(&s, 1e9);
+        assert!(!ctx.step_complete);
+        assert_eq!(p.apply(&s, &ctx, Decision::Continue, false, 1e9).step, 0);
+        assert_eq!(p.next_wake(&s, 100.0, 10.0), Some(110.0));
+        let resumed = p.resume(&s, 500.0, false);
+        assert_eq!(
+            (resumed.step, resumed.step_started, p.weight(&resumed)),
+            (1, 500.0, 50.0)
+        );
+        assert_eq!(p.resume(&resumed, 600.0, false).phase, Phase::Promoted);
+        assert_eq!(p.resume(&s, 500.0, true).phase, Phase::Promoted);
     }
 
     #[test]

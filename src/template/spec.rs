@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// A template file: a Kubernetes-shaped object, so the same file can be `kubectl apply`-ed.
@@ -40,7 +41,7 @@ pub struct Metadata {
 }
 
 /// What an analysis template says: arguments, how versions are told apart, and the metrics.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct AnalysisTemplateSpec {
     /// Arguments the queries use as `{{args.NAME}}`; an argument without a default is required.
@@ -67,7 +68,7 @@ pub struct AnalysisTemplateSpec {
 }
 
 /// A template argument.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ArgSpec {
     /// Name used as `{{args.NAME}}`.
@@ -81,7 +82,7 @@ pub struct ArgSpec {
 }
 
 /// Label values that identify the two versions; they may use `{{args.NAME}}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct VersionsSpec {
     /// Value of the version label on the stable version.
@@ -91,7 +92,7 @@ pub struct VersionsSpec {
 }
 
 /// Policy for inconclusive and failing evidence.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct PolicySpec {
     /// How long a completed step may hold on inconclusive evidence (default `10m`).
@@ -106,7 +107,7 @@ pub struct PolicySpec {
 }
 
 /// What to do when the hold budget is spent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum InconclusiveSpec {
     /// Keep the current weight and wait for a human.
@@ -116,7 +117,7 @@ pub enum InconclusiveSpec {
 }
 
 /// One metric of a template.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct MetricSpec {
     /// Unique name.
@@ -148,7 +149,7 @@ pub struct MetricSpec {
 }
 
 /// Metric kinds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum KindSpec {
     /// Errors out of requests.
@@ -161,7 +162,7 @@ pub enum KindSpec {
 
 /// PromQL for a metric. Each query must return one series per version (grouped by the version
 /// label; `latency` also by `le`).
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct QuerySpec {
     /// `errorRate`: failed requests per version over `{{interval}}`.
@@ -179,7 +180,7 @@ pub struct QuerySpec {
 }
 
 /// Options of a canary-vs-stable comparison.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct CompareSpec {
     /// Which change is bad: `increase` (default), `decrease` or `both`.
@@ -195,7 +196,7 @@ pub struct CompareSpec {
 }
 
 /// Direction of a bad change.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum DirectionSpec {
     /// Only an increase is bad.
@@ -207,7 +208,7 @@ pub enum DirectionSpec {
 }
 
 /// An absolute gate on the canary.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ThresholdSpec {
     /// `errorRate`: the largest acceptable error rate, e.g. 0.01.

@@ -1,0 +1,369 @@
+//! Stage *validate*: a Rollout's spec becomes a [`ValidatedRollout`] — the step plan and the
+//! analysis for each step — or an error naming the field and the fix. Later stages take only the
+//! validated value, so an invalid spec cannot reach *apply*.
+
+use crate::crd::rollout::{CanaryStrategy, RolloutAnalysis, RolloutSpec};
+use crate::rollout::{Step, StepPlan};
+
+/// A spec problem, with the field path and what to do.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {problem}")]
+pub struct SpecError {
+    /// Path of the field, e.g. `spec.strategy.canary.steps[2].setWeight`.
+    pub field: String,
+    /// What is wrong and how to fix it.
+    pub problem: String,
+}
+
+fn invalid(field: impl Into<String>, problem: impl Into<String>) -> SpecError {
+    SpecError {
+        field: field.into(),
+        problem: problem.into(),
+    }
+}
+
+/// How the Rollout shifts traffic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StrategyKind {
+    /// Weighted canary steps.
+    Canary,
+    /// Preview, then switch.
+    BlueGreen,
+}
+
+/// A Rollout spec that passed validation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValidatedRollout {
+    /// Name of the target Deployment.
+    pub target: String,
+    /// Canary steps or blue-green.
+    pub kind: StrategyKind,
+    /// The step plan.
+    pub plan: StepPlan,
+    /// The analysis gating each plan step (index into `analyses`), `None` when ungated.
+    pub step_analysis: Vec<Option<usize>>,
+    /// Distinct analysis configurations, including the background one.
+    pub analyses: Vec<RolloutAnalysis>,
+    /// Analysis over the whole rollout (index into `analyses`).
+    pub background: Option<usize>,
+}
+
+/// Validates a spec.
+///
+/// # Errors
+/// The first problem found, with its field path.
+pub fn validate(spec: &RolloutSpec) -> Result<ValidatedRollout, SpecError> {
+    let t = &spec.target_ref;
+    if t.api_version != "apps/v1" || t.kind != "Deployment" {
+        return Err(invalid(
+            "spec.targetRef",
+            format!(
+                "{}/{} is not supported; point at an apps/v1 Deployment",
+                t.api_version, t.kind
+            ),
+        ));
+    }
+    if t.name.trim().is_empty() {
+        return Err(invalid(
+            "spec.targetRef.name",
+            "is empty; name the Deployment to roll out",
+        ));
+    }
+    match (&spec.strategy.canary, &spec.strategy.blue_green) {
+        (Some(_), Some(_)) => Err(invalid(
+            "spec.strategy",
+            "has both canary and blueGreen; choose one",
+        )),
+        (None, None) => Err(invalid(
+            "spec.strategy",
+            "is empty; set canary or blueGreen",
+        )),
+        (Some(canary), None) => canary_plan(&t.name, canary),
+        (None, Some(bg)) => {
+            if bg.active_service.trim().is_empty() {
+                return Err(invalid(
+                    "spec.strategy.blueGreen.activeService",
+                    "is empty; name the Service that receives production traffic",
+                ));
+            }
+            if let Some(d) = &bg.scale_down_delay {
+                duration("spec.strategy.blueGreen.scaleDownDelay", d)?;
+            }
+            let mut analyses = Vec::new();
+            if let Some(a) = &bg.pre_promotion_analysis {
+                check_analysis("spec.strategy.blueGreen.prePromotionAnalysis", a)?;
+                analyses.push(a.clone());
+            }
+            // One step at weight 0 (production stays on the active version) that ends as soon as
+            // the preview's analysis passes, or waits for a human without auto-promotion.
+            let pause = if bg.auto_promotion.unwrap_or(true) {
+                0.0
+            } else {
+                f64::INFINITY
+            };
+            let plan = StepPlan::new(vec![Step { weight: 0.0, pause }])
+                .map_err(|e| invalid("spec.strategy.blueGreen", e.to_string()))?;
+            Ok(ValidatedRollout {
+                target: t.name.clone(),
+                kind: StrategyKind::BlueGreen,
+                plan,
+                step_analysis: vec![(!analyses.is_empty()).then_some(0)],
+                analyses,
+                background: None,
+            })
+        }
+    }
+}
+
+fn canary_plan(target: &str, canary: &CanaryStrategy) -> Result<ValidatedRollout, SpecError> {
+    let max_weight = match canary.max_weight {
+        Some(m) if !(1..=100).contains(&m) => {
+            return Err(invalid(
+                "spec.strategy.canary.maxWeight",
+                format!("is {m}; use a percentage between 1 and 100"),
+            ));
+        }
+        Some(m) => m,
+        None => 100,
+    };
+    let mut analyses: Vec<RolloutAnalysis> = Vec::new();
+    let background = match &canary.analysis {
+        Some(a) => {
+            check_analysis("spec.strategy.canary.analysis", a)?;
+            analyses.push(a.clone());
+            Some(0)
+        }
+        None => None,
+    };
+    let mut current_analysis = background;
+    let mut weight = 0;
+    let mut steps = Vec::new();
+    let mut step_analysis = Vec::new();
+    // A setWeight not followed by a pause becomes a step of its own with no pause.
+    let mut pending: Option<i32> = None;
+    for (i, step) in canary.steps.iter().enumerate() {
+        let at = |f: &str| format!("spec.strategy.canary.steps[{i}]{f}");
+        let set = [
+            step.set_weight.is_some(),
+            step.pause.is_some(),
+            step.analysis.is_some(),
+        ];
+        if set.iter().filter(|x| **x).count() != 1 {
+            return Err(invalid(
+                at(""),
+                "set exactly one of setWeight, pause or analysis",
+            ));
+        }
+        if let Some(w) = step.set_weight {
+            if !(0..=max_weight).contains(&w) {
+                return Err(invalid(
+                    at(".setWeight"),
+                    format!("is {w}; use a percentage between 0 and maxWeight ({max_weight})"),
+                ));
+            }
+            if let Some(p) = pending.take() {
+                steps.push(Step {
+                    weight: f64::from(p),
+                    pause: 0.0,
+                });
+                step_analysis.push(current_analysis);
+            }
+            weight = w;
+            pending = Some(w);
+        }
+        if let Some(pause) = &step.pause {
+            let seconds = match &pause.duration {
+                Some(d) => duration(&at(".pause.duration"), d)?,
+                None => f64::INFINITY,
+            };
+            pending = None;
+            steps.push(Step {
+                weight: f64::from(weight),
+                pause: seconds,
+            });
+            step_analysis.push(current_analysis);
+        }
+        if let Some(a) = &step.analysis {
+            check_analysis(&at(".analysis"), a)?;
+            let index = match analyses.iter().position(|x| x == a) {
+                Some(index) => index,
+                None => {
+                    analyses.push(a.clone());
+                    analyses.len() - 1
+                }
+            };
+            current_analysis = Some(index);
+        }
+    }
+    if let Some(p) = pending {
+        steps.push(Step {
+            weight: f64::from(p),
+            pause: 0.0,
+        });
+        step_analysis.push(current_analysis);
+    }
+    if steps.is_empty() {
+        return Err(invalid(
+            "spec.strategy.canary.steps",
+            "has no setWeight or pause step; e.g. setWeight: 5, pause: {duration: 5m}, setWeight: 50, pause: {duration: 10m}",
+        ));
+    }
+    let plan =
+        StepPlan::new(steps).map_err(|e| invalid("spec.strategy.canary.steps", e.to_string()))?;
+    Ok(ValidatedRollout {
+        target: target.to_string(),
+        kind: StrategyKind::Canary,
+        plan,
+        step_analysis,
+        analyses,
+        background,
+    })
+}
+
+fn check_analysis(field: &str, a: &RolloutAnalysis) -> Result<(), SpecError> {
+    if a.templates.is_empty() {
+        return Err(invalid(
+            format!("{field}.templates"),
+            "is empty; name at least one analysis template",
+        ));
+    }
+    for (i, t) in a.templates.iter().enumerate() {
+        if t.template_name.trim().is_empty() {
+            return Err(invalid(
+                format!("{field}.templates[{i}].templateName"),
+                "is empty",
+            ));
+        }
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for (i, arg) in a.args.iter().enumerate() {
+        if !seen.insert(arg.name.as_str()) {
+            return Err(invalid(
+                format!("{field}.args[{i}].name"),
+                format!("{:?} is given twice", arg.name),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn duration(field: &str, text: &str) -> Result<f64, SpecError> {
+    humantime::parse_duration(text)
+        .map(|d| d.as_secs_f64())
+        .map_err(|e| {
+            invalid(
+                field,
+                format!("{text:?} is not a duration ({e}); write e.g. 30s, 10m or 1h30m"),
+            )
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::rollout::RolloutSpec;
+
+    fn spec(yaml: &str) -> RolloutSpec {
+        serde_saphyr::from_str(yaml).expect("test spec parses")
+    }
+
+    const CANARY: &str = r#"
+targetRef: {name: web}
+strategy:
+  canary:
+    analysis:
+      templates: [{templateName: generic-http}]
+      args: [{name: service, value: web}]
+    steps:
+      - setWeight: 5
+      - pause: {duration: 5m}
+      - setWeight: 25
+      - pause: {}
+      - analysis: {templates: [{templateName: slo-absolute, clusterScope: true}]}
+      - setWeight: 50
+      - pause: {duration: 1h30m}
+      - setWeight: 80
+"#;
+
+    #[test]
+    fn canary_steps_become_a_plan_with_manual_pauses_and_per_step_analysis() {
+        let v = validate(&spec(CANARY)).unwrap();
+        let steps: Vec<(f64, f64)> = v.plan.steps().iter().map(|s| (s.weight, s.pause)).collect();
+        assert_eq!(
+            steps,
+            [
+                (5.0, 300.0),
+                (25.0, f64::INFINITY),
+                (50.0, 5400.0),
+                (80.0, 0.0)
+            ]
+        );
+        assert_eq!(v.step_analysis, [Some(0), Some(0), Some(1), Some(1)]);
+        assert_eq!(v.analyses[1].templates[0].template_name, "slo-absolute");
+        assert_eq!(v.background, Some(0));
+        assert_eq!(v.kind, StrategyKind::Canary);
+    }
+
+    #[test]
+    fn errors_name_the_field_and_the_fix() {
+        let cases = [
+            (
+                CANARY.replace("setWeight: 25", "setWeight: 125"),
+                "spec.strategy.canary.steps[2].setWeight: is 125",
+            ),
+            (
+                CANARY.replace("duration: 5m", "duration: soon"),
+                "spec.strategy.canary.steps[1].pause.duration: \"soon\" is not a duration",
+            ),
+            (
+                CANARY.replace("      - pause: {}\n", "      - {}\n"),
+                "spec.strategy.canary.steps[3]: set exactly one",
+            ),
+            (
+                CANARY.replace(
+                    "targetRef: {name: web}",
+                    "targetRef: {name: web, kind: StatefulSet}",
+                ),
+                "spec.targetRef: apps/v1/StatefulSet is not supported",
+            ),
+            (
+                CANARY.replace("templates: [{templateName: generic-http}]", "templates: []"),
+                "spec.strategy.canary.analysis.templates: is empty",
+            ),
+        ];
+        for (yaml, expected) in cases {
+            let err = validate(&spec(&yaml)).unwrap_err().to_string();
+            assert!(err.starts_with(expected), "{err}\n  expected: {expected}");
+        }
+    }
+
+    #[test]
+    fn blue_green_is_one_preview_step_that_waits_for_a_human_without_auto_promotion() {
+        let bg = spec(
+            r#"
+targetRef: {name: web}
+strategy:
+  blueGreen:
+    activeService: web
+    previewService: web-preview
+    autoPromotion: false
+    prePromotionAnalysis: {templates: [{templateName: generic-http}]}
+"#,
+        );
+        let v = validate(&bg).unwrap();
+        assert_eq!(v.kind, StrategyKind::BlueGreen);
+        assert_eq!(v.plan.steps()[0].weight, 0.0);
+        assert!(v.plan.steps()[0].pause.is_infinite());
+        assert_eq!(v.step_analysis, [Some(0)]);
+    }
+
+    #[test]
+    fn both_or_no_strategy_is_rejected() {
+        let none = spec("targetRef: {name: web}\nstrategy: {}\n");
+        assert_eq!(validate(&none).unwrap_err().field, "spec.strategy");
+        let both = spec(
+            "targetRef: {name: web}\nstrategy: {canary: {steps: [{setWeight: 5}]}, blueGreen: {activeService: web}}\n",
+        );
+        assert!(validate(&both).unwrap_err().problem.contains("choose one"));
+    }
+}

@@ -1,0 +1,349 @@
+//! The `Rollout` custom resource: which Deployment to roll out, the step plan and the analysis
+//! that gates it; its status is the decision record.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// A progressive rollout of an existing Deployment: canary steps gated by the statistical judge,
+/// or a blue-green switch.
+#[derive(CustomResource, Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[kube(
+    group = "canarygate.dev",
+    version = "v1alpha1",
+    kind = "Rollout",
+    doc = "A progressive rollout of a Deployment, step by step, gated by canary-gate's statistical judge.",
+    namespaced,
+    status = "RolloutStatus",
+    shortname = "cgr",
+    category = "canary-gate",
+    printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
+    printcolumn = r#"{"name":"Step","type":"integer","jsonPath":".status.currentStepIndex"}"#,
+    printcolumn = r#"{"name":"Weight","type":"integer","jsonPath":".status.canaryWeight"}"#,
+    printcolumn = r#"{"name":"Verdict","type":"string","jsonPath":".status.lastDecision"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct RolloutSpec {
+    /// The Deployment to roll out. It stays yours (keep it in Git): canary-gate reads its pod
+    /// template and runs the new template as a canary next to the running version.
+    pub target_ref: TargetRef,
+    /// How to roll out: exactly one of `canary` or `blueGreen`.
+    pub strategy: Strategy,
+    /// How traffic is split between the versions (used by the traffic routers); without it the
+    /// canary's share follows its share of replicas.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traffic_routing: Option<TrafficRouting>,
+}
+
+/// A reference to the workload being rolled out.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TargetRef {
+    /// API version of the target; only `apps/v1` is supported.
+    #[serde(default = "default_apps_v1")]
+    pub api_version: String,
+    /// Kind of the target; only `Deployment` is supported.
+    #[serde(default = "default_deployment")]
+    pub kind: String,
+    /// Name of the Deployment in the Rollout's namespace.
+    pub name: String,
+}
+
+fn default_apps_v1() -> String {
+    "apps/v1".into()
+}
+
+fn default_deployment() -> String {
+    "Deployment".into()
+}
+
+/// The rollout strategy: set exactly one field.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Strategy {
+    /// Shift traffic to the canary step by step, judging each step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary: Option<CanaryStrategy>,
+    /// Run the new version beside the active one behind a preview Service, then switch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blue_green: Option<BlueGreenStrategy>,
+}
+
+/// Canary steps.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CanaryStrategy {
+    /// The steps, in order. A `setWeight` step shifts traffic; a `pause` step waits (for a
+    /// duration, or for a human when empty); an `analysis` step names the templates that gate
+    /// the steps from there on.
+    pub steps: Vec<CanaryStep>,
+    /// Analysis that runs over the whole rollout, in addition to the steps' own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analysis: Option<RolloutAnalysis>,
+    /// Highest canary weight before promotion (percent); promotion goes to 100 %.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_weight: Option<i32>,
+}
+
+/// One canary step: set exactly one field.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CanaryStep {
+    /// Send this percentage of traffic (0–100) to the canary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub set_weight: Option<i32>,
+    /// Wait at the current weight while the judge watches: for `duration` (e.g. `10m`, `1h30m`),
+    /// or until `canary-gate promote` when empty (`pause: {}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pause: Option<PauseStep>,
+    /// Gate the following steps on these analysis templates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analysis: Option<RolloutAnalysis>,
+}
+
+/// A pause.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PauseStep {
+    /// How long to wait, e.g. `30s`, `10m`, `1h30m`; absent: wait for a human.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration: Option<String>,
+}
+
+/// Analysis templates and their arguments.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RolloutAnalysis {
+    /// Templates whose metrics gate the rollout.
+    pub templates: Vec<TemplateRef>,
+    /// Values for the templates' arguments.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<AnalysisArg>,
+}
+
+/// A reference to an analysis template.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TemplateRef {
+    /// Template name.
+    pub template_name: String,
+    /// `true`: a ClusterAnalysisTemplate; `false` (default): an AnalysisTemplate in the
+    /// Rollout's namespace.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cluster_scope: bool,
+}
+
+/// A template argument value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AnalysisArg {
+    /// Argument name.
+    pub name: String,
+    /// Its value.
+    pub value: String,
+}
+
+/// Blue-green: the new version runs behind the preview Service, then the active Service switches.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BlueGreenStrategy {
+    /// Service that receives production traffic; its selector is switched to the new version.
+    pub active_service: String,
+    /// Service that selects the new version before the switch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preview_service: Option<String>,
+    /// Analysis of the preview before the switch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pre_promotion_analysis: Option<RolloutAnalysis>,
+    /// Switch as soon as the analysis passes (default true); false waits for
+    /// `canary-gate promote`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_promotion: Option<bool>,
+    /// How long the old version keeps running after the switch, for an instant switch-back
+    /// (default `30s`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale_down_delay: Option<String>,
+}
+
+/// How traffic is split between stable and canary.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TrafficRouting {
+    /// Gateway API: weights on the backendRefs of an HTTPRoute.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway_api: Option<GatewayApiRouting>,
+    /// Istio: weights on the routes of a VirtualService to DestinationRule subsets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub istio: Option<IstioRouting>,
+    /// NGINX Ingress: canary annotations on a canary Ingress.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nginx: Option<NginxRouting>,
+    /// Route requests matching these headers or cookies to the canary (A/B), whatever the weight.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub matches: Vec<RouteMatch>,
+}
+
+/// Gateway API routing.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GatewayApiRouting {
+    /// The HTTPRoute whose backendRefs are weighted.
+    pub http_route: String,
+    /// Service of the stable version.
+    pub stable_service: String,
+    /// Service of the canary.
+    pub canary_service: String,
+}
+
+/// Istio routing.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct IstioRouting {
+    /// The VirtualService to weight.
+    pub virtual_service: String,
+    /// The DestinationRule that defines the `stable` and `canary` subsets.
+    pub destination_rule: String,
+}
+
+/// NGINX Ingress routing.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NginxRouting {
+    /// The stable Ingress; a canary Ingress is created beside it.
+    pub stable_ingress: String,
+}
+
+/// A request match that goes to the canary.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RouteMatch {
+    /// Header name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header: Option<String>,
+    /// Cookie name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cookie: Option<String>,
+    /// Exact value that selects the canary.
+    pub value: String,
+}
+
+/// Where a rollout is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum RolloutPhase {
+    /// Running the steps.
+    Progressing,
+    /// Waiting at a pause step for a human (`canary-gate promote`).
+    Paused,
+    /// A step is over but the evidence is inconclusive: staying at this weight.
+    Holding,
+    /// Shifting all traffic to the new version.
+    Promoting,
+    /// The current version runs with all traffic; nothing to do.
+    Healthy,
+    /// The Rollout or its target is invalid; see the message and conditions.
+    Degraded,
+    /// The judge rolled back: all traffic on the stable version.
+    RolledBack,
+    /// A human aborted: all traffic on the stable version until `canary-gate retry`.
+    Aborted,
+}
+
+/// The Rollout's observed state and the decision record.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RolloutStatus {
+    /// Where the rollout is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<RolloutPhase>,
+    /// A human-readable summary of the current state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// The spec generation this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Index of the current step in `spec.strategy.canary.steps`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_step_index: Option<i32>,
+    /// Traffic percentage the canary receives now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary_weight: Option<i32>,
+    /// Pod-template hash of the version that has all traffic when nothing is rolling out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stable_revision: Option<String>,
+    /// Pod-template hash of the version being rolled out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary_revision: Option<String>,
+    /// When the rollout of the canary revision began (RFC 3339): the start of its analysis window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<String>,
+    /// When the current step began (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_started_at: Option<String>,
+    /// The latest decision: continue, hold, promote or rollback.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_decision: Option<String>,
+    /// Standard conditions (`Progressing`, `Healthy`, `InvalidSpec`, `MetricsAvailable`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    /// The decision record, newest last: one entry per decision that changed something, at most
+    /// 20 (older ones are dropped; Events and Grafana annotations keep the full history).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub decisions: Vec<DecisionRecord>,
+}
+
+/// One decision with its evidence.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DecisionRecord {
+    /// When it was taken (RFC 3339).
+    pub time: String,
+    /// Step index.
+    pub step: i32,
+    /// Canary weight at the time.
+    pub weight: i32,
+    /// continue, hold, promote or rollback.
+    pub decision: String,
+    /// Why.
+    pub reason: String,
+    /// Start of the analysed window (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_start: Option<String>,
+    /// Per-metric verdicts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub metrics: Vec<MetricRecord>,
+}
+
+/// One metric's verdict with its evidence.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MetricRecord {
+    /// Metric name.
+    pub name: String,
+    /// pass, fail or inconclusive.
+    pub verdict: String,
+    /// Why.
+    pub reason: String,
+    /// Evidence of harm (e-value); the metric fails at `failAt`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub e_value: Option<f64>,
+    /// The e-value at which the metric fails.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fail_at: Option<f64>,
+    /// Effect estimate (e.g. error-rate ratio canary/stable).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimate: Option<f64>,
+    /// Lower end of the estimate's interval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimate_low: Option<f64>,
+    /// Upper end of the estimate's interval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimate_high: Option<f64>,
+    /// Canary events / requests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary: Option<String>,
+    /// Stable events / requests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stable: Option<String>,
+}
