@@ -1,5 +1,7 @@
 //! The Kubernetes controller's stages: validate → observe → analyze → decide → apply → report.
-//! Only `validate` exists so far (a Rollout spec becomes a step plan with its analyses); the
-//! reconcile loop is not built yet, and no `controller` command is offered until it is.
+//! `validate` (a Rollout spec becomes a step plan with its analyses) and `decide` (the pure step
+//! machine over the Rollout's status) exist; observe, apply, report and the reconcile loop are
+//! not built yet, so no `controller` command is offered.
 
+pub mod decide;
 pub mod validate;
