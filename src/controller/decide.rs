@@ -4,8 +4,9 @@
 //! Everything needed to resume lives in the status (step, when it started, revisions), so a
 //! restarted controller continues the same step with the same elapsed time.
 
+use crate::analysis::StepContext;
 use crate::analysis::{Decision, Judgement};
-use crate::crd::rollout::{DecisionRecord, MetricRecord, RolloutPhase, RolloutStatus};
+use crate::crd::rollout::{DecisionRecord, MetricRecord, RolloutPhase, RolloutStatus, StepStart};
 use crate::rollout::{Phase, PlanState};
 
 use super::validate::ValidatedRollout;
@@ -261,6 +262,12 @@ pub fn decide(
 
     next.current_step_index = Some(new_state.step as i32);
     next.step_started_at = Some(rfc3339(new_state.step_started));
+    if new_state.step != state.step {
+        next.step_history.push(StepStart {
+            step: new_state.step as i32,
+            started_at: rfc3339(new_state.step_started),
+        });
+    }
     next.canary_weight = Some(plan.weight(&new_state).round() as i32);
     if new_state.step != state.step && new_state.phase == Phase::Progressing {
         notes.push(note(
@@ -381,6 +388,10 @@ fn start(
     next.canary_weight = Some(plan.weight(&state).round() as i32);
     next.decisions.clear();
     next.last_decision = None;
+    next.step_history = vec![StepStart {
+        step: 0,
+        started_at: rfc3339(now),
+    }];
     let phase = if plan.waits_for_human(&state) {
         RolloutPhase::Paused
     } else {
@@ -397,6 +408,40 @@ fn start(
         notes,
         requeue_after,
     }
+}
+
+/// The judge's context for an interval ending at each of `ends`, from the step history: the
+/// step in force when the interval ended, whether its pause was over, and its weight.
+pub fn step_contexts(
+    rollout: &ValidatedRollout,
+    status: &RolloutStatus,
+    ends: &[f64],
+) -> Vec<StepContext> {
+    let starts: Vec<(usize, f64)> = status
+        .step_history
+        .iter()
+        .filter_map(|s| Some((s.step.max(0) as usize, parse_rfc3339(&s.started_at)?)))
+        .collect();
+    let steps = rollout.plan.steps();
+    ends.iter()
+        .map(|&t| {
+            let (step, started) = starts
+                .iter()
+                .rev()
+                .find(|(_, at)| *at < t)
+                .or(starts.first())
+                .copied()
+                .unwrap_or((0, t));
+            let step = step.min(steps.len().saturating_sub(1));
+            StepContext {
+                t,
+                step,
+                weight: steps.get(step).map_or(0.0, |s| s.weight),
+                step_complete: t - started >= steps.get(step).map_or(0.0, |s| s.pause) - 1e-9,
+                last_step: step + 1 >= steps.len(),
+            }
+        })
+        .collect()
 }
 
 /// The plan state the status describes.
@@ -851,6 +896,37 @@ strategy:
             10.0,
         );
         assert_eq!(after.status.current_step_index, Some(1));
+    }
+
+    #[test]
+    fn past_intervals_are_assigned_to_the_step_in_force_when_they_ended() {
+        let r = rollout();
+        let healthy = RolloutStatus {
+            phase: Some(RolloutPhase::Healthy),
+            stable_revision: Some("v1".into()),
+            ..RolloutStatus::default()
+        };
+        let started = decide(&r, &healthy, &seen(T0, "v2", None), None, 10.0).status;
+        let pass = judged(Decision::Continue, false, "all gating metrics pass");
+        let advanced = decide(
+            &r,
+            &started,
+            &seen(T0 + 60.0, "v2", None),
+            Some(&pass),
+            10.0,
+        )
+        .status;
+        assert_eq!(advanced.step_history.len(), 2);
+        let ctx = step_contexts(&r, &advanced, &[T0 + 10.0, T0 + 60.0, T0 + 70.0]);
+        assert_eq!(ctx.iter().map(|c| c.step).collect::<Vec<_>>(), [0, 0, 1]);
+        assert_eq!(
+            ctx.iter().map(|c| c.weight).collect::<Vec<_>>(),
+            [10.0, 10.0, 50.0]
+        );
+        assert_eq!(
+            ctx.iter().map(|c| c.step_complete).collect::<Vec<_>>(),
+            [false, true, false]
+        );
     }
 
     #[test]

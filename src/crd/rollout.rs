@@ -281,6 +281,10 @@ pub struct RolloutStatus {
     /// When the current step began (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub step_started_at: Option<String>,
+    /// When each step of the current rollout began, oldest first: the analysis of a restarted
+    /// controller assigns every past interval to its step from this.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub step_history: Vec<StepStart>,
     /// The latest decision: continue, hold, promote or rollback.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_decision: Option<String>,
@@ -291,6 +295,16 @@ pub struct RolloutStatus {
     /// 20 (older ones are dropped; Events and Grafana annotations keep the full history).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub decisions: Vec<DecisionRecord>,
+}
+
+/// When a step began.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StepStart {
+    /// Step index.
+    pub step: i32,
+    /// When it began (RFC 3339).
+    pub started_at: String,
 }
 
 /// One decision with its evidence.

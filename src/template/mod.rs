@@ -122,6 +122,37 @@ pub fn parse(text: &str, source_name: &str) -> Result<Template, TemplateError> {
             "is empty; name the template".into(),
         ));
     }
+    validated(file, source_name)
+}
+
+/// Validates a template that came from the cluster (an `AnalysisTemplate` or
+/// `ClusterAnalysisTemplate` resource); `source_name` (e.g. `AnalysisTemplate shop/web`) appears
+/// in errors.
+///
+/// # Errors
+/// When a value is out of range; the error names the field.
+pub fn from_spec(
+    kind: &str,
+    name: &str,
+    namespace: Option<&str>,
+    spec: spec::AnalysisTemplateSpec,
+    source_name: &str,
+) -> Result<Template, TemplateError> {
+    let file = TemplateFile {
+        api_version: API_VERSION.to_string(),
+        kind: kind.to_string(),
+        metadata: spec::Metadata {
+            name: name.to_string(),
+            namespace: namespace.map(str::to_string),
+            labels: Default::default(),
+            annotations: Default::default(),
+        },
+        spec,
+    };
+    validated(file, source_name)
+}
+
+fn validated(file: TemplateFile, source_name: &str) -> Result<Template, TemplateError> {
     let (judge, interval) =
         judge_config(&file.spec).map_err(|(field, problem)| TemplateError::Invalid {
             source_name: source_name.to_string(),
@@ -634,6 +665,35 @@ spec:
         let err = parse(&text, "t.yaml").unwrap_err().to_string();
         assert!(
             err.contains("spec.metrics[0].query.buckets: does not belong here"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_template_resource_validates_like_a_file() {
+        let file = parse(MINIMAL, "t.yaml").unwrap().file;
+        let t = from_spec(
+            "AnalysisTemplate",
+            "web",
+            Some("shop"),
+            file.spec.clone(),
+            "AnalysisTemplate shop/web",
+        )
+        .unwrap();
+        assert_eq!(t.judge, parse(MINIMAL, "t.yaml").unwrap().judge);
+        let mut bad = file.spec;
+        bad.alpha = Some(2.0);
+        let err = from_spec(
+            "AnalysisTemplate",
+            "web",
+            Some("shop"),
+            bad,
+            "AnalysisTemplate shop/web",
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("AnalysisTemplate shop/web: spec.alpha: is 2"),
             "{err}"
         );
     }
