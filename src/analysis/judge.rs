@@ -526,7 +526,7 @@ fn estimate_text(config: &MetricConfig, estimate: &Option<super::verdict::Estima
     let what = match config.method {
         Method::Compare { .. } => match config.kind {
             MetricKind::ErrorRate => "error rate ratio",
-            MetricKind::Latency => "latency ratio",
+            MetricKind::Latency => "completion-odds ratio (below 1: canary slower)",
             MetricKind::Value => "value",
         },
         Method::MaxRate { .. } | Method::MaxQuantile { .. } => "canary rate",

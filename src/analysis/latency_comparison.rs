@@ -5,8 +5,10 @@
 //! Within an interval the requests are walked from the fastest bucket up, as in a log-rank test:
 //! of the requests still "at risk" (not yet completed) before bucket `k`, a share `π_k` belongs
 //! to the canary; under "same latency distribution" the requests completing in bucket `k` are a
-//! random draw from them, so the canary's count is hypergeometric with mean `π_k · n_k`
-//! (the binomial likelihood ratio used here is conservative for it, Hoeffding 1963). The factors
+//! random draw from them, so the canary's count is hypergeometric with mean `π_k · n_k`. It is
+//! tested as a binomial over the smallest margin of the bucket's 2×2 table (completers,
+//! survivors, canary at risk or stable at risk): conservative by Hoeffding (1963) for any margin,
+//! and nearly exact when that margin is a small part of the requests at risk. The factors
 //! of all buckets and all intervals multiply into one test martingale; each bucket factor is
 //! conditioned on the ones before, so no multiplicity correction across bucket bounds is needed.
 //!
@@ -241,21 +243,29 @@ impl LatencyComparison {
             let at_risk = at_risk_canary + at_risk_stable;
             let survived = at_risk - completed;
             if completed > 0.0 && survived > 0.0 {
-                // Model the smaller group: the binomial is then close to the hypergeometric
-                // (sampling fraction ≤ ½), where over the larger group it would waste most of
-                // the information.
-                let (x, n) = if completed <= survived {
-                    (c, completed)
-                } else {
-                    (at_risk_canary - c, survived)
+                // The canary's count in this bucket's 2×2 table is hypergeometric, which is
+                // symmetric in its margins; a binomial over a margin of m trials out of the
+                // population overstates its variance by 1/(1 − m/population). Use the smallest
+                // margin: the canary's at-risk requests at low weights, otherwise the completers
+                // or the survivors (Hoeffding's bound holds for each).
+                let margins = [completed, survived, at_risk_canary, at_risk_stable];
+                let smallest = (0..4)
+                    .min_by(|&a, &b| margins[a].total_cmp(&margins[b]))
+                    .unwrap_or(0);
+                let (x, n) = match smallest {
+                    0 => (c, completed),
+                    1 => (at_risk_canary - c, survived),
+                    2 => (c, at_risk_canary),
+                    _ => (s, at_risk_stable),
                 };
                 let share = |theta: f64| {
                     let canary_completed =
                         cornfield(at_risk_canary, at_risk_stable, completed, theta.exp());
-                    if completed <= survived {
-                        canary_completed / completed
-                    } else {
-                        (at_risk_canary - canary_completed) / survived
+                    match smallest {
+                        0 => canary_completed / completed,
+                        1 => (at_risk_canary - canary_completed) / survived,
+                        2 => canary_completed / at_risk_canary,
+                        _ => (completed - canary_completed) / at_risk_stable,
                     }
                 };
                 let mut cached: Option<(f64, Factor)> = None;
