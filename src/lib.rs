@@ -10,6 +10,7 @@ pub mod analysis;
 pub mod analyze;
 pub mod controller;
 pub mod crd;
+pub mod demo;
 pub mod metrics;
 pub mod replay;
 pub mod rollout;

@@ -55,6 +55,10 @@ enum Command {
     /// Exit status: 0 the window passes, 10 it would have rolled back, 11 the evidence is
     /// inconclusive (e.g. no data), 1 an error.
     Analyze(Box<commands::analyze::AnalyzeArgs>),
+    /// Run a whole canary for real on loopback: stable and canary services, a weighted router,
+    /// load, live metrics and the judge, ending in promote or rollback, with a report.
+    /// Exit status: 0 the scenario's expected outcome, 1 another outcome or an error, 130 Ctrl-C.
+    Demo(Box<canary_gate::demo::cli::DemoArgs>),
     /// Print the custom resource definitions (Rollout, AnalysisTemplate, ClusterAnalysisTemplate)
     /// as YAML; `deploy/crds/` holds this output.
     Crd,
@@ -163,6 +167,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Decision::Rollback => ExitCode::from(10),
             Decision::Hold => ExitCode::from(11),
         }),
+        Command::Demo(args) => Ok(canary_gate::demo::cli::main(&args)?),
         Command::Crd => {
             print!("{}", canary_gate::crd::yaml()?);
             Ok(ExitCode::SUCCESS)
