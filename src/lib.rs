@@ -11,6 +11,7 @@ pub mod analyze;
 pub mod controller;
 pub mod crd;
 pub mod demo;
+pub mod gate;
 pub mod metrics;
 pub mod replay;
 pub mod rollout;

@@ -59,6 +59,11 @@ enum Command {
     /// load, live metrics and the judge, ending in promote or rollback, with a report.
     /// Exit status: 0 the scenario's expected outcome, 1 another outcome or an error, 130 Ctrl-C.
     Demo(Box<canary_gate::demo::cli::DemoArgs>),
+    /// Serve the judge over HTTP for Argo Rollouts (web metric provider) and Flagger (webhooks).
+    Gate {
+        #[command(subcommand)]
+        command: commands::gate::GateCommand,
+    },
     /// Print the custom resource definitions (Rollout, AnalysisTemplate, ClusterAnalysisTemplate)
     /// as YAML; `deploy/crds/` holds this output.
     Crd,
@@ -168,6 +173,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Decision::Hold => ExitCode::from(11),
         }),
         Command::Demo(args) => Ok(canary_gate::demo::cli::main(&args)?),
+        Command::Gate { command } => {
+            commands::gate::run(command)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Crd => {
             print!("{}", canary_gate::crd::yaml()?);
             Ok(ExitCode::SUCCESS)

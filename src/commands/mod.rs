@@ -1,7 +1,8 @@
-//! Handlers of the commands that talk to Prometheus (`analyze`, `template test`, `template lint
-//! --prometheus`), and the connection flags they share.
+//! Handlers of the commands that talk to Prometheus (`analyze`, `gate serve`, `template test`,
+//! `template lint --prometheus`), and the connection flags they share.
 
 pub mod analyze;
+pub mod gate;
 pub mod prometheus_args;
 pub mod template;
 
