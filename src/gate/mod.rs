@@ -210,7 +210,7 @@ async fn run(state: &GateState, request: &JudgeRequest) -> Result<JudgeResponse,
             to - d.as_secs_f64()
         }
     };
-    if !(to > from) || to - from > MAX_WINDOW.as_secs_f64() {
+    if to <= from || to - from > MAX_WINDOW.as_secs_f64() {
         return Err(unprocessable(format!(
             "the window from {from} to {to} must be positive and at most {}",
             humantime::format_duration(MAX_WINDOW)
