@@ -1,0 +1,90 @@
+//! A real kube-apiserver (1.20, built from Debian's source by `scripts/kube-apiserver-build`)
+//! with etcd on free loopback ports, started through `scripts/kube-apiserver-run`; stopped, with
+//! its temporary directory, when the handle is dropped.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running API server.
+pub struct ApiServer {
+    child: Child,
+    /// Its admin kubeconfig.
+    pub kubeconfig: PathBuf,
+}
+
+/// Where `scripts/kube-apiserver-build` caches the binary.
+pub fn binary() -> PathBuf {
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_default();
+    std::env::var_os("APISERVER")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| home.join(".cache/canary-gate/kube-apiserver/kube-apiserver"))
+}
+
+impl ApiServer {
+    /// Starts etcd and the API server and waits until it is ready (about 5 s).
+    pub fn start() -> Self {
+        let binary = binary();
+        assert!(
+            binary.is_file(),
+            "no kube-apiserver at {}: run scripts/kube-apiserver-build (scripts/test does it first)",
+            binary.display()
+        );
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/kube-apiserver-run");
+        let mut child = Command::new(script)
+            .env("APISERVER", &binary)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start scripts/kube-apiserver-run");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(path) = line.strip_prefix("KUBECONFIG=") {
+                    let _ = tx.send(PathBuf::from(path));
+                }
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            if let Ok(kubeconfig) = rx.recv_timeout(Duration::from_millis(200)) {
+                return Self { child, kubeconfig };
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!(
+                    "scripts/kube-apiserver-run exited with {status} before the API server was ready"
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the API server was not ready within 120 s"
+            );
+        }
+    }
+
+    /// An admin client.
+    pub async fn client(&self) -> kube::Client {
+        let config = kube::Config::from_custom_kubeconfig(
+            kube::config::Kubeconfig::read_from(&self.kubeconfig).expect("kubeconfig"),
+            &kube::config::KubeConfigOptions::default(),
+        )
+        .await
+        .expect("client config");
+        kube::Client::try_from(config).expect("client")
+    }
+}
+
+impl Drop for ApiServer {
+    fn drop(&mut self) {
+        // The script's trap stops etcd and the API server and removes its directory.
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
+    }
+}
