@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::Args;
 
+use canary_gate::metrics::prometheus::{Prometheus, PrometheusConfig};
 use canary_gate::metrics::prometheus_source::PrometheusSource;
 use canary_gate::metrics::query::{Bindings, lint_args, parse_args, render_template, resolve_args};
 use canary_gate::template;
@@ -26,24 +27,12 @@ pub struct LintArgs {
 
 /// Lints templates; returns the number that failed.
 pub fn lint(a: LintArgs) -> Result<usize> {
-    let client = match &a.prometheus {
-        Some(url) => Some(
-            PrometheusArgs {
-                prometheus: url.clone(),
-                bearer_token_file: None,
-                bearer_token_env: None,
-                basic_user: None,
-                basic_password_file: None,
-                basic_password_env: None,
-                headers: Vec::new(),
-                ca_file: None,
-                query_timeout: std::time::Duration::from_secs(10),
-                retries: 2,
-            }
-            .client()?,
-        ),
-        None => None,
-    };
+    // Lint only asks Prometheus to parse queries: the default client settings suffice.
+    let client = a
+        .prometheus
+        .as_ref()
+        .map(|url| Prometheus::new(PrometheusConfig::new(url.clone())))
+        .transpose()?;
     let rt = runtime()?;
     let mut failed = 0;
     let mut out = std::io::stdout().lock();
