@@ -1,7 +1,10 @@
-//! The Kubernetes controller's stages: validate → observe → analyze → decide → apply → report.
-//! `validate` (a Rollout spec becomes a step plan with its analyses) and `decide` (the pure step
-//! machine over the Rollout's status) exist; observe, apply, report and the reconcile loop are
-//! not built yet, so no `controller` command is offered.
+//! The Kubernetes controller, one reconcile as named stages: validate → observe → analyze →
+//! decide → apply/report ([`reconcile::reconcile`]). The kube-runtime watch loop, leader election
+//! and the health/metrics server are not built yet, so no `controller` command is offered.
 
+pub mod analyze;
 pub mod decide;
+pub mod error;
+pub mod observe;
+pub mod reconcile;
 pub mod validate;

@@ -285,6 +285,9 @@ pub struct RolloutStatus {
     /// controller assigns every past interval to its step from this.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub step_history: Vec<StepStart>,
+    /// The last value of the `canarygate.dev/action` annotation that was acted on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handled_action: Option<String>,
     /// The latest decision: continue, hold, promote or rollback.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_decision: Option<String>,

@@ -78,6 +78,46 @@ impl ApiServer {
     }
 }
 
+/// Applies `deploy/crds/` and waits until every CRD is Established.
+pub async fn install_crds(client: &kube::Client) {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    use kube::api::{Api, PostParams};
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/deploy/crds/canarygate.dev.yaml"
+    ))
+    .unwrap();
+    let mut names = Vec::new();
+    for doc in text
+        .split("\n---\n")
+        .filter(|d| d.contains("kind: CustomResourceDefinition"))
+    {
+        let crd: CustomResourceDefinition = serde_saphyr::from_str(doc).unwrap();
+        names.push(crd.metadata.name.clone().unwrap());
+        crds.create(&PostParams::default(), &crd)
+            .await
+            .expect("the API server accepts the CRD");
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for name in names {
+        loop {
+            let crd = crds.get(&name).await.unwrap();
+            let established = crd
+                .status
+                .and_then(|s| s.conditions)
+                .unwrap_or_default()
+                .iter()
+                .any(|c| c.type_ == "Established" && c.status == "True");
+            if established {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{name} not Established");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
 impl Drop for ApiServer {
     fn drop(&mut self) {
         // The script's trap stops etcd and the API server and removes its directory.

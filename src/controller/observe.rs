@@ -1,0 +1,152 @@
+//! Stage *observe*: what the cluster says — the target Deployment's revision, a pending human
+//! action, and the analysis templates a step names.
+
+use k8s_openapi::api::core::v1::PodTemplateSpec;
+use kube::api::Api;
+use kube::{Client, ResourceExt};
+
+use crate::crd::rollout::RolloutAnalysis;
+use crate::crd::{AnalysisTemplate, ClusterAnalysisTemplate, Rollout};
+use crate::template::{self, Template};
+
+use super::decide::Action;
+use super::error::ReconcileError;
+
+/// The annotation a human (or `canary-gate promote|abort|retry`) sets on a Rollout. Its value is
+/// `promote`, `promote-full`, `abort` or `retry`, optionally followed by `@` and anything unique
+/// (so the same action can be asked twice); the controller acts once per distinct value.
+pub const ACTION_ANNOTATION: &str = "canarygate.dev/action";
+
+/// A stable hash of a pod template (FNV-1a 64 over its JSON), as the revision name.
+pub fn revision(template: &PodTemplateSpec) -> String {
+    let json = serde_json::to_vec(template).unwrap_or_default();
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in json {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{hash:016x}")[..10].to_string()
+}
+
+/// The pending action on a Rollout: `(action, annotation value)` unless that value was handled.
+///
+/// # Errors
+/// When the annotation holds an unknown action (the message lists the valid ones).
+pub fn action(
+    rollout: &Rollout,
+    handled: Option<&str>,
+) -> Result<Option<(Action, String)>, ReconcileError> {
+    let Some(value) = rollout.annotations().get(ACTION_ANNOTATION) else {
+        return Ok(None);
+    };
+    if handled == Some(value.as_str()) {
+        return Ok(None);
+    }
+    let verb = value.split('@').next().unwrap_or_default();
+    let action = match verb {
+        "promote" => Action::Promote,
+        "promote-full" => Action::PromoteFull,
+        "abort" => Action::Abort,
+        "retry" => Action::Retry,
+        other => {
+            return Err(ReconcileError::InvalidAction(format!(
+                "annotation {ACTION_ANNOTATION}={other:?}: use promote, promote-full, abort or retry"
+            )));
+        }
+    };
+    Ok(Some((action, value.clone())))
+}
+
+/// Loads and validates the templates an analysis names, with its arguments.
+///
+/// # Errors
+/// When a template is missing or invalid (the error names it).
+pub async fn templates(
+    client: &Client,
+    namespace: &str,
+    analysis: &RolloutAnalysis,
+) -> Result<Vec<(Template, Vec<(String, String)>)>, ReconcileError> {
+    let args: Vec<(String, String)> = analysis
+        .args
+        .iter()
+        .map(|a| (a.name.clone(), a.value.clone()))
+        .collect();
+    let mut out = Vec::new();
+    for reference in &analysis.templates {
+        let name = &reference.template_name;
+        let (kind, spec, source) = if reference.cluster_scope {
+            let api: Api<ClusterAnalysisTemplate> = Api::all(client.clone());
+            let t = api.get_opt(name).await?.ok_or_else(|| {
+                ReconcileError::MissingTemplate(format!("ClusterAnalysisTemplate {name}"))
+            })?;
+            (
+                "ClusterAnalysisTemplate",
+                t.spec.0,
+                format!("ClusterAnalysisTemplate {name}"),
+            )
+        } else {
+            let api: Api<AnalysisTemplate> = Api::namespaced(client.clone(), namespace);
+            let t = api.get_opt(name).await?.ok_or_else(|| {
+                ReconcileError::MissingTemplate(format!("AnalysisTemplate {namespace}/{name}"))
+            })?;
+            (
+                "AnalysisTemplate",
+                t.spec.0,
+                format!("AnalysisTemplate {namespace}/{name}"),
+            )
+        };
+        let template = template::from_spec(kind, name, Some(namespace), spec, &source)
+            .map_err(|e| ReconcileError::InvalidTemplate(e.to_string()))?;
+        // Each template takes only the arguments it declares.
+        let mine = args
+            .iter()
+            .filter(|(k, _)| template.file.spec.args.iter().any(|a| &a.name == k))
+            .cloned()
+            .collect();
+        out.push((template, mine));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod(image: &str) -> PodTemplateSpec {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"labels": {"app": "web"}},
+            "spec": {"containers": [{"name": "web", "image": image}]}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn the_revision_is_stable_and_changes_with_the_template() {
+        assert_eq!(revision(&pod("web:1")), revision(&pod("web:1")));
+        assert_ne!(revision(&pod("web:1")), revision(&pod("web:2")));
+        assert_eq!(revision(&pod("web:1")).len(), 10);
+    }
+
+    #[test]
+    fn an_action_is_taken_once_per_value_and_unknown_ones_are_explained() {
+        let mut r: Rollout = serde_json::from_value(serde_json::json!({
+            "apiVersion": "canarygate.dev/v1alpha1", "kind": "Rollout",
+            "metadata": {"name": "web", "annotations": {ACTION_ANNOTATION: "promote@1"}},
+            "spec": {"targetRef": {"name": "web"}, "strategy": {}}
+        }))
+        .unwrap();
+        assert_eq!(
+            action(&r, None).unwrap(),
+            Some((Action::Promote, "promote@1".into()))
+        );
+        assert_eq!(action(&r, Some("promote@1")).unwrap(), None);
+        r.annotations_mut()
+            .insert(ACTION_ANNOTATION.into(), "promot".into());
+        assert!(
+            action(&r, None)
+                .unwrap_err()
+                .to_string()
+                .contains("use promote, promote-full, abort or retry")
+        );
+    }
+}

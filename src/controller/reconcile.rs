@@ -1,0 +1,191 @@
+//! One reconcile: validate → observe → analyze → decide → apply (status, Events) → when to look
+//! again. Only the ends talk to the API server; the middle is the pure step machine and judge.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::Action as Requeue;
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube::{Client, Resource, ResourceExt};
+use serde_json::json;
+
+use crate::crd::Rollout;
+use crate::crd::rollout::{RolloutPhase, RolloutStatus};
+
+use super::analyze::{MetricWindows, combine, judge};
+use super::decide::{self, Note, Observed, analysing, parse_rfc3339, plan_state};
+use super::error::ReconcileError;
+use super::observe;
+use super::validate::validate;
+
+/// Field manager of the status (separate from any spec manager: on API servers without
+/// subresource-aware managed fields, sharing one would steal spec ownership).
+pub const STATUS_MANAGER: &str = "canary-gate-status";
+/// How often a Rollout whose target is missing is looked at again.
+const MISSING_TARGET_RETRY: Duration = Duration::from_secs(60);
+
+/// What every reconcile needs.
+pub struct Context {
+    /// Kubernetes client.
+    pub client: Client,
+    /// Metric observations.
+    pub metrics: Arc<dyn MetricWindows>,
+    /// Event recorder.
+    pub recorder: Recorder,
+    /// Now, unix seconds (a parameter so tests control time).
+    pub clock: fn() -> f64,
+}
+
+/// Reconciles one Rollout.
+///
+/// # Errors
+/// When the API server or the metrics cannot be reached, or a template is missing or invalid;
+/// an invalid spec or a missing target is not an error but a status the user sees.
+#[tracing::instrument(skip(rollout, ctx), fields(rollout = %rollout.name_any(), namespace = rollout.namespace().unwrap_or_default(), step, weight))]
+pub async fn reconcile(
+    rollout: Arc<Rollout>,
+    ctx: Arc<Context>,
+) -> Result<Requeue, ReconcileError> {
+    let namespace = rollout.namespace().ok_or(ReconcileError::NoNamespace)?;
+    let now = (ctx.clock)();
+    let status = rollout.status.clone().unwrap_or_default();
+
+    // validate
+    let validated = match validate(&rollout.spec) {
+        Ok(v) => v,
+        Err(e) => {
+            let mut next = status.clone();
+            next.phase = Some(RolloutPhase::Degraded);
+            next.message = Some(format!("invalid spec: {e}"));
+            let note = Note {
+                reason: "InvalidSpec",
+                message: e.to_string(),
+                warning: true,
+            };
+            apply(&ctx, &rollout, &namespace, &status, next, &[note]).await?;
+            return Ok(Requeue::await_change());
+        }
+    };
+
+    // observe
+    let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), &namespace);
+    let Some(target) = deployments.get_opt(&validated.target).await? else {
+        let mut next = status.clone();
+        next.phase = Some(RolloutPhase::Degraded);
+        next.message = Some(format!(
+            "target Deployment {namespace}/{} not found",
+            validated.target
+        ));
+        let note = Note {
+            reason: "TargetMissing",
+            message: next.message.clone().unwrap_or_default(),
+            warning: true,
+        };
+        apply(&ctx, &rollout, &namespace, &status, next, &[note]).await?;
+        return Ok(Requeue::requeue(MISSING_TARGET_RETRY));
+    };
+    let revision = observe::revision(&target.spec.unwrap_or_default().template);
+    let action = observe::action(&rollout, status.handled_action.as_deref())?;
+
+    // analyze: only while this revision is being rolled out and the step is gated
+    let mut judgement = None;
+    let mut interval = 60.0_f64;
+    if analysing(&status) && status.canary_revision.as_deref() == Some(revision.as_str()) {
+        let step = plan_state(&status, now).step;
+        let analysis = validated
+            .step_analysis
+            .get(step)
+            .copied()
+            .flatten()
+            .or(validated.background)
+            .map(|i| validated.analyses[i].clone());
+        if let Some(analysis) = analysis {
+            let from = status
+                .started_at
+                .as_deref()
+                .and_then(parse_rfc3339)
+                .unwrap_or(now);
+            let mut judgements = Vec::new();
+            for (template, args) in observe::templates(&ctx.client, &namespace, &analysis).await? {
+                interval = interval.min(template.interval.as_secs_f64());
+                if now - from < template.interval.as_secs_f64() {
+                    continue; // not one complete interval yet
+                }
+                let intervals = ctx.metrics.window(&template, &args, from, now).await?;
+                if let Some(j) = judge(&validated, &status, &template, &intervals)? {
+                    judgements.push(j);
+                }
+            }
+            judgement = combine(judgements);
+        }
+    }
+
+    // decide
+    let observed = Observed {
+        now,
+        revision,
+        action: action.as_ref().map(|(a, _)| *a),
+    };
+    let outcome = decide::decide(&validated, &status, &observed, judgement.as_ref(), interval);
+    let mut next = outcome.status;
+    if let Some((_, value)) = action {
+        next.handled_action = Some(value);
+    }
+    next.observed_generation = rollout.metadata.generation;
+    tracing::Span::current().record("step", next.current_step_index.unwrap_or(0));
+    tracing::Span::current().record("weight", next.canary_weight.unwrap_or(0));
+
+    // apply + report
+    apply(&ctx, &rollout, &namespace, &status, next, &outcome.notes).await?;
+    Ok(match outcome.requeue_after {
+        Some(seconds) => Requeue::requeue(Duration::from_secs_f64(seconds.max(0.5))),
+        None => Requeue::await_change(),
+    })
+}
+
+/// Writes the status (server-side apply, own field manager) when it changed, and the Events.
+async fn apply(
+    ctx: &Context,
+    rollout: &Rollout,
+    namespace: &str,
+    old: &RolloutStatus,
+    new: RolloutStatus,
+    notes: &[Note],
+) -> Result<(), ReconcileError> {
+    if &new != old {
+        let api: Api<Rollout> = Api::namespaced(ctx.client.clone(), namespace);
+        let patch =
+            json!({"apiVersion": "canarygate.dev/v1alpha1", "kind": "Rollout", "status": new});
+        api.patch_status(
+            &rollout.name_any(),
+            &PatchParams::apply(STATUS_MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await?;
+    }
+    let reference = rollout.object_ref(&());
+    for note in notes {
+        let event = Event {
+            type_: if note.warning {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
+            reason: note.reason.to_string(),
+            note: Some(note.message.clone()),
+            action: "Reconcile".to_string(),
+            secondary: None,
+        };
+        // Events are a report: a failure to write one does not undo the decision.
+        if let Err(e) = ctx.recorder.publish(&event, &reference).await {
+            tracing::warn!(
+                reason = note.reason,
+                error = &e as &dyn std::error::Error,
+                "could not record an Event"
+            );
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,284 @@
+//! One reconcile at a time against a real kube-apiserver: the status written by server-side
+//! apply, the Events recorded, and the step machine driven by metrics from a scripted source.
+
+mod support;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use canary_gate::analysis::{Counts, Histogram, MetricKind, MetricSample};
+use canary_gate::controller::analyze::MetricWindows;
+use canary_gate::controller::reconcile::{Context, reconcile};
+use canary_gate::crd::analysis_template::AnalysisTemplateBody;
+use canary_gate::crd::rollout::RolloutPhase;
+use canary_gate::crd::{AnalysisTemplate, Rollout};
+use canary_gate::metrics::prometheus_source::{SourceError, WindowInterval};
+use canary_gate::simulation::DEFAULT_BUCKETS;
+use canary_gate::template::Template;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::events::v1::Event;
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::runtime::events::{Recorder, Reporter};
+use serde_json::json;
+use support::apiserver::{ApiServer, install_crds};
+
+const NS: &str = "reconcile-test";
+const T0: u64 = 1_763_856_000;
+static NOW: AtomicU64 = AtomicU64::new(T0);
+static FAILING: AtomicBool = AtomicBool::new(false);
+
+fn now() -> f64 {
+    NOW.load(Ordering::SeqCst) as f64
+}
+
+/// Scripted observations: every minute 900 stable and 100 canary requests; the canary fails
+/// 20 % of them while FAILING is set.
+struct Scripted;
+
+impl MetricWindows for Scripted {
+    fn window<'a>(
+        &'a self,
+        template: &'a Template,
+        _args: &'a [(String, String)],
+        from: f64,
+        to: f64,
+    ) -> Pin<Box<dyn Future<Output = Result<Vec<WindowInterval>, SourceError>> + Send + 'a>> {
+        let failing = FAILING.load(Ordering::SeqCst);
+        Box::pin(async move {
+            let mut out = Vec::new();
+            let mut t = from + 60.0;
+            let hist = |n: f64| {
+                let shape = [
+                    0.0, 0.01, 0.1, 0.35, 0.35, 0.15, 0.03, 0.01, 0.0, 0.0, 0.0, 0.0,
+                ];
+                Histogram::new(
+                    DEFAULT_BUCKETS.to_vec(),
+                    shape.iter().map(|p| p * n).collect(),
+                    0.0,
+                )
+                .unwrap()
+            };
+            while t <= to + 1e-9 {
+                let samples = template
+                    .judge
+                    .metrics
+                    .iter()
+                    .map(|m| match m.kind {
+                        MetricKind::ErrorRate => MetricSample::Counts {
+                            stable: Counts::new(1.0, 900.0),
+                            canary: Counts::new(if failing { 20.0 } else { 0.0 }, 100.0),
+                        },
+                        MetricKind::Latency => MetricSample::Histogram {
+                            stable: hist(900.0),
+                            canary: hist(100.0),
+                        },
+                        MetricKind::Value => MetricSample::Missing("not scripted".into()),
+                    })
+                    .collect();
+                out.push(WindowInterval { t, samples });
+                t += 60.0;
+            }
+            Ok(out)
+        })
+    }
+}
+
+async fn status_of(api: &Api<Rollout>, name: &str) -> canary_gate::crd::RolloutStatus {
+    api.get(name).await.unwrap().status.unwrap_or_default()
+}
+
+#[tokio::test]
+async fn reconciles_drive_a_rollout_through_its_steps_on_a_real_api_server() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let server = ApiServer::start();
+    let client = server.client().await;
+    install_crds(&client).await;
+    Api::<Namespace>::all(client.clone())
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": NS}})).unwrap(),
+        )
+        .await
+        .unwrap();
+    let template = canary_gate::template::load(std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/analysis-templates/generic-http.yaml"
+    )))
+    .unwrap();
+    Api::<AnalysisTemplate>::namespaced(client.clone(), NS)
+        .create(
+            &PostParams::default(),
+            &AnalysisTemplate::new(
+                "generic-http",
+                AnalysisTemplateBody(template.file.spec.clone()),
+            ),
+        )
+        .await
+        .unwrap();
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), NS);
+    let deployment = |image: &str| -> Deployment {
+        serde_json::from_value(json!({
+            "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+            "spec": {"selector": {"matchLabels": {"app": "web"}},
+                "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "web", "image": image}]}}}
+        }))
+        .unwrap()
+    };
+    deployments
+        .create(&PostParams::default(), &deployment("web:1"))
+        .await
+        .unwrap();
+    let rollouts: Api<Rollout> = Api::namespaced(client.clone(), NS);
+    let rollout: Rollout = serde_json::from_value(json!({
+        "apiVersion": "canarygate.dev/v1alpha1", "kind": "Rollout", "metadata": {"name": "web"},
+        "spec": {"targetRef": {"name": "web"}, "strategy": {"canary": {
+            "analysis": {"templates": [{"templateName": "generic-http"}], "args": [{"name": "service", "value": "web"}]},
+            "steps": [{"setWeight": 10}, {"pause": {"duration": "2m"}}, {"setWeight": 50}, {"pause": {"duration": "2m"}}]}}}
+    }))
+    .unwrap();
+    rollouts
+        .create(&PostParams::default(), &rollout)
+        .await
+        .unwrap();
+
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        metrics: Arc::new(Scripted),
+        recorder: Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: "canary-gate".into(),
+                instance: None,
+            },
+        ),
+        clock: now,
+    });
+    let step = |name: &'static str| {
+        let (rollouts, ctx) = (rollouts.clone(), ctx.clone());
+        async move {
+            reconcile(Arc::new(rollouts.get(name).await.unwrap()), ctx)
+                .await
+                .expect("reconcile succeeds")
+        }
+    };
+
+    // 1. First sight: the running template is adopted as stable.
+    step("web").await;
+    let s = status_of(&rollouts, "web").await;
+    assert_eq!(s.phase, Some(RolloutPhase::Healthy), "{s:?}");
+    let stable = s.stable_revision.clone().expect("stable revision");
+
+    // 2. A new image starts the rollout at step 0, 10 %.
+    deployments
+        .replace("web", &PostParams::default(), &{
+            let mut d = deployments.get("web").await.unwrap();
+            d.spec.as_mut().unwrap().template = deployment("web:2").spec.unwrap().template;
+            d
+        })
+        .await
+        .unwrap();
+    step("web").await;
+    let s = status_of(&rollouts, "web").await;
+    assert_eq!(
+        (s.phase, s.current_step_index, s.canary_weight),
+        (Some(RolloutPhase::Progressing), Some(0), Some(10))
+    );
+    assert_ne!(s.canary_revision.as_deref(), Some(stable.as_str()));
+
+    // 3. Two clean minutes later the step is over and passes: step 1 at 50 %.
+    NOW.store(T0 + 120, Ordering::SeqCst);
+    step("web").await;
+    let s = status_of(&rollouts, "web").await;
+    assert_eq!(
+        (s.current_step_index, s.canary_weight),
+        (Some(1), Some(50)),
+        "{:?}",
+        s.message
+    );
+    assert_eq!(s.last_decision.as_deref(), Some("continue"));
+
+    // 4. The canary starts failing: rolled back, with the evidence in the decision record.
+    FAILING.store(true, Ordering::SeqCst);
+    NOW.store(T0 + 300, Ordering::SeqCst);
+    step("web").await;
+    let s = status_of(&rollouts, "web").await;
+    assert_eq!(
+        (s.phase, s.canary_weight),
+        (Some(RolloutPhase::RolledBack), Some(0)),
+        "{:?}",
+        s.message
+    );
+    let last = s.decisions.last().expect("decision record");
+    assert_eq!(last.decision, "rollback");
+    assert!(
+        last.metrics
+            .iter()
+            .any(|m| m.name == "error-rate" && m.verdict == "fail")
+    );
+
+    // 5. A human retries through the action annotation: step 0 again, acted on once.
+    FAILING.store(false, Ordering::SeqCst);
+    rollouts
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(
+                json!({"metadata": {"annotations": {"canarygate.dev/action": "retry@1"}}}),
+            ),
+        )
+        .await
+        .unwrap();
+    step("web").await;
+    let s = status_of(&rollouts, "web").await;
+    assert_eq!(
+        (s.phase, s.current_step_index, s.handled_action.as_deref()),
+        (Some(RolloutPhase::Progressing), Some(0), Some("retry@1"))
+    );
+
+    // 6. A Rollout with an invalid spec gets a clear status and does not disturb the other.
+    let bad: Rollout = serde_json::from_value(json!({
+        "apiVersion": "canarygate.dev/v1alpha1", "kind": "Rollout", "metadata": {"name": "bad"},
+        "spec": {"targetRef": {"name": "web"}, "strategy": {"canary": {"steps": [{"setWeight": 10}]}, "blueGreen": {"activeService": "web"}}}
+    }))
+    .unwrap();
+    rollouts.create(&PostParams::default(), &bad).await.unwrap();
+    step("bad").await;
+    let s = status_of(&rollouts, "bad").await;
+    assert_eq!(s.phase, Some(RolloutPhase::Degraded));
+    assert!(
+        s.message
+            .unwrap()
+            .contains("spec.strategy: has both canary and blueGreen")
+    );
+    assert_eq!(
+        status_of(&rollouts, "web").await.phase,
+        Some(RolloutPhase::Progressing)
+    );
+
+    // Events were recorded for every change.
+    let events: Api<Event> = Api::namespaced(client.clone(), NS);
+    let reasons: Vec<String> = events
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter_map(|e| e.reason)
+        .collect();
+    for expected in [
+        "Adopted",
+        "RolloutStarted",
+        "StepAdvanced",
+        "RolledBack",
+        "RolloutRetried",
+        "InvalidSpec",
+    ] {
+        assert!(
+            reasons.iter().any(|r| r == expected),
+            "no {expected} Event in {reasons:?}"
+        );
+    }
+}
