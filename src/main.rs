@@ -59,6 +59,8 @@ enum Command {
     /// load, live metrics and the judge, ending in promote or rollback, with a report.
     /// Exit status: 0 the scenario's expected outcome, 1 another outcome or an error, 130 Ctrl-C.
     Demo(Box<canary_gate::demo::cli::DemoArgs>),
+    /// Run the Kubernetes controller: watch Rollouts, judge each step, write status and Events.
+    Controller(Box<commands::controller::ControllerArgs>),
     /// Serve the judge over HTTP for Argo Rollouts (web metric provider) and Flagger (webhooks).
     Gate {
         #[command(subcommand)]
@@ -173,6 +175,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Decision::Hold => ExitCode::from(11),
         }),
         Command::Demo(args) => Ok(canary_gate::demo::cli::main(&args)?),
+        Command::Controller(args) => {
+            commands::controller::run(*args)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Gate { command } => {
             commands::gate::run(command)?;
             Ok(ExitCode::SUCCESS)

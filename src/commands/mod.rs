@@ -2,6 +2,7 @@
 //! `template lint --prometheus`), and the connection flags they share.
 
 pub mod analyze;
+pub mod controller;
 pub mod gate;
 pub mod prometheus_args;
 pub mod template;

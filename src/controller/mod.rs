@@ -1,10 +1,14 @@
-//! The Kubernetes controller, one reconcile as named stages: validate → observe → analyze →
-//! decide → apply/report ([`reconcile::reconcile`]). The kube-runtime watch loop, leader election
-//! and the health/metrics server are not built yet, so no `controller` command is offered.
+//! The Kubernetes controller. One reconcile is a short pipeline of named stages — validate →
+//! observe → analyze → decide → apply/report ([`reconcile::reconcile`]); [`run`] is the process
+//! around it: leader election on a Lease, the kube-runtime watch loop, `/livez`, `/readyz` and
+//! `/metrics`.
 
 pub mod analyze;
 pub mod decide;
 pub mod error;
+pub mod leader;
 pub mod observe;
 pub mod reconcile;
+pub mod run;
+pub mod telemetry;
 pub mod validate;

@@ -18,6 +18,7 @@ use super::analyze::{MetricWindows, combine, judge};
 use super::decide::{self, Note, Observed, analysing, parse_rfc3339, plan_state};
 use super::error::ReconcileError;
 use super::observe;
+use super::telemetry::{ControllerMetrics, DecisionLabel};
 use super::validate::validate;
 
 /// Field manager of the status (separate from any spec manager: on API servers without
@@ -36,6 +37,8 @@ pub struct Context {
     pub recorder: Recorder,
     /// Now, unix seconds (a parameter so tests control time).
     pub clock: fn() -> f64,
+    /// The controller's own metrics, when served.
+    pub telemetry: Option<ControllerMetrics>,
 }
 
 /// Reconciles one Rollout.
@@ -119,6 +122,13 @@ pub async fn reconcile(
                 }
             }
             judgement = combine(judgements);
+            if let (Some(t), Some(j)) = (&ctx.telemetry, &judgement) {
+                t.decisions
+                    .get_or_create(&DecisionLabel {
+                        decision: j.decision.as_str().to_string(),
+                    })
+                    .inc();
+            }
         }
     }
 

@@ -1,0 +1,340 @@
+//! The controller process: leader election, the kube-runtime watch loop over Rollouts (through
+//! `DeserializeGuard`, so one malformed object cannot stall the watch) and their target
+//! Deployments, and the health and metrics server.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::http::StatusCode;
+use axum::routing::get;
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::api::Api;
+use kube::core::DeserializeGuard;
+use kube::runtime::controller::{Action as Requeue, Controller};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
+use kube::{Client, Resource, ResourceExt};
+use prometheus_client::registry::Registry;
+
+use crate::crd::Rollout;
+use crate::metrics::prometheus::Prometheus;
+
+use super::analyze::PrometheusWindows;
+use super::error::ReconcileError;
+use super::leader::LeaseLock;
+use super::reconcile::{Context, reconcile};
+use super::telemetry::{CategoryLabel, ControllerMetrics};
+
+/// Lease name shared by the replicas.
+pub const LEASE_NAME: &str = "canary-gate-controller";
+
+/// Errors starting or running the controller.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The Kubernetes client could not be built (no kubeconfig or in-cluster config).
+    #[error("kubernetes client: {0}")]
+    Client(#[source] kube::Error),
+    /// Leader election failed.
+    #[error("leader election on Lease {namespace}/{LEASE_NAME}: {source}")]
+    Lease {
+        /// Lease namespace.
+        namespace: String,
+        /// The API error.
+        #[source]
+        source: kube::Error,
+    },
+    /// The health server could not listen.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// Address.
+        addr: SocketAddr,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// This replica lost the lease; it stops so it can never act beside the new leader.
+    #[error("lost the leader lease {namespace}/{LEASE_NAME}")]
+    LostLease {
+        /// Lease namespace.
+        namespace: String,
+    },
+}
+
+/// How to run.
+pub struct ControllerConfig {
+    /// Prometheus for the analysis templates' queries.
+    pub prometheus: Prometheus,
+    /// Address of /livez, /readyz and /metrics.
+    pub listen: SocketAddr,
+    /// Namespace of the leader-election Lease.
+    pub lease_namespace: String,
+    /// This replica's identity (pod name).
+    pub identity: String,
+    /// Elect a leader (off only for a single replica run by hand).
+    pub leader_election: bool,
+    /// How long the Lease holds without renewal; the leader renews every third of it.
+    pub lease_duration: Duration,
+}
+
+struct RunContext {
+    inner: Arc<Context>,
+    telemetry: ControllerMetrics,
+}
+
+/// Runs until Ctrl-C / SIGTERM, or until the lease is lost.
+///
+/// # Errors
+/// See [`RunError`].
+pub async fn run(config: ControllerConfig) -> Result<(), RunError> {
+    let client = Client::try_default().await.map_err(RunError::Client)?;
+    let mut registry = Registry::default();
+    let telemetry = ControllerMetrics::register(&mut registry);
+    let registry = Arc::new(registry);
+    let ready = Arc::new(AtomicBool::new(false));
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| RunError::Listen {
+            addr: config.listen,
+            source,
+        })?;
+    tokio::spawn(serve_health(listener, registry, ready.clone()));
+
+    let lease_namespace = config.lease_namespace.clone();
+    let mut lost = None;
+    if config.leader_election {
+        let lease_duration = config.lease_duration;
+        let lock = LeaseLock::new(
+            client.clone(),
+            &lease_namespace,
+            LEASE_NAME,
+            &config.identity,
+            lease_duration,
+        );
+        tracing::info!(identity = %config.identity, namespace = %lease_namespace, "waiting to become leader");
+        lock.acquire((lease_duration / 5).max(Duration::from_millis(200)))
+            .await
+            .map_err(|source| RunError::Lease {
+                namespace: lease_namespace.clone(),
+                source,
+            })?;
+        tracing::info!(identity = %config.identity, "became leader");
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        lost = Some(rx);
+        tokio::spawn(async move {
+            let mut last_renewal = Instant::now();
+            loop {
+                tokio::time::sleep(lease_duration / 3).await;
+                match lock.try_acquire_or_renew().await {
+                    Ok(true) => last_renewal = Instant::now(),
+                    Ok(false) => break,
+                    Err(e) => {
+                        tracing::warn!(
+                            error = &e as &dyn std::error::Error,
+                            "could not renew the lease"
+                        );
+                        if last_renewal.elapsed() > lease_duration * 2 / 3 {
+                            break;
+                        }
+                    }
+                }
+            }
+            let _ = tx.send(());
+        });
+    }
+
+    let context = Arc::new(RunContext {
+        inner: Arc::new(Context {
+            client: client.clone(),
+            metrics: Arc::new(PrometheusWindows(config.prometheus)),
+            recorder: Recorder::new(
+                client.clone(),
+                Reporter {
+                    controller: "canary-gate".into(),
+                    instance: Some(config.identity.clone()),
+                },
+            ),
+            clock: now,
+            telemetry: Some(telemetry.clone()),
+        }),
+        telemetry,
+    });
+    let rollouts: Api<DeserializeGuard<Rollout>> = Api::all(client.clone());
+    let controller = Controller::new(rollouts, watcher::Config::default());
+    let store = controller.store();
+    {
+        let (store, ready) = (store.clone(), ready.clone());
+        tokio::spawn(async move {
+            // kube-runtime's store wakes only the latest waiter, and the controller itself waits
+            // on it too: poll again every half second until it reports ready.
+            loop {
+                match tokio::time::timeout(Duration::from_millis(500), store.wait_until_ready())
+                    .await
+                {
+                    Ok(Ok(())) => {
+                        tracing::info!("caches synced; ready");
+                        ready.store(true, Ordering::SeqCst);
+                        return;
+                    }
+                    Ok(Err(e)) => {
+                        tracing::error!(error = %e, "the Rollout cache will never sync");
+                        return;
+                    }
+                    Err(_) => {}
+                }
+            }
+        });
+    }
+    let by_target = store.clone();
+    let work = controller
+        // A Deployment's new template starts a rollout: wake the Rollouts that target it.
+        .watches(
+            Api::<Deployment>::all(client.clone()),
+            watcher::Config::default(),
+            move |d: Deployment| {
+                let (name, namespace) = (d.name_any(), d.namespace());
+                by_target
+                    .state()
+                    .into_iter()
+                    .filter(|g| {
+                        g.0.as_ref().is_ok_and(|r| {
+                            r.spec.target_ref.name == name && r.namespace() == namespace
+                        })
+                    })
+                    .map(|g| ObjectRef::from_obj(&*g))
+                    .collect::<Vec<_>>()
+            },
+        )
+        .shutdown_on_signal()
+        .run(reconcile_guarded, error_policy, context)
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                tracing::warn!(error = &e as &dyn std::error::Error, "reconcile failed");
+            }
+        });
+    match lost {
+        Some(lost) => tokio::select! {
+            () = work => Ok(()),
+            _ = lost => Err(RunError::LostLease { namespace: lease_namespace }),
+        },
+        None => {
+            work.await;
+            Ok(())
+        }
+    }
+}
+
+fn now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+async fn reconcile_guarded(
+    guard: Arc<DeserializeGuard<Rollout>>,
+    ctx: Arc<RunContext>,
+) -> Result<Requeue, ReconcileError> {
+    let started = Instant::now();
+    ctx.telemetry.reconciles.inc();
+    let result = match &guard.0 {
+        Ok(rollout) => reconcile(Arc::new(rollout.clone()), ctx.inner.clone()).await,
+        Err(invalid) => {
+            // A malformed Rollout: say so on the object and wait for a change; others proceed.
+            let event = Event {
+                type_: EventType::Warning,
+                reason: "Malformed".into(),
+                note: Some(format!("the Rollout cannot be read: {}", invalid.error)),
+                action: "Reconcile".into(),
+                secondary: None,
+            };
+            if let Err(e) = ctx
+                .inner
+                .recorder
+                .publish(&event, &guard.object_ref(&()))
+                .await
+            {
+                tracing::warn!(
+                    error = &e as &dyn std::error::Error,
+                    "could not record an Event"
+                );
+            }
+            Ok(Requeue::await_change())
+        }
+    };
+    ctx.telemetry
+        .duration
+        .observe(started.elapsed().as_secs_f64());
+    if let Err(e) = &result {
+        ctx.telemetry
+            .failures
+            .get_or_create(&CategoryLabel {
+                category: e.category().to_string(),
+            })
+            .inc();
+    }
+    result
+}
+
+/// An invalid template or action waits for a change; anything else is retried.
+fn error_policy(
+    _guard: Arc<DeserializeGuard<Rollout>>,
+    error: &ReconcileError,
+    _ctx: Arc<RunContext>,
+) -> Requeue {
+    tracing::warn!(
+        category = error.category(),
+        error = error as &dyn std::error::Error,
+        "reconcile error"
+    );
+    match error {
+        ReconcileError::InvalidAction(_)
+        | ReconcileError::InvalidTemplate(_)
+        | ReconcileError::MissingTemplate(_) => Requeue::requeue(Duration::from_secs(300)),
+        _ => Requeue::requeue(Duration::from_secs(15)),
+    }
+}
+
+async fn serve_health(
+    listener: tokio::net::TcpListener,
+    registry: Arc<Registry>,
+    ready: Arc<AtomicBool>,
+) {
+    let app = Router::new()
+        .route("/livez", get(|| async { "ok" }))
+        .route(
+            "/readyz",
+            get(move || {
+                let ready = ready.clone();
+                async move {
+                    if ready.load(Ordering::SeqCst) {
+                        (StatusCode::OK, "ok")
+                    } else {
+                        (StatusCode::SERVICE_UNAVAILABLE, "caches not synced")
+                    }
+                }
+            }),
+        )
+        .route(
+            "/metrics",
+            get(move || {
+                let registry = registry.clone();
+                async move {
+                    let mut text = String::new();
+                    match prometheus_client::encoding::text::encode(&mut text, &registry) {
+                        Ok(()) => (StatusCode::OK, text),
+                        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+                    }
+                }
+            }),
+        );
+    if let Err(e) = axum::serve(listener, app).await {
+        tracing::error!(
+            error = &e as &dyn std::error::Error,
+            "health server stopped"
+        );
+    }
+}

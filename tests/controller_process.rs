@@ -1,0 +1,211 @@
+//! The `canary-gate controller` process against a real kube-apiserver: ready once its caches
+//! synced, adopts a Rollout's running revision, starts a rollout when the Deployment's template
+//! changes (through the Deployment watch), serves /metrics, and a second replica stays passive
+//! until the leader is gone and its Lease has expired.
+
+mod support;
+
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use canary_gate::crd::Rollout;
+use canary_gate::crd::rollout::RolloutPhase;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use serde_json::json;
+use support::apiserver::{ApiServer, install_crds};
+
+const BIN: &str = env!("CARGO_BIN_EXE_canary-gate");
+const NS: &str = "ctrl-test";
+const LEASE_NS: &str = "canary-gate-system";
+
+/// A controller replica, stopped with SIGTERM when dropped.
+struct Replica {
+    child: Child,
+    url: String,
+}
+
+impl Replica {
+    fn start(server: &ApiServer, identity: &str) -> Self {
+        let port = support::free_port();
+        let child = Command::new(BIN)
+            .env("KUBECONFIG", &server.kubeconfig)
+            .env("CANARY_GATE_LOG", "info")
+            .args([
+                "controller",
+                "--prometheus",
+                "http://127.0.0.1:9",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--lease-namespace",
+                LEASE_NS,
+                "--identity",
+                identity,
+                "--lease-duration",
+                "3s",
+            ])
+            .spawn()
+            .expect("start canary-gate controller");
+        Self {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        }
+    }
+
+    fn stop(&mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
+    }
+
+    async fn get(&self, path: &str) -> Option<(u16, String)> {
+        let r = reqwest::get(format!("{}{path}", self.url)).await.ok()?;
+        Some((r.status().as_u16(), r.text().await.ok()?))
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+async fn eventually<F, Fut>(what: &str, timeout: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_controller_process_reconciles_and_elects_one_leader() {
+    support::init_crypto();
+    let server = ApiServer::start();
+    let client = server.client().await;
+    install_crds(&client).await;
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    for ns in [NS, LEASE_NS] {
+        namespaces
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(json!({"metadata": {"name": ns}})).unwrap(),
+            )
+            .await
+            .unwrap();
+    }
+
+    let a = Replica::start(&server, "replica-a");
+    eventually("replica-a ready", Duration::from_secs(30), || async {
+        a.get("/readyz").await.is_some_and(|(s, _)| s == 200)
+    })
+    .await;
+    assert_eq!(a.get("/livez").await.map(|r| r.0), Some(200));
+
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), NS);
+    let deployment = |image: &str| -> Deployment {
+        serde_json::from_value(json!({
+            "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+            "spec": {"selector": {"matchLabels": {"app": "web"}},
+                "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "web", "image": image}]}}}
+        }))
+        .unwrap()
+    };
+    deployments
+        .create(&PostParams::default(), &deployment("web:1"))
+        .await
+        .unwrap();
+    let rollouts: Api<Rollout> = Api::namespaced(client.clone(), NS);
+    let rollout: Rollout = serde_json::from_value(json!({
+        "apiVersion": "canarygate.dev/v1alpha1", "kind": "Rollout", "metadata": {"name": "web"},
+        "spec": {"targetRef": {"name": "web"}, "strategy": {"canary": {"steps": [{"setWeight": 10}, {"pause": {"duration": "10m"}}]}}}
+    }))
+    .unwrap();
+    rollouts
+        .create(&PostParams::default(), &rollout)
+        .await
+        .unwrap();
+    let phase = |rollouts: Api<Rollout>| async move {
+        rollouts
+            .get("web")
+            .await
+            .ok()
+            .and_then(|r| r.status)
+            .and_then(|s| s.phase)
+    };
+    eventually(
+        "the Rollout adopted as Healthy",
+        Duration::from_secs(20),
+        || {
+            let r = rollouts.clone();
+            async move { phase(r).await == Some(RolloutPhase::Healthy) }
+        },
+    )
+    .await;
+
+    // A new image: the Deployment watch wakes the Rollout, which starts at step 0, 10 %.
+    deployments
+        .patch("web", &PatchParams::default(), &Patch::Merge(json!({"spec": {"template": {"spec": {"containers": [{"name": "web", "image": "web:2"}]}}}})))
+        .await
+        .unwrap();
+    eventually("the rollout started", Duration::from_secs(20), || {
+        let r = rollouts.clone();
+        async move { phase(r).await == Some(RolloutPhase::Progressing) }
+    })
+    .await;
+    let status = rollouts.get("web").await.unwrap().status.unwrap();
+    assert_eq!(
+        (status.current_step_index, status.canary_weight),
+        (Some(0), Some(10))
+    );
+    let (code, metrics) = a.get("/metrics").await.unwrap();
+    assert_eq!(code, 200);
+    assert!(
+        metrics.contains("canary_gate_reconciles_total"),
+        "{metrics}"
+    );
+
+    // A second replica stays passive while replica-a holds the lease …
+    let leases: Api<Lease> = Api::namespaced(client.clone(), LEASE_NS);
+    let holder = |leases: Api<Lease>| async move {
+        leases
+            .get("canary-gate-controller")
+            .await
+            .ok()
+            .and_then(|l| l.spec)
+            .and_then(|s| s.holder_identity)
+    };
+    let mut a = a;
+    let b = Replica::start(&server, "replica-b");
+    eventually("replica-b alive", Duration::from_secs(10), || async {
+        b.get("/livez").await.is_some_and(|(s, _)| s == 200)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(holder(leases.clone()).await.as_deref(), Some("replica-a"));
+    assert_ne!(
+        b.get("/readyz").await.map(|r| r.0),
+        Some(200),
+        "a standby replica does not run the controller"
+    );
+
+    // … and takes over once replica-a is gone and the lease expired.
+    a.stop();
+    eventually("replica-b to lead", Duration::from_secs(15), || {
+        let l = leases.clone();
+        async move { holder(l).await.as_deref() == Some("replica-b") }
+    })
+    .await;
+    eventually("replica-b ready", Duration::from_secs(30), || async {
+        b.get("/readyz").await.is_some_and(|(s, _)| s == 200)
+    })
+    .await;
+}
