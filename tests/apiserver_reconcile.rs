@@ -250,13 +250,25 @@ async fn reconciles_drive_a_rollout_through_its_steps_on_a_real_api_server() {
     let s = status_of(&rollouts, "bad").await;
     assert_eq!(s.phase, Some(RolloutPhase::Degraded));
     assert!(
+        s.conditions
+            .iter()
+            .any(|c| c.type_ == "InvalidSpec" && c.status == "True"),
+        "{:?}",
+        s.conditions
+    );
+    assert!(
         s.message
             .unwrap()
             .contains("spec.strategy: has both canary and blueGreen")
     );
-    assert_eq!(
-        status_of(&rollouts, "web").await.phase,
-        Some(RolloutPhase::Progressing)
+    let web = status_of(&rollouts, "web").await;
+    assert_eq!(web.phase, Some(RolloutPhase::Progressing));
+    assert!(
+        web.conditions
+            .iter()
+            .any(|c| c.type_ == "Progressing" && c.status == "True"),
+        "{:?}",
+        web.conditions
     );
 
     // Events were recorded for every change.

@@ -4,6 +4,9 @@
 //! Everything needed to resume lives in the status (step, when it started, revisions), so a
 //! restarted controller continues the same step with the same elapsed time.
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::jiff::Timestamp;
+
 use crate::analysis::StepContext;
 use crate::analysis::{Decision, Judgement};
 use crate::crd::rollout::{DecisionRecord, MetricRecord, RolloutPhase, RolloutStatus, StepStart};
@@ -72,6 +75,18 @@ pub fn analysing(status: &RolloutStatus) -> bool {
 /// has no analysis, which then only waits for its pause); `interval` is the analysis interval
 /// (seconds) used to schedule the next look.
 pub fn decide(
+    rollout: &ValidatedRollout,
+    status: &RolloutStatus,
+    observed: &Observed,
+    judgement: Option<&Judgement>,
+    interval: f64,
+) -> Outcome {
+    let mut outcome = decide_phase(rollout, status, observed, judgement, interval);
+    set_phase_conditions(&mut outcome.status, observed.now);
+    outcome
+}
+
+fn decide_phase(
     rollout: &ValidatedRollout,
     status: &RolloutStatus,
     observed: &Observed,
@@ -459,6 +474,87 @@ pub fn plan_state(status: &RolloutStatus, now: f64) -> PlanState {
             Some(RolloutPhase::Promoting | RolloutPhase::Healthy) => Phase::Promoted,
             _ => Phase::Progressing,
         },
+    }
+}
+
+/// The standard conditions that follow from the phase: `Progressing` (a rollout is under way),
+/// `Healthy` (the stable version runs with all traffic), `Paused` (waiting for a human), and
+/// `InvalidSpec` cleared (the spec validated).
+pub fn set_phase_conditions(status: &mut RolloutStatus, now: f64) {
+    let phase = status.phase.unwrap_or(RolloutPhase::Healthy);
+    let reason = format!("{phase:?}");
+    let message = status.message.clone().unwrap_or_default();
+    let progressing = matches!(
+        phase,
+        RolloutPhase::Progressing
+            | RolloutPhase::Holding
+            | RolloutPhase::Paused
+            | RolloutPhase::Promoting
+    );
+    set_condition(
+        &mut status.conditions,
+        "Progressing",
+        progressing,
+        &reason,
+        &message,
+        now,
+    );
+    set_condition(
+        &mut status.conditions,
+        "Healthy",
+        phase == RolloutPhase::Healthy,
+        &reason,
+        &message,
+        now,
+    );
+    set_condition(
+        &mut status.conditions,
+        "Paused",
+        phase == RolloutPhase::Paused,
+        &reason,
+        &message,
+        now,
+    );
+    if status.conditions.iter().any(|c| c.type_ == "InvalidSpec") {
+        set_condition(
+            &mut status.conditions,
+            "InvalidSpec",
+            false,
+            "Valid",
+            "the spec is valid",
+            now,
+        );
+    }
+}
+
+/// Sets a condition; its `lastTransitionTime` changes only when its status does.
+pub fn set_condition(
+    conditions: &mut Vec<Condition>,
+    type_: &str,
+    on: bool,
+    reason: &str,
+    message: &str,
+    now: f64,
+) {
+    let status = if on { "True" } else { "False" };
+    let time = Time(Timestamp::from_second(now as i64).unwrap_or(Timestamp::UNIX_EPOCH));
+    match conditions.iter_mut().find(|c| c.type_ == type_) {
+        Some(c) => {
+            if c.status != status {
+                c.last_transition_time = time;
+                c.status = status.to_string();
+            }
+            c.reason = reason.to_string();
+            c.message = message.to_string();
+        }
+        None => conditions.push(Condition {
+            type_: type_.to_string(),
+            status: status.to_string(),
+            reason: reason.to_string(),
+            message: message.to_string(),
+            last_transition_time: time,
+            observed_generation: None,
+        }),
     }
 }
 
@@ -926,6 +1022,57 @@ strategy:
         assert_eq!(
             ctx.iter().map(|c| c.step_complete).collect::<Vec<_>>(),
             [false, true, false]
+        );
+    }
+
+    #[test]
+    fn conditions_follow_the_phase_and_keep_their_transition_time() {
+        let healthy = RolloutStatus {
+            phase: Some(RolloutPhase::Healthy),
+            stable_revision: Some("v1".into()),
+            ..RolloutStatus::default()
+        };
+        let cond = |s: &RolloutStatus, t: &str| {
+            s.conditions.iter().find(|c| c.type_ == t).map(|c| {
+                (
+                    c.status.clone(),
+                    c.reason.clone(),
+                    c.last_transition_time.0.as_second(),
+                )
+            })
+        };
+        let started = decide(&rollout(), &healthy, &seen(T0, "v2", None), None, 10.0).status;
+        assert_eq!(
+            cond(&started, "Progressing"),
+            Some(("True".into(), "Progressing".into(), T0 as i64))
+        );
+        assert_eq!(cond(&started, "Healthy").unwrap().0, "False");
+        let pass = judged(Decision::Continue, false, "all gating metrics pass");
+        let later = decide(
+            &rollout(),
+            &started,
+            &seen(T0 + 30.0, "v2", None),
+            Some(&pass),
+            10.0,
+        )
+        .status;
+        assert_eq!(
+            cond(&later, "Progressing").unwrap().2,
+            T0 as i64,
+            "unchanged status keeps its time"
+        );
+        let fail = judged(Decision::Rollback, false, "error-rate: evidence of harm");
+        let rolled = decide(
+            &rollout(),
+            &later,
+            &seen(T0 + 40.0, "v2", None),
+            Some(&fail),
+            10.0,
+        )
+        .status;
+        assert_eq!(
+            cond(&rolled, "Progressing"),
+            Some(("False".into(), "RolledBack".into(), T0 as i64 + 40))
         );
     }
 

@@ -15,7 +15,7 @@ use crate::crd::Rollout;
 use crate::crd::rollout::{RolloutPhase, RolloutStatus};
 
 use super::analyze::{MetricWindows, combine, judge};
-use super::decide::{self, Note, Observed, analysing, parse_rfc3339, plan_state};
+use super::decide::{self, Note, Observed, analysing, parse_rfc3339, plan_state, set_condition};
 use super::error::ReconcileError;
 use super::observe;
 use super::telemetry::{ControllerMetrics, DecisionLabel};
@@ -62,6 +62,14 @@ pub async fn reconcile(
             let mut next = status.clone();
             next.phase = Some(RolloutPhase::Degraded);
             next.message = Some(format!("invalid spec: {e}"));
+            set_condition(
+                &mut next.conditions,
+                "InvalidSpec",
+                true,
+                "InvalidSpec",
+                &e.to_string(),
+                now,
+            );
             let note = Note {
                 reason: "InvalidSpec",
                 message: e.to_string(),
