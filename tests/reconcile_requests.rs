@@ -1,0 +1,622 @@
+//! Reconcile against kube's mocked API service (tower-test), controller-rs style: each scenario
+//! states the exact conversation — method, path with the field manager, and the body the
+//! controller sends — and fails on a request that was not expected or one that never came.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use canary_gate::analysis::{Counts, Histogram, MetricKind, MetricSample};
+use canary_gate::controller::analyze::MetricWindows;
+use canary_gate::controller::observe::revision;
+use canary_gate::controller::reconcile::{Context, reconcile};
+use canary_gate::crd::Rollout;
+use canary_gate::metrics::prometheus_source::{SourceError, WindowInterval};
+use canary_gate::simulation::DEFAULT_BUCKETS;
+use canary_gate::template::Template;
+use http::{Method, Request, Response};
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::client::Body;
+use kube::runtime::events::{Recorder, Reporter};
+use serde_json::{Value, json};
+
+const T0: f64 = 1_763_856_000.0;
+
+fn clock() -> f64 {
+    T0 + 300.0
+}
+
+/// Scripted minutes: the stable serves 900 requests with 1 error, the canary `canary` requests
+/// with `errors` errors.
+struct Scripted {
+    canary: f64,
+    errors: f64,
+}
+
+/// A canary failing 20 % of its requests.
+const FAILING: Scripted = Scripted {
+    canary: 100.0,
+    errors: 20.0,
+};
+/// A healthy canary.
+const CLEAN: Scripted = Scripted {
+    canary: 100.0,
+    errors: 0.0,
+};
+/// A canary that hardly gets traffic.
+const THIN: Scripted = Scripted {
+    canary: 2.0,
+    errors: 0.0,
+};
+
+impl MetricWindows for Scripted {
+    fn window<'a>(
+        &'a self,
+        template: &'a Template,
+        _: &'a [(String, String)],
+        from: f64,
+        to: f64,
+    ) -> Pin<Box<dyn Future<Output = Result<Vec<WindowInterval>, SourceError>> + Send + 'a>> {
+        Box::pin(async move {
+            let hist = |n: f64| {
+                Histogram::new(
+                    DEFAULT_BUCKETS.to_vec(),
+                    [0.0, 0.0, 0.1, 0.4, 0.4, 0.1, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]
+                        .map(|p| p * n)
+                        .to_vec(),
+                    0.0,
+                )
+                .unwrap()
+            };
+            let mut out = Vec::new();
+            let mut t = from + 60.0;
+            while t <= to {
+                let samples = template
+                    .judge
+                    .metrics
+                    .iter()
+                    .map(|m| match m.kind {
+                        MetricKind::ErrorRate => MetricSample::Counts {
+                            stable: Counts::new(1.0, 900.0),
+                            canary: Counts::new(self.errors, self.canary),
+                        },
+                        MetricKind::Latency => MetricSample::Histogram {
+                            stable: hist(900.0),
+                            canary: hist(self.canary),
+                        },
+                        MetricKind::Value => MetricSample::Missing("none".into()),
+                    })
+                    .collect();
+                out.push(WindowInterval { t, samples });
+                t += 60.0;
+            }
+            Ok(out)
+        })
+    }
+}
+
+fn deployment(image: &str) -> Deployment {
+    serde_json::from_value(json!({
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "shop"},
+        "spec": {"selector": {"matchLabels": {"app": "web"}},
+            "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "web", "image": image}]}}}
+    }))
+    .unwrap()
+}
+
+fn rollout(spec: Value, status: Value) -> Rollout {
+    serde_json::from_value(json!({
+        "apiVersion": "canarygate.dev/v1alpha1", "kind": "Rollout",
+        "metadata": {"name": "web", "namespace": "shop", "uid": "u-1", "generation": 3},
+        "spec": spec, "status": status
+    }))
+    .unwrap()
+}
+
+fn canary_spec() -> Value {
+    json!({"targetRef": {"name": "web"}, "strategy": {"canary": {
+        "analysis": {"templates": [{"templateName": "generic-http"}], "args": [{"name": "service", "value": "web"}]},
+        "steps": [{"setWeight": 10}, {"pause": {"duration": "10m"}}]}}})
+}
+
+/// One expected request: method, path and query, and a check of its JSON body; the response.
+struct Expect {
+    method: Method,
+    path: String,
+    body: Box<dyn Fn(&Value) + Send>,
+    response: Value,
+}
+
+fn expect(
+    method: Method,
+    path: &str,
+    body: impl Fn(&Value) + Send + 'static,
+    response: Value,
+) -> Expect {
+    Expect {
+        method,
+        path: path.to_string(),
+        body: Box::new(body),
+        response,
+    }
+}
+
+/// Runs one reconcile against a mocked API server that answers `script` in order.
+async fn converse(rollout: Rollout, metrics: Arc<dyn MetricWindows>, script: Vec<Expect>) {
+    let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let client = kube::Client::new(service, "default");
+    let server = tokio::spawn(async move {
+        for (i, step) in script.into_iter().enumerate() {
+            let (request, send) = handle.next_request().await.unwrap_or_else(|| {
+                panic!("request {i} ({} {}) never came", step.method, step.path)
+            });
+            assert_eq!(request.method(), step.method, "request {i}");
+            assert_eq!(request.uri().to_string(), step.path, "request {i}");
+            let bytes = request.into_body().collect_bytes().await.unwrap();
+            let body: Value = if bytes.is_empty() {
+                Value::Null
+            } else {
+                serde_json::from_slice(&bytes).unwrap()
+            };
+            (step.body)(&body);
+            send.send_response(
+                Response::builder()
+                    .body(Body::from(serde_json::to_vec(&step.response).unwrap()))
+                    .unwrap(),
+            );
+        }
+        // Nothing else may be asked (the client may also just be gone).
+        if let Ok(Some((request, _))) =
+            tokio::time::timeout(Duration::from_millis(200), handle.next_request()).await
+        {
+            panic!(
+                "an unexpected extra request: {} {}",
+                request.method(),
+                request.uri()
+            );
+        }
+    });
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        metrics,
+        recorder: Recorder::new(
+            client,
+            Reporter {
+                controller: "canary-gate".into(),
+                instance: None,
+            },
+        ),
+        clock,
+        telemetry: None,
+    });
+    tokio::time::timeout(Duration::from_secs(5), reconcile(Arc::new(rollout), ctx))
+        .await
+        .expect("reconcile finished")
+        .expect("reconcile succeeded");
+    server.await.expect("the conversation went as scripted");
+}
+
+const STATUS_PATCH: &str = "/apis/canarygate.dev/v1alpha1/namespaces/shop/rollouts/web/status?&force=true&fieldManager=canary-gate-status";
+const EVENTS: &str = "/apis/events.k8s.io/v1/namespaces/shop/events?";
+const DEPLOYMENT: &str = "/apis/apps/v1/namespaces/shop/deployments/web";
+
+fn event_with(reason: &'static str, kind: &'static str) -> impl Fn(&Value) + Send {
+    move |body: &Value| {
+        assert_eq!(body["reason"], reason, "{body}");
+        assert_eq!(body["type"], kind, "{body}");
+        assert_eq!(body["regarding"]["name"], "web");
+        assert_eq!(body["reportingController"], "canary-gate");
+    }
+}
+
+#[tokio::test]
+async fn the_first_reconcile_of_a_new_revision_starts_step_zero() {
+    let old = revision(&deployment("web:1").spec.unwrap().template);
+    let rollout = rollout(
+        canary_spec(),
+        json!({"phase": "Healthy", "stableRevision": old}),
+    );
+    let new = revision(&deployment("web:2").spec.unwrap().template);
+    let expected_revision = new.clone();
+    converse(
+        rollout.clone(),
+        Arc::new(FAILING),
+        vec![
+            expect(
+                Method::GET,
+                DEPLOYMENT,
+                |_| {},
+                serde_json::to_value(deployment("web:2")).unwrap(),
+            ),
+            expect(
+                Method::PATCH,
+                STATUS_PATCH,
+                move |body| {
+                    assert_eq!(body["apiVersion"], "canarygate.dev/v1alpha1");
+                    assert_eq!(body["kind"], "Rollout");
+                    let s = &body["status"];
+                    assert_eq!(s["phase"], "Progressing", "{body}");
+                    assert_eq!(s["canaryRevision"], expected_revision.as_str());
+                    assert_eq!(
+                        (s["currentStepIndex"].as_i64(), s["canaryWeight"].as_i64()),
+                        (Some(0), Some(10))
+                    );
+                    assert_eq!(s["startedAt"], "2025-11-23T00:05:00Z");
+                    assert_eq!(s["observedGeneration"], 3);
+                    assert!(
+                        s["conditions"]
+                            .as_array()
+                            .unwrap()
+                            .iter()
+                            .any(|c| c["type"] == "Progressing" && c["status"] == "True")
+                    );
+                },
+                serde_json::to_value(&rollout).unwrap(),
+            ),
+            expect(
+                Method::POST,
+                EVENTS,
+                event_with("RolloutStarted", "Normal"),
+                json!({}),
+            ),
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_failing_analysis_rolls_back_with_the_evidence() {
+    let canary = revision(&deployment("web:2").spec.unwrap().template);
+    let status = json!({"phase": "Progressing", "stableRevision": "v1", "canaryRevision": canary,
+        "startedAt": "2025-11-23T00:00:00Z", "stepStartedAt": "2025-11-23T00:00:00Z", "currentStepIndex": 0,
+        "stepHistory": [{"step": 0, "startedAt": "2025-11-23T00:00:00Z"}]});
+    let rollout = rollout(canary_spec(), status);
+    let template = canary_gate::template::load(std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/analysis-templates/generic-http.yaml"
+    )))
+    .unwrap();
+    let template_object = json!({"apiVersion": "canarygate.dev/v1alpha1", "kind": "AnalysisTemplate",
+        "metadata": {"name": "generic-http", "namespace": "shop"}, "spec": template.file.spec});
+    converse(
+        rollout.clone(),
+        Arc::new(FAILING),
+        vec![
+            expect(
+                Method::GET,
+                DEPLOYMENT,
+                |_| {},
+                serde_json::to_value(deployment("web:2")).unwrap(),
+            ),
+            expect(
+                Method::GET,
+                "/apis/canarygate.dev/v1alpha1/namespaces/shop/analysistemplates/generic-http",
+                |_| {},
+                template_object,
+            ),
+            expect(
+                Method::PATCH,
+                STATUS_PATCH,
+                |body| {
+                    let s = &body["status"];
+                    assert_eq!(
+                        (s["phase"].as_str(), s["canaryWeight"].as_i64()),
+                        (Some("RolledBack"), Some(0)),
+                        "{body}"
+                    );
+                    let last = s["decisions"].as_array().unwrap().last().unwrap();
+                    assert_eq!(last["decision"], "rollback");
+                    let errors = last["metrics"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .find(|m| m["name"] == "error-rate")
+                        .unwrap();
+                    assert_eq!(errors["verdict"], "fail");
+                    assert!(
+                        errors["eValue"].as_f64().unwrap() >= errors["failAt"].as_f64().unwrap()
+                    );
+                },
+                serde_json::to_value(&rollout).unwrap(),
+            ),
+            expect(
+                Method::POST,
+                EVENTS,
+                event_with("RolledBack", "Warning"),
+                json!({}),
+            ),
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn an_invalid_spec_gets_a_clear_status_without_touching_anything_else() {
+    let spec = json!({"targetRef": {"name": "web"}, "strategy": {"canary": {"steps": [{"setWeight": 150}]}}});
+    let rollout = rollout(spec, json!({}));
+    converse(
+        rollout.clone(),
+        Arc::new(FAILING),
+        vec![
+            expect(
+                Method::PATCH,
+                STATUS_PATCH,
+                |body| {
+                    let s = &body["status"];
+                    assert_eq!(s["phase"], "Degraded");
+                    assert!(
+                        s["message"]
+                            .as_str()
+                            .unwrap()
+                            .contains("spec.strategy.canary.steps[0].setWeight: is 150"),
+                        "{body}"
+                    );
+                    assert!(
+                        s["conditions"]
+                            .as_array()
+                            .unwrap()
+                            .iter()
+                            .any(|c| c["type"] == "InvalidSpec" && c["status"] == "True")
+                    );
+                },
+                serde_json::to_value(&rollout).unwrap(),
+            ),
+            expect(
+                Method::POST,
+                EVENTS,
+                event_with("InvalidSpec", "Warning"),
+                json!({}),
+            ),
+        ],
+    )
+    .await;
+}
+
+fn template_object() -> Value {
+    let template = canary_gate::template::load(std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/analysis-templates/generic-http.yaml"
+    )))
+    .unwrap();
+    json!({"apiVersion": "canarygate.dev/v1alpha1", "kind": "AnalysisTemplate",
+        "metadata": {"name": "generic-http", "namespace": "shop"}, "spec": template.file.spec})
+}
+
+const TEMPLATE_GET: &str =
+    "/apis/canarygate.dev/v1alpha1/namespaces/shop/analysistemplates/generic-http";
+
+/// Status of a rollout of web:2 at `step`, begun at T0, the step begun at `step_started`.
+fn rolling(step: i64, step_started: &str, phase: &str) -> Value {
+    let canary = revision(&deployment("web:2").spec.unwrap().template);
+    json!({"phase": phase, "stableRevision": "v1", "canaryRevision": canary,
+        "startedAt": "2025-11-23T00:00:00Z", "stepStartedAt": step_started, "currentStepIndex": step,
+        "stepHistory": [{"step": 0, "startedAt": "2025-11-23T00:00:00Z"}]})
+}
+
+fn two_steps() -> Value {
+    json!({"targetRef": {"name": "web"}, "strategy": {"canary": {
+        "analysis": {"templates": [{"templateName": "generic-http"}], "args": [{"name": "service", "value": "web"}]},
+        "steps": [{"setWeight": 10}, {"pause": {"duration": "2m"}}, {"setWeight": 50}, {"pause": {"duration": "2m"}}]}}})
+}
+
+#[tokio::test]
+async fn a_passing_step_advances_to_the_next_weight() {
+    let rollout = rollout(
+        two_steps(),
+        rolling(0, "2025-11-23T00:00:00Z", "Progressing"),
+    );
+    converse(
+        rollout.clone(),
+        Arc::new(CLEAN),
+        vec![
+            expect(
+                Method::GET,
+                DEPLOYMENT,
+                |_| {},
+                serde_json::to_value(deployment("web:2")).unwrap(),
+            ),
+            expect(Method::GET, TEMPLATE_GET, |_| {}, template_object()),
+            expect(
+                Method::PATCH,
+                STATUS_PATCH,
+                |body| {
+                    let s = &body["status"];
+                    assert_eq!(
+                        (s["currentStepIndex"].as_i64(), s["canaryWeight"].as_i64()),
+                        (Some(1), Some(50)),
+                        "{body}"
+                    );
+                    assert_eq!(s["stepStartedAt"], "2025-11-23T00:05:00Z");
+                    assert_eq!(s["stepHistory"].as_array().unwrap().len(), 2);
+                    assert_eq!(s["lastDecision"], "continue");
+                },
+                serde_json::to_value(&rollout).unwrap(),
+            ),
+            expect(
+                Method::POST,
+                EVENTS,
+                event_with("StepAdvanced", "Normal"),
+                json!({}),
+            ),
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn thin_traffic_holds_at_the_current_weight() {
+    let rollout = rollout(
+        two_steps(),
+        rolling(0, "2025-11-23T00:00:00Z", "Progressing"),
+    );
+    converse(
+        rollout.clone(),
+        Arc::new(THIN),
+        vec![
+            expect(
+                Method::GET,
+                DEPLOYMENT,
+                |_| {},
+                serde_json::to_value(deployment("web:2")).unwrap(),
+            ),
+            expect(Method::GET, TEMPLATE_GET, |_| {}, template_object()),
+            expect(
+                Method::PATCH,
+                STATUS_PATCH,
+                |body| {
+                    let s = &body["status"];
+                    assert_eq!(
+                        (
+                            s["phase"].as_str(),
+                            s["currentStepIndex"].as_i64(),
+                            s["canaryWeight"].as_i64()
+                        ),
+                        (Some("Holding"), Some(0), Some(10)),
+                        "{body}"
+                    );
+                    assert!(
+                        s["message"]
+                            .as_str()
+                            .unwrap()
+                            .contains("insufficient traffic"),
+                        "{body}"
+                    );
+                },
+                serde_json::to_value(&rollout).unwrap(),
+            ),
+            expect(
+                Method::POST,
+                EVENTS,
+                event_with("Holding", "Normal"),
+                json!({}),
+            ),
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_manual_pause_waits_and_a_human_promote_resumes_it() {
+    let spec = json!({"targetRef": {"name": "web"}, "strategy": {"canary": {"steps": [{"setWeight": 10}, {"pause": {}}]}}});
+    // Without an action: it stays paused at 10 % however long it waited (no Event).
+    let waiting = rollout(spec.clone(), rolling(0, "2025-11-23T00:00:00Z", "Paused"));
+    converse(
+        waiting.clone(),
+        Arc::new(CLEAN),
+        vec![
+            expect(
+                Method::GET,
+                DEPLOYMENT,
+                |_| {},
+                serde_json::to_value(deployment("web:2")).unwrap(),
+            ),
+            expect(
+                Method::PATCH,
+                STATUS_PATCH,
+                |body| {
+                    let s = &body["status"];
+                    assert_eq!(
+                        (
+                            s["phase"].as_str(),
+                            s["currentStepIndex"].as_i64(),
+                            s["canaryWeight"].as_i64()
+                        ),
+                        (Some("Paused"), Some(0), Some(10)),
+                        "{body}"
+                    );
+                    assert!(
+                        s["conditions"]
+                            .as_array()
+                            .unwrap()
+                            .iter()
+                            .any(|c| c["type"] == "Paused" && c["status"] == "True")
+                    );
+                    assert!(s.get("handledAction").is_none());
+                },
+                serde_json::to_value(&waiting).unwrap(),
+            ),
+        ],
+    )
+    .await;
+    // With `canarygate.dev/action: promote@1`: the last step ends and the canary is promoted.
+    let mut asked = waiting;
+    asked.metadata.annotations =
+        Some([("canarygate.dev/action".to_string(), "promote@1".to_string())].into());
+    converse(
+        asked.clone(),
+        Arc::new(CLEAN),
+        vec![
+            expect(
+                Method::GET,
+                DEPLOYMENT,
+                |_| {},
+                serde_json::to_value(deployment("web:2")).unwrap(),
+            ),
+            expect(
+                Method::PATCH,
+                STATUS_PATCH,
+                |body| {
+                    let s = &body["status"];
+                    assert_eq!(
+                        (s["phase"].as_str(), s["canaryWeight"].as_i64()),
+                        (Some("Promoting"), Some(100)),
+                        "{body}"
+                    );
+                    assert_eq!(s["handledAction"], "promote@1");
+                },
+                serde_json::to_value(&asked).unwrap(),
+            ),
+            expect(
+                Method::POST,
+                EVENTS,
+                event_with("ResumedByHuman", "Normal"),
+                json!({}),
+            ),
+            expect(
+                Method::POST,
+                EVENTS,
+                event_with("Promoting", "Normal"),
+                json!({}),
+            ),
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_restart_mid_step_resumes_without_repeating_work() {
+    // A new controller finds step 1 begun at 00:04 (one minute ago): no new step, no Events,
+    // the step's start kept; only the fresh verdict is recorded.
+    let mut status = rolling(1, "2025-11-23T00:04:00Z", "Progressing");
+    status["stepHistory"] = json!([{"step": 0, "startedAt": "2025-11-23T00:00:00Z"}, {"step": 1, "startedAt": "2025-11-23T00:04:00Z"}]);
+    let rollout = rollout(two_steps(), status);
+    converse(
+        rollout.clone(),
+        Arc::new(CLEAN),
+        vec![
+            expect(
+                Method::GET,
+                DEPLOYMENT,
+                |_| {},
+                serde_json::to_value(deployment("web:2")).unwrap(),
+            ),
+            expect(Method::GET, TEMPLATE_GET, |_| {}, template_object()),
+            expect(
+                Method::PATCH,
+                STATUS_PATCH,
+                |body| {
+                    let s = &body["status"];
+                    assert_eq!(
+                        (s["currentStepIndex"].as_i64(), s["stepStartedAt"].as_str()),
+                        (Some(1), Some("2025-11-23T00:04:00Z")),
+                        "{body}"
+                    );
+                    assert_eq!(s["stepHistory"].as_array().unwrap().len(), 2);
+                },
+                serde_json::to_value(&rollout).unwrap(),
+            ),
+        ],
+    )
+    .await;
+}
