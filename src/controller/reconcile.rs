@@ -113,6 +113,7 @@ pub async fn reconcile(
             .or(validated.background)
             .map(|i| validated.analyses[i].clone());
         if let Some(analysis) = analysis {
+            let started = std::time::Instant::now();
             let from = status
                 .started_at
                 .as_deref()
@@ -130,6 +131,9 @@ pub async fn reconcile(
                 }
             }
             judgement = combine(judgements);
+            if let Some(t) = &ctx.telemetry {
+                t.analysis.observe(started.elapsed().as_secs_f64());
+            }
             if let (Some(t), Some(j)) = (&ctx.telemetry, &judgement) {
                 t.decisions
                     .get_or_create(&DecisionLabel {

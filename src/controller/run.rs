@@ -21,7 +21,7 @@ use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 use prometheus_client::registry::Registry;
 
-use crate::crd::Rollout;
+use crate::crd::{AnalysisTemplate, ClusterAnalysisTemplate, Rollout};
 use crate::metrics::prometheus::Prometheus;
 
 use super::analyze::PrometheusWindows;
@@ -209,6 +209,15 @@ pub async fn run(config: ControllerConfig) -> Result<(), RunError> {
                     .collect::<Vec<_>>()
             },
         )
+        // A changed template re-judges the Rollouts that use it.
+        .watches(Api::<AnalysisTemplate>::all(client.clone()), watcher::Config::default(), {
+            let store = store.clone();
+            move |t: AnalysisTemplate| using_template(&store, &t.name_any(), t.namespace().as_deref())
+        })
+        .watches(Api::<ClusterAnalysisTemplate>::all(client.clone()), watcher::Config::default(), {
+            let store = store.clone();
+            move |t: ClusterAnalysisTemplate| using_template(&store, &t.name_any(), None)
+        })
         .shutdown_on_signal()
         .run(reconcile_guarded, error_policy, context)
         .for_each(|result| async move {
@@ -226,6 +235,37 @@ pub async fn run(config: ControllerConfig) -> Result<(), RunError> {
             Ok(())
         }
     }
+}
+
+/// The Rollouts whose analyses name a template (`namespace` `None`: a cluster-scoped one).
+fn using_template(
+    store: &kube::runtime::reflector::Store<DeserializeGuard<Rollout>>,
+    name: &str,
+    namespace: Option<&str>,
+) -> Vec<ObjectRef<DeserializeGuard<Rollout>>> {
+    store
+        .state()
+        .into_iter()
+        .filter(|g| {
+            let Ok(r) = &g.0 else { return false };
+            let canary = r.spec.strategy.canary.as_ref();
+            let blue_green = r.spec.strategy.blue_green.as_ref();
+            let analyses = canary
+                .and_then(|c| c.analysis.as_ref())
+                .into_iter()
+                .chain(canary.into_iter().flat_map(|c| c.steps.iter().filter_map(|s| s.analysis.as_ref())))
+                .chain(blue_green.and_then(|b| b.pre_promotion_analysis.as_ref()));
+            let mut refs = analyses.flat_map(|a| a.templates.iter());
+            refs.any(|t| {
+                t.template_name == name
+                    && match namespace {
+                        Some(ns) => !t.cluster_scope && r.namespace().as_deref() == Some(ns),
+                        None => t.cluster_scope,
+                    }
+            })
+        })
+        .map(|g| ObjectRef::from_obj(&*g))
+        .collect()
 }
 
 fn now() -> f64 {

@@ -31,6 +31,8 @@ pub struct ControllerMetrics {
     pub decisions: Family<DecisionLabel, Counter>,
     /// Seconds per reconcile (including the metric queries).
     pub duration: Histogram,
+    /// Seconds spent reading metrics and judging, per reconcile that analysed.
+    pub analysis: Histogram,
 }
 
 impl ControllerMetrics {
@@ -41,6 +43,7 @@ impl ControllerMetrics {
             failures: Family::default(),
             decisions: Family::default(),
             duration: Histogram::new(exponential_buckets(0.005, 2.0, 12)),
+            analysis: Histogram::new(exponential_buckets(0.005, 2.0, 12)),
         };
         let r = registry.sub_registry_with_prefix("canary_gate");
         r.register("reconciles", "Reconciles run", m.reconciles.clone());
