@@ -502,7 +502,8 @@ fn expected_grants() -> BTreeSet<(Scope, String, String, String)> {
             "clusteranalysistemplates",
             &["get", "list", "watch"],
         ),
-        ("apps", "deployments", &["get", "list", "watch"]),
+        ("apps", "deployments", &["get", "list", "watch", "update"]),
+        ("apps", "replicasets", &["list"]),
         ("events.k8s.io", "events", &["create", "patch"]),
     ];
     let namespaced: &[(&str, &str, &[&str])] = &[(

@@ -620,3 +620,88 @@ async fn a_restart_mid_step_resumes_without_repeating_work() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn undo_puts_the_stable_template_back_and_sends_traffic_to_stable() {
+    let stable = revision(&deployment("web:1").spec.unwrap().template);
+    let mut status = rolling(0, "2025-11-23T00:00:00Z", "Progressing");
+    status["stableRevision"] = json!(stable);
+    let mut rollout = rollout(two_steps(), status);
+    rollout.metadata.annotations =
+        Some([("canarygate.dev/action".to_string(), "undo@1".to_string())].into());
+    // The ReplicaSet the Deployment controller made for web:1, with its pod-template-hash label.
+    let mut old_rs_template =
+        serde_json::to_value(deployment("web:1").spec.unwrap().template).unwrap();
+    old_rs_template["metadata"]["labels"]["pod-template-hash"] = json!("5d4f8c");
+    let replicasets = json!({"apiVersion": "apps/v1", "kind": "ReplicaSetList", "metadata": {}, "items": [
+        {"metadata": {"name": "web-5d4f8c", "namespace": "shop",
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "web", "uid": "d-1"}]},
+         "spec": {"selector": {"matchLabels": {"app": "web"}}, "template": old_rs_template}},
+        {"metadata": {"name": "other-1", "namespace": "shop",
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "other", "uid": "d-2"}]},
+         "spec": {"selector": {"matchLabels": {"app": "other"}}, "template": serde_json::to_value(deployment("web:1").spec.unwrap().template).unwrap()}}
+    ]});
+    converse(
+        rollout.clone(),
+        Arc::new(CLEAN),
+        vec![
+            expect(
+                Method::GET,
+                DEPLOYMENT,
+                |_| {},
+                serde_json::to_value(deployment("web:2")).unwrap(),
+            ),
+            expect(
+                Method::GET,
+                "/apis/apps/v1/namespaces/shop/replicasets?",
+                |_| {},
+                replicasets,
+            ),
+            expect(
+                Method::PUT,
+                "/apis/apps/v1/namespaces/shop/deployments/web?",
+                |body| {
+                    let template = &body["spec"]["template"];
+                    assert_eq!(
+                        template["spec"]["containers"][0]["image"], "web:1",
+                        "{body}"
+                    );
+                    assert!(
+                        template["metadata"]["labels"]
+                            .get("pod-template-hash")
+                            .is_none(),
+                        "{body}"
+                    );
+                },
+                serde_json::to_value(deployment("web:1")).unwrap(),
+            ),
+            expect(
+                Method::PATCH,
+                STATUS_PATCH,
+                |body| {
+                    let s = &body["status"];
+                    assert_eq!(
+                        (s["phase"].as_str(), s["canaryWeight"].as_i64()),
+                        (Some("Aborted"), Some(0)),
+                        "{body}"
+                    );
+                    assert_eq!(s["handledAction"], "undo@1");
+                },
+                serde_json::to_value(&rollout).unwrap(),
+            ),
+            expect(
+                Method::POST,
+                EVENTS,
+                event_with("RolloutUndone", "Warning"),
+                json!({}),
+            ),
+            expect(
+                Method::POST,
+                EVENTS,
+                event_with("DeploymentReverted", "Normal"),
+                json!({}),
+            ),
+        ],
+    )
+    .await;
+}

@@ -28,6 +28,9 @@ pub enum Action {
     Abort,
     /// Start an aborted or rolled-back revision again from the first step.
     Retry,
+    /// Put the target Deployment back on the stable revision's template (during a rollout), or
+    /// on the previous stable revision's (after a promotion), like `kubectl rollout undo`.
+    Undo,
 }
 
 /// What the controller saw.
@@ -61,6 +64,8 @@ pub struct Outcome {
     pub notes: Vec<Note>,
     /// Seconds until the next reconcile is needed; `None`: only on change.
     pub requeue_after: Option<f64>,
+    /// Revert the target Deployment's pod template to this revision (a human's `undo`).
+    pub revert_to: Option<String>,
 }
 
 /// Whether the judge should run for this status: a rollout is in progress.
@@ -116,10 +121,42 @@ fn decide_phase(
             status: next,
             notes,
             requeue_after: None,
+            revert_to: None,
         };
     };
 
     let rolling_out = status.canary_revision.as_deref() == Some(observed.revision.as_str());
+    if observed.revision == stable && observed.action == Some(Action::Undo) {
+        return match &status.previous_stable_revision {
+            Some(previous) => {
+                notes.push(note(
+                    "UndoRequested",
+                    format!("reverting the Deployment to the previous stable revision {previous}; it rolls out through the steps"),
+                    false,
+                ));
+                Outcome {
+                    status: next,
+                    notes,
+                    requeue_after: None,
+                    revert_to: Some(previous.clone()),
+                }
+            }
+            None => {
+                notes.push(note(
+                    "UndoImpossible",
+                    "no previous stable revision is known; revert the Deployment (e.g. in Git)"
+                        .into(),
+                    true,
+                ));
+                Outcome {
+                    status: next,
+                    notes,
+                    requeue_after: None,
+                    revert_to: None,
+                }
+            }
+        };
+    }
     if observed.revision == stable {
         if status.canary_revision.is_some() && !matches!(status.phase, Some(RolloutPhase::Healthy))
         {
@@ -145,6 +182,7 @@ fn decide_phase(
             status: next,
             notes,
             requeue_after: None,
+            revert_to: None,
         };
     }
     if !rolling_out {
@@ -187,10 +225,12 @@ fn decide_phase(
                 status: next,
                 notes,
                 requeue_after: None,
+                revert_to: None,
             };
         }
         (_, RolloutPhase::Promoting) => {
             // Traffic moved to the canary: it is the stable version now.
+            next.previous_stable_revision = Some(stable.clone());
             next.stable_revision = Some(observed.revision.clone());
             next.canary_revision = None;
             next.current_step_index = None;
@@ -210,6 +250,31 @@ fn decide_phase(
                 status: next,
                 notes,
                 requeue_after: None,
+                revert_to: None,
+            };
+        }
+        (Some(Action::Undo), _) => {
+            next.canary_weight = Some(0);
+            set_phase(
+                &mut next,
+                RolloutPhase::Aborted,
+                format!(
+                    "undone by a human: all traffic on stable, the Deployment goes back to revision {stable}"
+                ),
+            );
+            notes.push(note(
+                "RolloutUndone",
+                format!(
+                    "revision {} undone; reverting the Deployment to {stable}",
+                    observed.revision
+                ),
+                true,
+            ));
+            return Outcome {
+                status: next,
+                notes,
+                requeue_after: None,
+                revert_to: Some(stable),
             };
         }
         (Some(Action::Abort), _) => {
@@ -228,6 +293,7 @@ fn decide_phase(
                 status: next,
                 notes,
                 requeue_after: None,
+                revert_to: None,
             };
         }
         _ => {}
@@ -383,6 +449,7 @@ fn decide_phase(
         status: next,
         notes,
         requeue_after,
+        revert_to: None,
     }
 }
 
@@ -422,6 +489,7 @@ fn start(
         status: next,
         notes,
         requeue_after,
+        revert_to: None,
     }
 }
 
@@ -1074,6 +1142,55 @@ strategy:
             cond(&rolled, "Progressing"),
             Some(("False".into(), "RolledBack".into(), T0 as i64 + 40))
         );
+    }
+
+    #[test]
+    fn undo_reverts_to_stable_during_a_rollout_and_to_the_previous_stable_after_promotion() {
+        let o = decide(
+            &rollout(),
+            &rolling(1, T0, RolloutPhase::Paused),
+            &seen(T0 + 5.0, "v2", Some(Action::Undo)),
+            None,
+            10.0,
+        );
+        assert_eq!(
+            (
+                o.status.phase,
+                o.status.canary_weight,
+                o.revert_to.as_deref()
+            ),
+            (Some(RolloutPhase::Aborted), Some(0), Some("v1"))
+        );
+        let promoted = decide(
+            &rollout(),
+            &rolling(2, T0, RolloutPhase::Promoting),
+            &seen(T0 + 5.0, "v2", None),
+            None,
+            10.0,
+        )
+        .status;
+        assert_eq!(promoted.previous_stable_revision.as_deref(), Some("v1"));
+        let undo = decide(
+            &rollout(),
+            &promoted,
+            &seen(T0 + 9.0, "v2", Some(Action::Undo)),
+            None,
+            10.0,
+        );
+        assert_eq!(undo.revert_to.as_deref(), Some("v1"));
+        let never = RolloutStatus {
+            phase: Some(RolloutPhase::Healthy),
+            stable_revision: Some("v1".into()),
+            ..RolloutStatus::default()
+        };
+        let o = decide(
+            &rollout(),
+            &never,
+            &seen(T0, "v1", Some(Action::Undo)),
+            None,
+            10.0,
+        );
+        assert_eq!((o.revert_to, o.notes[0].reason), (None, "UndoImpossible"));
     }
 
     #[test]

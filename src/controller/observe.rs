@@ -13,7 +13,7 @@ use super::decide::Action;
 use super::error::ReconcileError;
 
 /// The annotation a human (or `canary-gate promote|abort|retry`) sets on a Rollout. Its value is
-/// `promote`, `promote-full`, `abort` or `retry`, optionally followed by `@` and anything unique
+/// `promote`, `promote-full`, `abort`, `retry` or `undo`, optionally followed by `@` and anything unique
 /// (so the same action can be asked twice); the controller acts once per distinct value.
 pub const ACTION_ANNOTATION: &str = "canarygate.dev/action";
 
@@ -48,9 +48,10 @@ pub fn action(
         "promote-full" => Action::PromoteFull,
         "abort" => Action::Abort,
         "retry" => Action::Retry,
+        "undo" => Action::Undo,
         other => {
             return Err(ReconcileError::InvalidAction(format!(
-                "annotation {ACTION_ANNOTATION}={other:?}: use promote, promote-full, abort or retry"
+                "annotation {ACTION_ANNOTATION}={other:?}: use promote, promote-full, abort, retry or undo"
             )));
         }
     };
@@ -146,7 +147,7 @@ mod tests {
             action(&r, None)
                 .unwrap_err()
                 .to_string()
-                .contains("use promote, promote-full, abort or retry")
+                .contains("use promote, promote-full, abort, retry or undo")
         );
     }
 }

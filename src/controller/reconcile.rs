@@ -4,8 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::api::apps::v1::Deployment;
-use kube::api::{Api, Patch, PatchParams};
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action as Requeue;
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::{Client, Resource, ResourceExt};
@@ -97,13 +97,17 @@ pub async fn reconcile(
         apply(&ctx, &rollout, &namespace, &status, next, &[note]).await?;
         return Ok(Requeue::requeue(MISSING_TARGET_RETRY));
     };
-    let revision = observe::revision(&target.spec.unwrap_or_default().template);
+    let revision = observe::revision(&target.spec.clone().unwrap_or_default().template);
     let action = observe::action(&rollout, status.handled_action.as_deref())?;
 
-    // analyze: only while this revision is being rolled out and the step is gated
+    // analyze: only while this revision is being rolled out, the step is gated, and no human
+    // action overrides the judge
     let mut judgement = None;
     let mut interval = 60.0_f64;
-    if analysing(&status) && status.canary_revision.as_deref() == Some(revision.as_str()) {
+    if action.is_none()
+        && analysing(&status)
+        && status.canary_revision.as_deref() == Some(revision.as_str())
+    {
         let step = plan_state(&status, now).step;
         let analysis = validated
             .step_analysis
@@ -151,6 +155,10 @@ pub async fn reconcile(
         action: action.as_ref().map(|(a, _)| *a),
     };
     let outcome = decide::decide(&validated, &status, &observed, judgement.as_ref(), interval);
+    let mut notes = outcome.notes;
+    if let Some(to) = &outcome.revert_to {
+        notes.extend(revert(&deployments, target, to).await?);
+    }
     let mut next = outcome.status;
     if let Some((_, value)) = action {
         next.handled_action = Some(value);
@@ -160,11 +168,66 @@ pub async fn reconcile(
     tracing::Span::current().record("weight", next.canary_weight.unwrap_or(0));
 
     // apply + report
-    apply(&ctx, &rollout, &namespace, &status, next, &outcome.notes).await?;
+    apply(&ctx, &rollout, &namespace, &status, next, &notes).await?;
     Ok(match outcome.requeue_after {
         Some(seconds) => Requeue::requeue(Duration::from_secs_f64(seconds.max(0.5))),
         None => Requeue::await_change(),
     })
+}
+
+/// A human's `undo`: puts the template of `revision` back on the Deployment, taken from the
+/// ReplicaSets it owns (as `kubectl rollout undo` does). The replace carries the resourceVersion,
+/// so a concurrent change fails with a conflict and the next reconcile tries again.
+async fn revert(
+    deployments: &Api<Deployment>,
+    mut target: Deployment,
+    revision: &str,
+) -> Result<Vec<Note>, ReconcileError> {
+    let name = target.name_any();
+    let namespace = target.namespace().unwrap_or_default();
+    let replicasets: Api<ReplicaSet> =
+        Api::namespaced(deployments.clone().into_client(), &namespace);
+    let owned = replicasets
+        .list(&ListParams::default())
+        .await?
+        .items
+        .into_iter()
+        .filter(|rs| {
+            rs.metadata
+                .owner_references
+                .iter()
+                .flatten()
+                .any(|o| o.kind == "Deployment" && o.name == name)
+        });
+    let template = owned
+        .filter_map(|rs| rs.spec.and_then(|s| s.template))
+        .map(|mut t| {
+            if let Some(labels) = t.metadata.as_mut().and_then(|m| m.labels.as_mut()) {
+                labels.remove("pod-template-hash");
+            }
+            t
+        })
+        .find(|t| observe::revision(t) == revision);
+    let Some(template) = template else {
+        return Ok(vec![Note {
+            reason: "UndoImpossible",
+            message: format!(
+                "no ReplicaSet of Deployment {namespace}/{name} has revision {revision} any more; revert the Deployment (e.g. in Git)"
+            ),
+            warning: true,
+        }]);
+    };
+    if let Some(spec) = target.spec.as_mut() {
+        spec.template = template;
+    }
+    deployments
+        .replace(&name, &PostParams::default(), &target)
+        .await?;
+    Ok(vec![Note {
+        reason: "DeploymentReverted",
+        message: format!("Deployment {namespace}/{name} is back on revision {revision}"),
+        warning: false,
+    }])
 }
 
 /// Writes the status (server-side apply, own field manager) when it changed, and the Events.

@@ -210,14 +210,24 @@ pub async fn run(config: ControllerConfig) -> Result<(), RunError> {
             },
         )
         // A changed template re-judges the Rollouts that use it.
-        .watches(Api::<AnalysisTemplate>::all(client.clone()), watcher::Config::default(), {
-            let store = store.clone();
-            move |t: AnalysisTemplate| using_template(&store, &t.name_any(), t.namespace().as_deref())
-        })
-        .watches(Api::<ClusterAnalysisTemplate>::all(client.clone()), watcher::Config::default(), {
-            let store = store.clone();
-            move |t: ClusterAnalysisTemplate| using_template(&store, &t.name_any(), None)
-        })
+        .watches(
+            Api::<AnalysisTemplate>::all(client.clone()),
+            watcher::Config::default(),
+            {
+                let store = store.clone();
+                move |t: AnalysisTemplate| {
+                    using_template(&store, &t.name_any(), t.namespace().as_deref())
+                }
+            },
+        )
+        .watches(
+            Api::<ClusterAnalysisTemplate>::all(client.clone()),
+            watcher::Config::default(),
+            {
+                let store = store.clone();
+                move |t: ClusterAnalysisTemplate| using_template(&store, &t.name_any(), None)
+            },
+        )
         .shutdown_on_signal()
         .run(reconcile_guarded, error_policy, context)
         .for_each(|result| async move {
@@ -253,7 +263,11 @@ fn using_template(
             let analyses = canary
                 .and_then(|c| c.analysis.as_ref())
                 .into_iter()
-                .chain(canary.into_iter().flat_map(|c| c.steps.iter().filter_map(|s| s.analysis.as_ref())))
+                .chain(
+                    canary
+                        .into_iter()
+                        .flat_map(|c| c.steps.iter().filter_map(|s| s.analysis.as_ref())),
+                )
                 .chain(blue_green.and_then(|b| b.pre_promotion_analysis.as_ref()));
             let mut refs = analyses.flat_map(|a| a.templates.iter());
             refs.any(|t| {

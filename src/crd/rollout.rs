@@ -272,6 +272,9 @@ pub struct RolloutStatus {
     /// Pod-template hash of the version that has all traffic when nothing is rolling out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stable_revision: Option<String>,
+    /// The stable revision before the last promotion (what `undo` goes back to afterwards).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_stable_revision: Option<String>,
     /// Pod-template hash of the version being rolled out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub canary_revision: Option<String>,
