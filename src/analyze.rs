@@ -113,7 +113,9 @@ struct Recorder {
 impl Recorder {
     fn add(&mut self, samples: &[MetricSample]) {
         if let Some((s, c)) = samples.iter().find_map(|x| match x {
-            MetricSample::Counts { stable, canary } => Some((stable, canary)),
+            MetricSample::Counts { stable, canary } if stable.is_valid() && canary.is_valid() => {
+                Some((stable, canary))
+            }
             _ => None,
         }) {
             for (acc, d) in [(&mut self.stable.0, s), (&mut self.canary.0, c)] {

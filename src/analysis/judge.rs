@@ -292,6 +292,11 @@ fn update(
     config: &MetricConfig,
     sample: &MetricSample,
 ) -> Result<(), String> {
+    if let MetricSample::Counts { stable, canary } = sample
+        && !(stable.is_valid() && canary.is_valid())
+    {
+        return Err("no data: the counts are not finite, non-negative numbers".to_string());
+    }
     match (&mut state.engine, sample) {
         (_, MetricSample::Missing(why)) => Err(format!("no data: {why}")),
         (Engine::Rate(e), MetricSample::Counts { stable, canary }) => {
@@ -632,6 +637,25 @@ mod tests {
         let j = judge.observe(ctx(80.0, true), &missing).unwrap();
         assert_eq!(j.decision, Decision::Rollback);
         assert!(j.reason.contains("hold budget"), "{}", j.reason);
+    }
+
+    #[test]
+    fn counts_that_are_not_numbers_hold_instead_of_promoting() {
+        let mut judge = Judge::new(config(vec![errors()]));
+        let fine = judge.observe(ctx(10.0, false), &[clean()]).unwrap();
+        assert_eq!(fine.decision, Decision::Continue);
+        let broken = MetricSample::Counts {
+            stable: Counts::new(f64::NAN, 900.0),
+            canary: Counts::new(0.0, 100.0),
+        };
+        let j = judge.observe(ctx(20.0, true), &[broken]).unwrap();
+        assert_eq!(j.decision, Decision::Hold, "{}", j.reason);
+        assert!(j.reason.contains("not finite"), "{}", j.reason);
+        assert!(!Counts::new(-1.0, 10.0).is_valid());
+        assert!(
+            Counts::new(12.0, 10.0).is_valid(),
+            "errors above requests are capped, not invalid"
+        );
     }
 
     #[test]

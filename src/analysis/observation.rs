@@ -18,14 +18,25 @@ pub struct Counts {
 }
 
 impl Counts {
-    /// Counts with events clamped into `[0, total]` (scrape skew can make errors exceed requests
-    /// for one interval).
+    /// Counts with events capped at `total` (scrape skew can make errors exceed requests for one
+    /// interval). Non-finite or negative input is kept as invalid (NaN), never clamped into a
+    /// plausible number: see [`Counts::is_valid`].
     pub fn new(events: f64, total: f64) -> Self {
-        let total = total.max(0.0);
+        if !(total.is_finite() && total >= 0.0 && events.is_finite() && events >= 0.0) {
+            return Self {
+                events: f64::NAN,
+                total: f64::NAN,
+            };
+        }
         Self {
-            events: events.clamp(0.0, total),
+            events: events.min(total),
             total,
         }
+    }
+
+    /// Whether both counts are finite and non-negative.
+    pub fn is_valid(&self) -> bool {
+        self.events.is_finite() && self.total.is_finite() && self.events >= 0.0 && self.total >= 0.0
     }
 
     /// The event rate, or `None` without trials.
@@ -69,7 +80,11 @@ impl Histogram {
                 "bucket bounds must be finite and strictly increasing, got {bounds:?}"
             )));
         }
-        let counts = counts.into_iter().map(|c| c.max(0.0)).collect();
+        if counts.iter().any(|c| !c.is_finite() || *c < 0.0) {
+            return Err(AnalysisError::HistogramShape(
+                "bucket counts must be finite and non-negative".to_string(),
+            ));
+        }
         Ok(Self {
             bounds,
             counts,
