@@ -22,7 +22,7 @@ use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBind
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::events::{Recorder, Reporter};
 use serde_json::json;
-use support::apiserver::{ApiServer, install_crds};
+use support::apiserver::{ApiServer, deployment, install_crds};
 
 const SYSTEM: &str = "canary-gate-system";
 const NS: &str = "rbac-test";
@@ -110,14 +110,6 @@ async fn the_deploy_rbac_grants_what_the_controller_uses_and_nothing_more() {
         }
     }
     // The workload and the Rollout, created by a user.
-    let deployment = |image: &str| -> Deployment {
-        serde_json::from_value(json!({
-            "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
-            "spec": {"selector": {"matchLabels": {"app": "web"}},
-                "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "web", "image": image}]}}}
-        }))
-        .unwrap()
-    };
     let admin_deployments: Api<Deployment> = Api::namespaced(admin.clone(), NS);
     admin_deployments
         .create(&PostParams::default(), &deployment("web:1"))

@@ -23,7 +23,7 @@ use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::events::{Recorder, Reporter};
 use serde_json::json;
-use support::apiserver::{ApiServer, install_crds};
+use support::apiserver::{ApiServer, deployment, install_crds};
 
 const NS: &str = "reconcile-test";
 const T0: u64 = 1_763_856_000;
@@ -119,14 +119,6 @@ async fn reconciles_drive_a_rollout_through_its_steps_on_a_real_api_server() {
         .await
         .unwrap();
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), NS);
-    let deployment = |image: &str| -> Deployment {
-        serde_json::from_value(json!({
-            "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
-            "spec": {"selector": {"matchLabels": {"app": "web"}},
-                "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "web", "image": image}]}}}
-        }))
-        .unwrap()
-    };
     deployments
         .create(&PostParams::default(), &deployment("web:1"))
         .await

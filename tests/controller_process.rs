@@ -15,7 +15,7 @@ use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
-use support::apiserver::{ApiServer, install_crds};
+use support::apiserver::{ApiServer, deployment, install_crds};
 
 const BIN: &str = env!("CARGO_BIN_EXE_canary-gate");
 const NS: &str = "ctrl-test";
@@ -111,14 +111,6 @@ async fn the_controller_process_reconciles_and_elects_one_leader() {
     assert_eq!(a.get("/livez").await.map(|r| r.0), Some(200));
 
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), NS);
-    let deployment = |image: &str| -> Deployment {
-        serde_json::from_value(json!({
-            "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
-            "spec": {"selector": {"matchLabels": {"app": "web"}},
-                "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "web", "image": image}]}}}
-        }))
-        .unwrap()
-    };
     deployments
         .create(&PostParams::default(), &deployment("web:1"))
         .await

@@ -128,3 +128,13 @@ impl Drop for ApiServer {
         let _ = self.child.wait();
     }
 }
+
+/// A `web` Deployment running `image`, as the API-server tests create it.
+pub fn deployment(image: &str) -> k8s_openapi::api::apps::v1::Deployment {
+    serde_json::from_value(serde_json::json!({
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+        "spec": {"selector": {"matchLabels": {"app": "web"}},
+            "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "web", "image": image}]}}}
+    }))
+    .expect("a valid Deployment")
+}
