@@ -4,7 +4,9 @@
 //! [`metrics`] turns metric sources (Prometheus, direct scrapes, the recorded stream) into judge
 //! input; [`analyze`] judges a past window;
 //! [`simulation`] generates seeded synthetic canaries for calibration and benchmarks; [`replay`]
-//! judges a recorded stream line by line; [`rollout`] is the pure step machine.
+//! judges a recorded stream line by line; [`rollout`] is the pure step machine; [`traffic`] says
+//! what the workloads and traffic routers must hold for a split; [`controller`] runs it all in a
+//! cluster.
 
 pub mod analysis;
 pub mod analyze;
@@ -17,3 +19,4 @@ pub mod replay;
 pub mod rollout;
 pub mod simulation;
 pub mod template;
+pub mod traffic;

@@ -28,6 +28,7 @@ spec:
   strategy:
     canary:
       maxWeight: 80
+      scaleDownDelay: 45s
       analysis:
         templates: [{templateName: generic-http}]
         args: [{name: service, value: web}]
@@ -40,7 +41,7 @@ spec:
   trafficRouting:
     gatewayApi: {httpRoute: web, stableService: web, canaryService: web-canary}
     istio: {virtualService: web, destinationRule: web}
-    nginx: {stableIngress: web}
+    nginx: {stableIngress: web, stableService: web, canaryService: web-canary}
     matches: [{header: x-canary, value: "yes"}, {cookie: canary, value: always}]
 "#;
 

@@ -17,7 +17,7 @@ use canary_gate::crd::rollout::RolloutPhase;
 use canary_gate::metrics::prometheus_source::{SourceError, WindowInterval};
 use canary_gate::template::Template;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Namespace, Secret, ServiceAccount};
+use k8s_openapi::api::core::v1::{Namespace, Secret, Service, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::events::{Recorder, Reporter};
@@ -162,6 +162,18 @@ async fn the_deploy_rbac_grants_what_the_controller_uses_and_nothing_more() {
         .expect("start as the ServiceAccount");
     let status = rollouts.get("web").await.unwrap().status.unwrap();
     assert_eq!(status.phase, Some(RolloutPhase::Progressing));
+    // The workloads were created by server-side apply as the ServiceAccount.
+    for name in ["web-stable", "web-canary"] {
+        let w = admin_deployments.get(name).await.unwrap();
+        assert!(
+            w.metadata
+                .managed_fields
+                .iter()
+                .flatten()
+                .any(|m| m.manager.as_deref() == Some("canary-gate")),
+            "{name} is canary-gate's"
+        );
+    }
     rollouts
         .list(&Default::default())
         .await
@@ -187,14 +199,10 @@ async fn the_deploy_rbac_grants_what_the_controller_uses_and_nothing_more() {
         "deleting a Deployment",
     );
     forbidden(
-        deployments
-            .patch(
-                "web",
-                &PatchParams::default(),
-                &Patch::Merge(json!({"spec": {"replicas": 0}})),
-            )
+        Api::<Service>::namespaced(controller.clone(), NS)
+            .list(&Default::default())
             .await,
-        "patching a Deployment",
+        "listing Services",
     );
     forbidden(
         Api::<Secret>::namespaced(controller.clone(), NS)

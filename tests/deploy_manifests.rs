@@ -502,8 +502,21 @@ fn expected_grants() -> BTreeSet<(Scope, String, String, String)> {
             "clusteranalysistemplates",
             &["get", "list", "watch"],
         ),
-        ("apps", "deployments", &["get", "list", "watch", "update"]),
+        (
+            "apps",
+            "deployments",
+            &["get", "list", "watch", "create", "update", "patch"],
+        ),
         ("apps", "replicasets", &["list"]),
+        ("", "services", &["get", "patch"]),
+        (
+            "networking.k8s.io",
+            "ingresses",
+            &["get", "create", "patch"],
+        ),
+        ("gateway.networking.k8s.io", "httproutes", &["get", "patch"]),
+        ("networking.istio.io", "virtualservices", &["get", "patch"]),
+        ("networking.istio.io", "destinationrules", &["get", "patch"]),
         ("events.k8s.io", "events", &["create", "patch"]),
     ];
     let namespaced: &[(&str, &str, &[&str])] = &[(

@@ -15,8 +15,10 @@ use canary_gate::crd::Rollout;
 use canary_gate::metrics::prometheus_source::{SourceError, WindowInterval};
 use canary_gate::simulation::DEFAULT_BUCKETS;
 use canary_gate::template::Template;
+use canary_gate::traffic::workload::{Role, desired};
 use http::{Method, Request, Response};
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::client::Body;
 use kube::runtime::events::{Recorder, Reporter};
 use serde_json::{Value, json};
@@ -105,6 +107,106 @@ fn deployment(image: &str) -> Deployment {
     .unwrap()
 }
 
+fn rev(image: &str) -> String {
+    revision(&deployment(image).spec.unwrap().template)
+}
+
+/// The target after adoption: its pods handed over to the workloads.
+fn adopted(image: &str) -> Value {
+    let mut d = serde_json::to_value(deployment(image)).unwrap();
+    d["spec"]["replicas"] = json!(0);
+    d
+}
+
+fn owner() -> OwnerReference {
+    OwnerReference {
+        api_version: "canarygate.dev/v1alpha1".into(),
+        kind: "Rollout".into(),
+        name: "web".into(),
+        uid: "u-1".into(),
+        controller: Some(true),
+        block_owner_deletion: None,
+    }
+}
+
+/// A workload as the API server returns it: running `image` with `pods`, all available.
+fn workload(role: Role, image: &str, pods: i32) -> Value {
+    let template = deployment(image).spec.unwrap().template;
+    let mut w = desired(
+        &deployment(image),
+        "web",
+        &owner(),
+        role,
+        &template,
+        &rev(image),
+        pods,
+    );
+    w["metadata"]["namespace"] = json!("shop");
+    w["metadata"]["generation"] = json!(2);
+    w["status"] = json!({"observedGeneration": 2, "replicas": pods, "updatedReplicas": pods, "availableReplicas": pods});
+    w
+}
+
+/// The exact workload body canary-gate applies.
+fn workload_body(role: Role, image: &str, pods: i32) -> Value {
+    let template = deployment(image).spec.unwrap().template;
+    desired(
+        &deployment(image),
+        "web",
+        &owner(),
+        role,
+        &template,
+        &rev(image),
+        pods,
+    )
+}
+
+const STABLE: &str = "/apis/apps/v1/namespaces/shop/deployments/web-stable";
+const CANARY: &str = "/apis/apps/v1/namespaces/shop/deployments/web-canary";
+const STABLE_APPLY: &str =
+    "/apis/apps/v1/namespaces/shop/deployments/web-stable?&force=true&fieldManager=canary-gate";
+const CANARY_APPLY: &str =
+    "/apis/apps/v1/namespaces/shop/deployments/web-canary?&force=true&fieldManager=canary-gate";
+
+/// The reads every reconcile of an adopted target begins with: the target (web:2), the stable
+/// workload (web:1 with `stable` pods) and the canary workload (web:2 with `canary` pods, or none).
+fn reads(stable: i32, canary: Option<i32>) -> Vec<Expect> {
+    vec![
+        expect(Method::GET, DEPLOYMENT, |_| {}, adopted("web:2")),
+        expect(
+            Method::GET,
+            STABLE,
+            |_| {},
+            workload(Role::Stable, "web:1", stable),
+        ),
+        match canary {
+            Some(pods) => expect(
+                Method::GET,
+                CANARY,
+                |_| {},
+                workload(Role::Canary, "web:2", pods),
+            ),
+            None => missing(CANARY, "web-canary"),
+        },
+    ]
+}
+
+fn then(mut first: Vec<Expect>, more: Vec<Expect>) -> Vec<Expect> {
+    first.extend(more);
+    first
+}
+
+/// An exact server-side apply of a workload.
+fn applies(path: &'static str, want: Value) -> Expect {
+    let response = want.clone();
+    expect(
+        Method::PATCH,
+        path,
+        move |body| assert_eq!(body, &want, "{path}"),
+        response,
+    )
+}
+
 fn rollout(spec: Value, status: Value) -> Rollout {
     serde_json::from_value(json!({
         "apiVersion": "canarygate.dev/v1alpha1", "kind": "Rollout",
@@ -126,6 +228,7 @@ struct Expect {
     path: String,
     body: Box<dyn Fn(&Value) + Send>,
     response: Value,
+    code: u16,
 }
 
 fn expect(
@@ -139,6 +242,21 @@ fn expect(
         path: path.to_string(),
         body: Box::new(body),
         response,
+        code: 200,
+    }
+}
+
+/// A GET answered 404 the way the API server answers for a missing object.
+fn missing(path: &str, name: &str) -> Expect {
+    Expect {
+        code: 404,
+        ..expect(
+            Method::GET,
+            path,
+            |_| {},
+            json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404,
+                "message": format!("\"{name}\" not found"), "details": {"name": name}}),
+        )
     }
 }
 
@@ -160,9 +278,14 @@ async fn converse(rollout: Rollout, metrics: Arc<dyn MetricWindows>, script: Vec
                 serde_json::from_slice(&bytes).unwrap()
             };
             (step.body)(&body);
+            let bytes = match &step.response {
+                Value::String(text) => text.clone().into_bytes(),
+                other => serde_json::to_vec(other).unwrap(),
+            };
             send.send_response(
                 Response::builder()
-                    .body(Body::from(serde_json::to_vec(&step.response).unwrap()))
+                    .status(step.code)
+                    .body(Body::from(bytes))
                     .unwrap(),
             );
         }
@@ -215,52 +338,51 @@ async fn the_first_reconcile_of_a_new_revision_starts_step_zero() {
     let old = revision(&deployment("web:1").spec.unwrap().template);
     let rollout = rollout(
         canary_spec(),
-        json!({"phase": "Healthy", "stableRevision": old}),
+        json!({"phase": "Healthy", "stableRevision": old, "replicas": 10}),
     );
     let new = revision(&deployment("web:2").spec.unwrap().template);
     let expected_revision = new.clone();
     converse(
         rollout.clone(),
         Arc::new(FAILING),
-        vec![
-            expect(
-                Method::GET,
-                DEPLOYMENT,
-                |_| {},
-                serde_json::to_value(deployment("web:2")).unwrap(),
-            ),
-            expect(
-                Method::PATCH,
-                STATUS_PATCH,
-                move |body| {
-                    assert_eq!(body["apiVersion"], "canarygate.dev/v1alpha1");
-                    assert_eq!(body["kind"], "Rollout");
-                    let s = &body["status"];
-                    assert_eq!(s["phase"], "Progressing", "{body}");
-                    assert_eq!(s["canaryRevision"], expected_revision.as_str());
-                    assert_eq!(
-                        (s["currentStepIndex"].as_i64(), s["canaryWeight"].as_i64()),
-                        (Some(0), Some(10))
-                    );
-                    assert_eq!(s["startedAt"], "2025-11-23T00:05:00Z");
-                    assert_eq!(s["observedGeneration"], 3);
-                    assert!(
-                        s["conditions"]
-                            .as_array()
-                            .unwrap()
-                            .iter()
-                            .any(|c| c["type"] == "Progressing" && c["status"] == "True")
-                    );
-                },
-                serde_json::to_value(&rollout).unwrap(),
-            ),
-            expect(
-                Method::POST,
-                EVENTS,
-                event_with("RolloutStarted", "Normal"),
-                json!({}),
-            ),
-        ],
+        then(
+            reads(10, None),
+            vec![
+                applies(STABLE_APPLY, workload_body(Role::Stable, "web:1", 9)),
+                applies(CANARY_APPLY, workload_body(Role::Canary, "web:2", 1)),
+                expect(
+                    Method::PATCH,
+                    STATUS_PATCH,
+                    move |body| {
+                        assert_eq!(body["apiVersion"], "canarygate.dev/v1alpha1");
+                        assert_eq!(body["kind"], "Rollout");
+                        let s = &body["status"];
+                        assert_eq!(s["phase"], "Progressing", "{body}");
+                        assert_eq!(s["canaryRevision"], expected_revision.as_str());
+                        assert_eq!(
+                            (s["currentStepIndex"].as_i64(), s["canaryWeight"].as_i64()),
+                            (Some(0), Some(10))
+                        );
+                        assert_eq!(s["startedAt"], "2025-11-23T00:05:00Z");
+                        assert_eq!(s["observedGeneration"], 3);
+                        assert!(
+                            s["conditions"]
+                                .as_array()
+                                .unwrap()
+                                .iter()
+                                .any(|c| c["type"] == "Progressing" && c["status"] == "True")
+                        );
+                    },
+                    serde_json::to_value(&rollout).unwrap(),
+                ),
+                expect(
+                    Method::POST,
+                    EVENTS,
+                    event_with("RolloutStarted", "Normal"),
+                    json!({}),
+                ),
+            ],
+        ),
     )
     .await;
 }
@@ -268,7 +390,7 @@ async fn the_first_reconcile_of_a_new_revision_starts_step_zero() {
 #[tokio::test]
 async fn a_failing_analysis_rolls_back_with_the_evidence() {
     let canary = revision(&deployment("web:2").spec.unwrap().template);
-    let status = json!({"phase": "Progressing", "stableRevision": "v1", "canaryRevision": canary,
+    let status = json!({"phase": "Progressing", "stableRevision": rev("web:1"), "canaryRevision": canary, "replicas": 10,
         "startedAt": "2025-11-23T00:00:00Z", "stepStartedAt": "2025-11-23T00:00:00Z", "currentStepIndex": 0,
         "stepHistory": [{"step": 0, "startedAt": "2025-11-23T00:00:00Z"}]});
     let rollout = rollout(canary_spec(), status);
@@ -282,51 +404,51 @@ async fn a_failing_analysis_rolls_back_with_the_evidence() {
     converse(
         rollout.clone(),
         Arc::new(FAILING),
-        vec![
-            expect(
-                Method::GET,
-                DEPLOYMENT,
-                |_| {},
-                serde_json::to_value(deployment("web:2")).unwrap(),
-            ),
-            expect(
-                Method::GET,
-                "/apis/canarygate.dev/v1alpha1/namespaces/shop/analysistemplates/generic-http",
-                |_| {},
-                template_object,
-            ),
-            expect(
-                Method::PATCH,
-                STATUS_PATCH,
-                |body| {
-                    let s = &body["status"];
-                    assert_eq!(
-                        (s["phase"].as_str(), s["canaryWeight"].as_i64()),
-                        (Some("RolledBack"), Some(0)),
-                        "{body}"
-                    );
-                    let last = s["decisions"].as_array().unwrap().last().unwrap();
-                    assert_eq!(last["decision"], "rollback");
-                    let errors = last["metrics"]
-                        .as_array()
-                        .unwrap()
-                        .iter()
-                        .find(|m| m["name"] == "error-rate")
-                        .unwrap();
-                    assert_eq!(errors["verdict"], "fail");
-                    assert!(
-                        errors["eValue"].as_f64().unwrap() >= errors["failAt"].as_f64().unwrap()
-                    );
-                },
-                serde_json::to_value(&rollout).unwrap(),
-            ),
-            expect(
-                Method::POST,
-                EVENTS,
-                event_with("RolledBack", "Warning"),
-                json!({}),
-            ),
-        ],
+        then(
+            reads(9, Some(1)),
+            vec![
+                expect(
+                    Method::GET,
+                    "/apis/canarygate.dev/v1alpha1/namespaces/shop/analysistemplates/generic-http",
+                    |_| {},
+                    template_object,
+                ),
+                applies(STABLE_APPLY, workload_body(Role::Stable, "web:1", 10)),
+                applies(CANARY_APPLY, workload_body(Role::Canary, "web:2", 0)),
+                expect(
+                    Method::PATCH,
+                    STATUS_PATCH,
+                    |body| {
+                        let s = &body["status"];
+                        assert_eq!(
+                            (s["phase"].as_str(), s["canaryWeight"].as_i64()),
+                            (Some("RolledBack"), Some(0)),
+                            "{body}"
+                        );
+                        let last = s["decisions"].as_array().unwrap().last().unwrap();
+                        assert_eq!(last["decision"], "rollback");
+                        let errors = last["metrics"]
+                            .as_array()
+                            .unwrap()
+                            .iter()
+                            .find(|m| m["name"] == "error-rate")
+                            .unwrap();
+                        assert_eq!(errors["verdict"], "fail");
+                        assert!(
+                            errors["eValue"].as_f64().unwrap()
+                                >= errors["failAt"].as_f64().unwrap()
+                        );
+                    },
+                    serde_json::to_value(&rollout).unwrap(),
+                ),
+                expect(
+                    Method::POST,
+                    EVENTS,
+                    event_with("RolledBack", "Warning"),
+                    json!({}),
+                ),
+            ],
+        ),
     )
     .await;
 }
@@ -389,7 +511,7 @@ const TEMPLATE_GET: &str =
 /// Status of a rollout of web:2 at `step`, begun at T0, the step begun at `step_started`.
 fn rolling(step: i64, step_started: &str, phase: &str) -> Value {
     let canary = revision(&deployment("web:2").spec.unwrap().template);
-    json!({"phase": phase, "stableRevision": "v1", "canaryRevision": canary,
+    json!({"phase": phase, "stableRevision": rev("web:1"), "canaryRevision": canary, "replicas": 10,
         "startedAt": "2025-11-23T00:00:00Z", "stepStartedAt": step_started, "currentStepIndex": step,
         "stepHistory": [{"step": 0, "startedAt": "2025-11-23T00:00:00Z"}]})
 }
@@ -409,37 +531,36 @@ async fn a_passing_step_advances_to_the_next_weight() {
     converse(
         rollout.clone(),
         Arc::new(CLEAN),
-        vec![
-            expect(
-                Method::GET,
-                DEPLOYMENT,
-                |_| {},
-                serde_json::to_value(deployment("web:2")).unwrap(),
-            ),
-            expect(Method::GET, TEMPLATE_GET, |_| {}, template_object()),
-            expect(
-                Method::PATCH,
-                STATUS_PATCH,
-                |body| {
-                    let s = &body["status"];
-                    assert_eq!(
-                        (s["currentStepIndex"].as_i64(), s["canaryWeight"].as_i64()),
-                        (Some(1), Some(50)),
-                        "{body}"
-                    );
-                    assert_eq!(s["stepStartedAt"], "2025-11-23T00:05:00Z");
-                    assert_eq!(s["stepHistory"].as_array().unwrap().len(), 2);
-                    assert_eq!(s["lastDecision"], "continue");
-                },
-                serde_json::to_value(&rollout).unwrap(),
-            ),
-            expect(
-                Method::POST,
-                EVENTS,
-                event_with("StepAdvanced", "Normal"),
-                json!({}),
-            ),
-        ],
+        then(
+            reads(9, Some(1)),
+            vec![
+                expect(Method::GET, TEMPLATE_GET, |_| {}, template_object()),
+                applies(STABLE_APPLY, workload_body(Role::Stable, "web:1", 5)),
+                applies(CANARY_APPLY, workload_body(Role::Canary, "web:2", 5)),
+                expect(
+                    Method::PATCH,
+                    STATUS_PATCH,
+                    |body| {
+                        let s = &body["status"];
+                        assert_eq!(
+                            (s["currentStepIndex"].as_i64(), s["canaryWeight"].as_i64()),
+                            (Some(1), Some(50)),
+                            "{body}"
+                        );
+                        assert_eq!(s["stepStartedAt"], "2025-11-23T00:05:00Z");
+                        assert_eq!(s["stepHistory"].as_array().unwrap().len(), 2);
+                        assert_eq!(s["lastDecision"], "continue");
+                    },
+                    serde_json::to_value(&rollout).unwrap(),
+                ),
+                expect(
+                    Method::POST,
+                    EVENTS,
+                    event_with("StepAdvanced", "Normal"),
+                    json!({}),
+                ),
+            ],
+        ),
     )
     .await;
 }
@@ -453,45 +574,42 @@ async fn thin_traffic_holds_at_the_current_weight() {
     converse(
         rollout.clone(),
         Arc::new(THIN),
-        vec![
-            expect(
-                Method::GET,
-                DEPLOYMENT,
-                |_| {},
-                serde_json::to_value(deployment("web:2")).unwrap(),
-            ),
-            expect(Method::GET, TEMPLATE_GET, |_| {}, template_object()),
-            expect(
-                Method::PATCH,
-                STATUS_PATCH,
-                |body| {
-                    let s = &body["status"];
-                    assert_eq!(
-                        (
-                            s["phase"].as_str(),
-                            s["currentStepIndex"].as_i64(),
-                            s["canaryWeight"].as_i64()
-                        ),
-                        (Some("Holding"), Some(0), Some(10)),
-                        "{body}"
-                    );
-                    assert!(
-                        s["message"]
-                            .as_str()
-                            .unwrap()
-                            .contains("insufficient traffic"),
-                        "{body}"
-                    );
-                },
-                serde_json::to_value(&rollout).unwrap(),
-            ),
-            expect(
-                Method::POST,
-                EVENTS,
-                event_with("Holding", "Normal"),
-                json!({}),
-            ),
-        ],
+        then(
+            reads(9, Some(1)),
+            vec![
+                expect(Method::GET, TEMPLATE_GET, |_| {}, template_object()),
+                expect(
+                    Method::PATCH,
+                    STATUS_PATCH,
+                    |body| {
+                        let s = &body["status"];
+                        assert_eq!(
+                            (
+                                s["phase"].as_str(),
+                                s["currentStepIndex"].as_i64(),
+                                s["canaryWeight"].as_i64()
+                            ),
+                            (Some("Holding"), Some(0), Some(10)),
+                            "{body}"
+                        );
+                        assert!(
+                            s["message"]
+                                .as_str()
+                                .unwrap()
+                                .contains("insufficient traffic"),
+                            "{body}"
+                        );
+                    },
+                    serde_json::to_value(&rollout).unwrap(),
+                ),
+                expect(
+                    Method::POST,
+                    EVENTS,
+                    event_with("Holding", "Normal"),
+                    json!({}),
+                ),
+            ],
+        ),
     )
     .await;
 }
@@ -504,14 +622,9 @@ async fn a_manual_pause_waits_and_a_human_promote_resumes_it() {
     converse(
         waiting.clone(),
         Arc::new(CLEAN),
-        vec![
-            expect(
-                Method::GET,
-                DEPLOYMENT,
-                |_| {},
-                serde_json::to_value(deployment("web:2")).unwrap(),
-            ),
-            expect(
+        then(
+            reads(9, Some(1)),
+            vec![expect(
                 Method::PATCH,
                 STATUS_PATCH,
                 |body| {
@@ -535,8 +648,8 @@ async fn a_manual_pause_waits_and_a_human_promote_resumes_it() {
                     assert!(s.get("handledAction").is_none());
                 },
                 serde_json::to_value(&waiting).unwrap(),
-            ),
-        ],
+            )],
+        ),
     )
     .await;
     // With `canarygate.dev/action: promote@1`: the last step ends and the canary is promoted.
@@ -546,40 +659,39 @@ async fn a_manual_pause_waits_and_a_human_promote_resumes_it() {
     converse(
         asked.clone(),
         Arc::new(CLEAN),
-        vec![
-            expect(
-                Method::GET,
-                DEPLOYMENT,
-                |_| {},
-                serde_json::to_value(deployment("web:2")).unwrap(),
-            ),
-            expect(
-                Method::PATCH,
-                STATUS_PATCH,
-                |body| {
-                    let s = &body["status"];
-                    assert_eq!(
-                        (s["phase"].as_str(), s["canaryWeight"].as_i64()),
-                        (Some("Promoting"), Some(100)),
-                        "{body}"
-                    );
-                    assert_eq!(s["handledAction"], "promote@1");
-                },
-                serde_json::to_value(&asked).unwrap(),
-            ),
-            expect(
-                Method::POST,
-                EVENTS,
-                event_with("ResumedByHuman", "Normal"),
-                json!({}),
-            ),
-            expect(
-                Method::POST,
-                EVENTS,
-                event_with("Promoting", "Normal"),
-                json!({}),
-            ),
-        ],
+        then(
+            reads(9, Some(1)),
+            vec![
+                applies(STABLE_APPLY, workload_body(Role::Stable, "web:2", 10)),
+                applies(CANARY_APPLY, workload_body(Role::Canary, "web:2", 10)),
+                expect(
+                    Method::PATCH,
+                    STATUS_PATCH,
+                    |body| {
+                        let s = &body["status"];
+                        assert_eq!(
+                            (s["phase"].as_str(), s["canaryWeight"].as_i64()),
+                            (Some("Promoting"), Some(100)),
+                            "{body}"
+                        );
+                        assert_eq!(s["handledAction"], "promote@1");
+                    },
+                    serde_json::to_value(&asked).unwrap(),
+                ),
+                expect(
+                    Method::POST,
+                    EVENTS,
+                    event_with("ResumedByHuman", "Normal"),
+                    json!({}),
+                ),
+                expect(
+                    Method::POST,
+                    EVENTS,
+                    event_with("Promoting", "Normal"),
+                    json!({}),
+                ),
+            ],
+        ),
     )
     .await;
 }
@@ -594,29 +706,26 @@ async fn a_restart_mid_step_resumes_without_repeating_work() {
     converse(
         rollout.clone(),
         Arc::new(CLEAN),
-        vec![
-            expect(
-                Method::GET,
-                DEPLOYMENT,
-                |_| {},
-                serde_json::to_value(deployment("web:2")).unwrap(),
-            ),
-            expect(Method::GET, TEMPLATE_GET, |_| {}, template_object()),
-            expect(
-                Method::PATCH,
-                STATUS_PATCH,
-                |body| {
-                    let s = &body["status"];
-                    assert_eq!(
-                        (s["currentStepIndex"].as_i64(), s["stepStartedAt"].as_str()),
-                        (Some(1), Some("2025-11-23T00:04:00Z")),
-                        "{body}"
-                    );
-                    assert_eq!(s["stepHistory"].as_array().unwrap().len(), 2);
-                },
-                serde_json::to_value(&rollout).unwrap(),
-            ),
-        ],
+        then(
+            reads(5, Some(5)),
+            vec![
+                expect(Method::GET, TEMPLATE_GET, |_| {}, template_object()),
+                expect(
+                    Method::PATCH,
+                    STATUS_PATCH,
+                    |body| {
+                        let s = &body["status"];
+                        assert_eq!(
+                            (s["currentStepIndex"].as_i64(), s["stepStartedAt"].as_str()),
+                            (Some(1), Some("2025-11-23T00:04:00Z")),
+                            "{body}"
+                        );
+                        assert_eq!(s["stepHistory"].as_array().unwrap().len(), 2);
+                    },
+                    serde_json::to_value(&rollout).unwrap(),
+                ),
+            ],
+        ),
     )
     .await;
 }
@@ -644,36 +753,131 @@ async fn undo_puts_the_stable_template_back_and_sends_traffic_to_stable() {
     converse(
         rollout.clone(),
         Arc::new(CLEAN),
+        then(
+            reads(9, Some(1)),
+            vec![
+                applies(STABLE_APPLY, workload_body(Role::Stable, "web:1", 10)),
+                applies(CANARY_APPLY, workload_body(Role::Canary, "web:2", 0)),
+                expect(
+                    Method::GET,
+                    "/apis/apps/v1/namespaces/shop/replicasets?",
+                    |_| {},
+                    replicasets,
+                ),
+                expect(
+                    Method::PUT,
+                    "/apis/apps/v1/namespaces/shop/deployments/web?",
+                    |body| {
+                        let template = &body["spec"]["template"];
+                        assert_eq!(
+                            template["spec"]["containers"][0]["image"], "web:1",
+                            "{body}"
+                        );
+                        assert!(
+                            template["metadata"]["labels"]
+                                .get("pod-template-hash")
+                                .is_none(),
+                            "{body}"
+                        );
+                    },
+                    serde_json::to_value(deployment("web:1")).unwrap(),
+                ),
+                expect(
+                    Method::PATCH,
+                    STATUS_PATCH,
+                    |body| {
+                        let s = &body["status"];
+                        assert_eq!(
+                            (s["phase"].as_str(), s["canaryWeight"].as_i64()),
+                            (Some("Aborted"), Some(0)),
+                            "{body}"
+                        );
+                        assert_eq!(s["handledAction"], "undo@1");
+                    },
+                    serde_json::to_value(&rollout).unwrap(),
+                ),
+                expect(
+                    Method::POST,
+                    EVENTS,
+                    event_with("RolloutUndone", "Warning"),
+                    json!({}),
+                ),
+                expect(
+                    Method::POST,
+                    EVENTS,
+                    event_with("DeploymentReverted", "Normal"),
+                    json!({}),
+                ),
+            ],
+        ),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn adoption_creates_the_stable_workload_then_hands_the_targets_pods_over() {
+    let mut target = serde_json::to_value(deployment("web:1")).unwrap();
+    target["spec"]["replicas"] = json!(4);
+    // First sight: the running revision becomes stable; its workload is created with the
+    // target's 4 pods, and the target keeps its pods until that workload is available.
+    let first = rollout(canary_spec(), json!({}));
+    converse(
+        first.clone(),
+        Arc::new(CLEAN),
         vec![
+            expect(Method::GET, DEPLOYMENT, |_| {}, target.clone()),
+            missing(STABLE, "web-stable"),
+            missing(CANARY, "web-canary"),
+            applies(STABLE_APPLY, workload_body(Role::Stable, "web:1", 4)),
             expect(
-                Method::GET,
-                DEPLOYMENT,
-                |_| {},
-                serde_json::to_value(deployment("web:2")).unwrap(),
-            ),
-            expect(
-                Method::GET,
-                "/apis/apps/v1/namespaces/shop/replicasets?",
-                |_| {},
-                replicasets,
-            ),
-            expect(
-                Method::PUT,
-                "/apis/apps/v1/namespaces/shop/deployments/web?",
+                Method::PATCH,
+                STATUS_PATCH,
                 |body| {
-                    let template = &body["spec"]["template"];
+                    let s = &body["status"];
+                    assert_eq!(s["phase"], "Healthy", "{body}");
+                    assert_eq!(s["replicas"], 4);
+                    assert_eq!(s["traffic"], "replica ratio: 4 stable, 0 canary pods");
+                },
+                serde_json::to_value(&first).unwrap(),
+            ),
+            expect(
+                Method::POST,
+                EVENTS,
+                event_with("Adopted", "Normal"),
+                json!({}),
+            ),
+        ],
+    )
+    .await;
+    // The stable workload is available: the target is scaled to zero (only spec.replicas, with
+    // canary-gate's field manager); the stable workload already holds what it should.
+    let second = rollout(
+        canary_spec(),
+        json!({"phase": "Healthy", "stableRevision": rev("web:1"), "replicas": 4, "canaryWeight": 0}),
+    );
+    converse(
+        second.clone(),
+        Arc::new(CLEAN),
+        vec![
+            expect(Method::GET, DEPLOYMENT, |_| {}, target.clone()),
+            expect(
+                Method::GET,
+                STABLE,
+                |_| {},
+                workload(Role::Stable, "web:1", 4),
+            ),
+            missing(CANARY, "web-canary"),
+            expect(
+                Method::PATCH,
+                "/apis/apps/v1/namespaces/shop/deployments/web?&force=true&fieldManager=canary-gate",
+                |body| {
                     assert_eq!(
-                        template["spec"]["containers"][0]["image"], "web:1",
-                        "{body}"
-                    );
-                    assert!(
-                        template["metadata"]["labels"]
-                            .get("pod-template-hash")
-                            .is_none(),
-                        "{body}"
+                        body,
+                        &json!({"apiVersion": "apps/v1", "kind": "Deployment",
+                            "metadata": {"name": "web"}, "spec": {"replicas": 0}})
                     );
                 },
-                serde_json::to_value(deployment("web:1")).unwrap(),
+                adopted("web:1"),
             ),
             expect(
                 Method::PATCH,
@@ -681,27 +885,131 @@ async fn undo_puts_the_stable_template_back_and_sends_traffic_to_stable() {
                 |body| {
                     let s = &body["status"];
                     assert_eq!(
-                        (s["phase"].as_str(), s["canaryWeight"].as_i64()),
-                        (Some("Aborted"), Some(0)),
+                        (s["phase"].as_str(), s["replicas"].as_i64()),
+                        (Some("Healthy"), Some(4)),
                         "{body}"
                     );
-                    assert_eq!(s["handledAction"], "undo@1");
                 },
-                serde_json::to_value(&rollout).unwrap(),
+                serde_json::to_value(&second).unwrap(),
             ),
             expect(
                 Method::POST,
                 EVENTS,
-                event_with("RolloutUndone", "Warning"),
-                json!({}),
-            ),
-            expect(
-                Method::POST,
-                EVENTS,
-                event_with("DeploymentReverted", "Normal"),
+                event_with("WorkloadAdopted", "Normal"),
                 json!({}),
             ),
         ],
+    )
+    .await;
+}
+
+fn istio_spec() -> Value {
+    json!({"targetRef": {"name": "web"},
+        "strategy": {"canary": {"steps": [{"setWeight": 10}, {"pause": {"duration": "10m"}}]}},
+        "trafficRouting": {"istio": {"virtualService": "web", "destinationRule": "web"}}})
+}
+
+const DESTINATION_RULE: &str =
+    "/apis/networking.istio.io/v1beta1/namespaces/shop/destinationrules/web";
+
+#[tokio::test]
+async fn a_router_crd_that_is_not_installed_is_a_condition_not_a_failure() {
+    let rollout = rollout(
+        istio_spec(),
+        rolling(0, "2025-11-23T00:00:00Z", "Progressing"),
+    );
+    // A group the API server does not serve answers a plain-text 404.
+    let not_served = Expect {
+        code: 404,
+        ..expect(
+            Method::GET,
+            DESTINATION_RULE,
+            |_| {},
+            json!("404 page not found"),
+        )
+    };
+    converse(
+        rollout.clone(),
+        Arc::new(CLEAN),
+        then(
+            reads(10, Some(1)),
+            vec![
+                not_served,
+                expect(
+                    Method::PATCH,
+                    STATUS_PATCH,
+                    |body| {
+                        let s = &body["status"];
+                        assert_eq!(s["phase"], "Progressing", "{body}");
+                        let c = s["conditions"]
+                            .as_array()
+                            .unwrap()
+                            .iter()
+                            .find(|c| c["type"] == "TrafficRouted")
+                            .unwrap();
+                        assert_eq!(
+                            (c["status"].as_str(), c["reason"].as_str()),
+                            (Some("False"), Some("RouterNotInstalled"))
+                        );
+                        assert_eq!(
+                            c["message"],
+                            "the API server does not serve DestinationRule (networking.istio.io/v1beta1); install the CRD destinationrules.networking.istio.io"
+                        );
+                    },
+                    serde_json::to_value(&rollout).unwrap(),
+                ),
+                expect(
+                    Method::POST,
+                    EVENTS,
+                    event_with("RouterNotInstalled", "Warning"),
+                    json!({}),
+                ),
+            ],
+        ),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_missing_router_object_is_named_in_the_condition() {
+    let rollout = rollout(
+        istio_spec(),
+        rolling(0, "2025-11-23T00:00:00Z", "Progressing"),
+    );
+    converse(
+        rollout.clone(),
+        Arc::new(CLEAN),
+        then(
+            reads(10, Some(1)),
+            vec![
+                missing(DESTINATION_RULE, "web"),
+                expect(
+                    Method::PATCH,
+                    STATUS_PATCH,
+                    |body| {
+                        let c = body["status"]["conditions"]
+                            .as_array()
+                            .unwrap()
+                            .iter()
+                            .find(|c| c["type"] == "TrafficRouted")
+                            .unwrap()
+                            .clone();
+                        assert_eq!(c["reason"], "RouterObjectMissing", "{body}");
+                        assert_eq!(
+                            c["message"],
+                            "DestinationRule web not found in namespace shop; create it or fix spec.trafficRouting"
+                        );
+                    },
+                    serde_json::to_value(&rollout).unwrap(),
+                ),
+                expect(
+                    Method::POST,
+                    EVENTS,
+                    event_with("RouterObjectMissing", "Warning"),
+                    json!({}),
+                ),
+            ],
+        ),
     )
     .await;
 }

@@ -42,7 +42,13 @@ pub struct Observed {
     pub revision: String,
     /// A pending human action, if any.
     pub action: Option<Action>,
+    /// Whether the stable workload runs the canary revision on every pod, available (what a
+    /// promotion waits for before traffic goes back to the stable workload).
+    pub stable_ready: bool,
 }
+
+/// How often a promotion looks whether the stable workload has rolled out.
+const PROMOTION_POLL: f64 = 5.0;
 
 /// A Kubernetes Event to record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,8 +93,44 @@ pub fn decide(
     interval: f64,
 ) -> Outcome {
     let mut outcome = decide_phase(rollout, status, observed, judgement, interval);
+    schedule_scale_down(rollout, status, &mut outcome, observed.now);
     set_phase_conditions(&mut outcome.status, observed.now);
     outcome
+}
+
+/// Whether a phase has a canary that takes traffic or is about to.
+fn canary_live(phase: Option<RolloutPhase>) -> bool {
+    matches!(
+        phase,
+        Some(
+            RolloutPhase::Progressing
+                | RolloutPhase::Holding
+                | RolloutPhase::Paused
+                | RolloutPhase::Promoting
+        )
+    )
+}
+
+/// When a canary stops taking traffic, its pods go after the scale-down delay (in-flight requests
+/// and slow mesh updates still find them); a live canary has none pending. Wakes up for it.
+fn schedule_scale_down(
+    rollout: &ValidatedRollout,
+    old: &RolloutStatus,
+    outcome: &mut Outcome,
+    now: f64,
+) {
+    let next = &mut outcome.status;
+    if canary_live(next.phase) {
+        next.scale_down_at = None;
+    } else if canary_live(old.phase) && old.canary_revision.is_some() {
+        next.scale_down_at = Some(rfc3339(now + rollout.scale_down_delay));
+    }
+    if let Some(at) = next.scale_down_at.as_deref().and_then(parse_rfc3339)
+        && at > now - 1.0
+    {
+        let wait = (at - now).max(0.0) + 0.5;
+        outcome.requeue_after = Some(outcome.requeue_after.map_or(wait, |r| r.min(wait)));
+    }
 }
 
 fn decide_phase(
@@ -228,8 +270,25 @@ fn decide_phase(
                 revert_to: None,
             };
         }
+        (_, RolloutPhase::Promoting) if !observed.stable_ready => {
+            // Traffic is on the canary while the stable workload takes the new template.
+            set_phase(
+                &mut next,
+                RolloutPhase::Promoting,
+                format!(
+                    "promoting revision {}: waiting for the stable workload to run it",
+                    observed.revision
+                ),
+            );
+            return Outcome {
+                status: next,
+                notes,
+                requeue_after: Some(PROMOTION_POLL),
+                revert_to: None,
+            };
+        }
         (_, RolloutPhase::Promoting) => {
-            // Traffic moved to the canary: it is the stable version now.
+            // The stable workload runs the new revision: traffic goes back to it.
             next.previous_stable_revision = Some(stable.clone());
             next.stable_revision = Some(observed.revision.clone());
             next.canary_revision = None;
@@ -747,6 +806,7 @@ strategy:
             now,
             revision: revision.into(),
             action,
+            stable_ready: true,
         }
     }
 
@@ -868,7 +928,8 @@ strategy:
             (o.status.phase, o.status.canary_weight),
             (Some(RolloutPhase::RolledBack), Some(0))
         );
-        assert_eq!(o.requeue_after, None);
+        // Only the canary's scale-down remains to wake up for.
+        assert_eq!(o.requeue_after, Some(30.5));
         assert!(o.notes[0].warning && o.notes[0].reason == "RolledBack");
         let again = decide(
             &rollout(),
@@ -926,16 +987,71 @@ strategy:
             (Some(RolloutPhase::Promoting), Some(100))
         );
         assert_eq!(o.requeue_after, Some(0.0));
-        let done = decide(
+        // Traffic stays on the canary until the stable workload runs the new revision.
+        let waiting = decide(
             &rollout(),
             &o.status,
-            &seen(T0 + 61.0, "v2", None),
+            &Observed {
+                stable_ready: false,
+                ..seen(T0 + 61.0, "v2", None)
+            },
+            None,
+            10.0,
+        );
+        assert_eq!(
+            (waiting.status.phase, waiting.status.canary_weight),
+            (Some(RolloutPhase::Promoting), Some(100))
+        );
+        assert_eq!(waiting.requeue_after, Some(PROMOTION_POLL));
+        assert_eq!(waiting.status.scale_down_at, None);
+        let done = decide(
+            &rollout(),
+            &waiting.status,
+            &seen(T0 + 70.0, "v2", None),
             None,
             10.0,
         );
         assert_eq!(done.status.phase, Some(RolloutPhase::Healthy));
         assert_eq!(done.status.stable_revision.as_deref(), Some("v2"));
         assert_eq!(done.status.canary_revision, None);
+        assert_eq!(done.status.canary_weight, Some(0));
+        // The canary's pods go 30 s (the default delay) later; the controller wakes up for it.
+        assert_eq!(done.status.scale_down_at, Some(rfc3339(T0 + 100.0)));
+        assert_eq!(done.requeue_after, Some(30.5));
+    }
+
+    #[test]
+    fn a_rollback_scales_the_canary_down_after_the_delay_and_a_new_rollout_cancels_that() {
+        let fail = judged(Decision::Rollback, false, "errorRate: canary worse");
+        let o = decide(
+            &rollout(),
+            &rolling(0, T0, RolloutPhase::Progressing),
+            &seen(T0 + 20.0, "v2", None),
+            Some(&fail),
+            10.0,
+        );
+        assert_eq!(o.status.phase, Some(RolloutPhase::RolledBack));
+        assert_eq!(o.status.scale_down_at, Some(rfc3339(T0 + 50.0)));
+        assert_eq!(o.requeue_after, Some(30.5));
+        // Later reconciles keep the time; once it has passed, nothing more to wake up for.
+        let later = decide(
+            &rollout(),
+            &o.status,
+            &seen(T0 + 90.0, "v2", None),
+            None,
+            10.0,
+        );
+        assert_eq!(later.status.scale_down_at, Some(rfc3339(T0 + 50.0)));
+        assert_eq!(later.requeue_after, None);
+        let again = decide(
+            &rollout(),
+            &later.status,
+            &seen(T0 + 95.0, "v3", None),
+            None,
+            10.0,
+        );
+        assert_eq!(again.status.phase, Some(RolloutPhase::Progressing));
+        assert_eq!(again.status.scale_down_at, None);
     }
 
     #[test]

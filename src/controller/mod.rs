@@ -1,9 +1,10 @@
 //! The Kubernetes controller. One reconcile is a short pipeline of named stages — validate →
-//! observe → analyze → decide → apply/report ([`reconcile::reconcile`]); [`run`] is the process
+//! observe → analyze → decide → apply (workloads, traffic) → report ([`reconcile::reconcile`]); [`run`] is the process
 //! around it: leader election on a Lease, the kube-runtime watch loop, `/livez`, `/readyz` and
 //! `/metrics`.
 
 pub mod analyze;
+pub mod apply;
 pub mod decide;
 pub mod error;
 pub mod leader;

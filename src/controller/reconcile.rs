@@ -1,11 +1,11 @@
-//! One reconcile: validate → observe → analyze → decide → apply (status, Events) → when to look
-//! again. Only the ends talk to the API server; the middle is the pure step machine and judge.
+//! One reconcile: validate → observe → analyze → decide → apply (workloads, traffic) → report
+//! (status, Events) → when to look again. Only the ends talk to the API server; the middle is the pure step machine and judge.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action as Requeue;
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::{Client, Resource, ResourceExt};
@@ -15,6 +15,7 @@ use crate::crd::Rollout;
 use crate::crd::rollout::{RolloutPhase, RolloutStatus};
 
 use super::analyze::{MetricWindows, combine, judge};
+use super::apply::{self, Target, Workloads};
 use super::decide::{self, Note, Observed, analysing, parse_rfc3339, plan_state, set_condition};
 use super::error::ReconcileError;
 use super::observe;
@@ -75,7 +76,7 @@ pub async fn reconcile(
                 message: e.to_string(),
                 warning: true,
             };
-            apply(&ctx, &rollout, &namespace, &status, next, &[note]).await?;
+            report(&ctx, &rollout, &namespace, &status, next, &[note]).await?;
             return Ok(Requeue::await_change());
         }
     };
@@ -94,10 +95,11 @@ pub async fn reconcile(
             message: next.message.clone().unwrap_or_default(),
             warning: true,
         };
-        apply(&ctx, &rollout, &namespace, &status, next, &[note]).await?;
+        report(&ctx, &rollout, &namespace, &status, next, &[note]).await?;
         return Ok(Requeue::requeue(MISSING_TARGET_RETRY));
     };
     let revision = observe::revision(&target.spec.clone().unwrap_or_default().template);
+    let workloads = Workloads::read(&ctx.client, &namespace, &validated.target).await?;
     let action = observe::action(&rollout, status.handled_action.as_deref())?;
 
     // analyze: only while this revision is being rolled out, the step is gated, and no human
@@ -151,15 +153,31 @@ pub async fn reconcile(
     // decide
     let observed = Observed {
         now,
-        revision,
+        stable_ready: workloads.stable_runs(&revision),
+        revision: revision.clone(),
         action: action.as_ref().map(|(a, _)| *a),
     };
     let outcome = decide::decide(&validated, &status, &observed, judgement.as_ref(), interval);
     let mut notes = outcome.notes;
-    if let Some(to) = &outcome.revert_to {
-        notes.extend(revert(&deployments, target, to).await?);
-    }
     let mut next = outcome.status;
+    notes.extend(
+        apply::apply(
+            &ctx.client,
+            &rollout,
+            &validated,
+            &Target {
+                deployment: &target,
+                revision: &revision,
+            },
+            &workloads,
+            &mut next,
+            now,
+        )
+        .await?,
+    );
+    if let Some(to) = &outcome.revert_to {
+        notes.extend(revert(&ctx.client, &deployments, target, to).await?);
+    }
     if let Some((_, value)) = action {
         next.handled_action = Some(value);
     }
@@ -167,8 +185,8 @@ pub async fn reconcile(
     tracing::Span::current().record("step", next.current_step_index.unwrap_or(0));
     tracing::Span::current().record("weight", next.canary_weight.unwrap_or(0));
 
-    // apply + report
-    apply(&ctx, &rollout, &namespace, &status, next, &notes).await?;
+    // report
+    report(&ctx, &rollout, &namespace, &status, next, &notes).await?;
     Ok(match outcome.requeue_after {
         Some(seconds) => Requeue::requeue(Duration::from_secs_f64(seconds.max(0.5))),
         None => Requeue::await_change(),
@@ -179,35 +197,14 @@ pub async fn reconcile(
 /// ReplicaSets it owns (as `kubectl rollout undo` does). The replace carries the resourceVersion,
 /// so a concurrent change fails with a conflict and the next reconcile tries again.
 async fn revert(
+    client: &Client,
     deployments: &Api<Deployment>,
     mut target: Deployment,
     revision: &str,
 ) -> Result<Vec<Note>, ReconcileError> {
     let name = target.name_any();
     let namespace = target.namespace().unwrap_or_default();
-    let replicasets: Api<ReplicaSet> =
-        Api::namespaced(deployments.clone().into_client(), &namespace);
-    let owned = replicasets
-        .list(&ListParams::default())
-        .await?
-        .items
-        .into_iter()
-        .filter(|rs| {
-            rs.metadata
-                .owner_references
-                .iter()
-                .flatten()
-                .any(|o| o.kind == "Deployment" && o.name == name)
-        });
-    let template = owned
-        .filter_map(|rs| rs.spec.and_then(|s| s.template))
-        .map(|mut t| {
-            if let Some(labels) = t.metadata.as_mut().and_then(|m| m.labels.as_mut()) {
-                labels.remove("pod-template-hash");
-            }
-            t
-        })
-        .find(|t| observe::revision(t) == revision);
+    let template = apply::template_of_revision(client, &target, revision).await?;
     let Some(template) = template else {
         return Ok(vec![Note {
             reason: "UndoImpossible",
@@ -231,7 +228,7 @@ async fn revert(
 }
 
 /// Writes the status (server-side apply, own field manager) when it changed, and the Events.
-async fn apply(
+async fn report(
     ctx: &Context,
     rollout: &Rollout,
     namespace: &str,

@@ -23,6 +23,7 @@ use prometheus_client::registry::Registry;
 
 use crate::crd::{AnalysisTemplate, ClusterAnalysisTemplate, Rollout};
 use crate::metrics::prometheus::Prometheus;
+use crate::traffic::workload::{self, Role};
 
 use super::analyze::PrometheusWindows;
 use super::error::ReconcileError;
@@ -191,7 +192,8 @@ pub async fn run(config: ControllerConfig) -> Result<(), RunError> {
     }
     let by_target = store.clone();
     let work = controller
-        // A Deployment's new template starts a rollout: wake the Rollouts that target it.
+        // A Deployment's new template starts a rollout, and a workload's progress ends a promotion:
+        // wake the Rollouts that target it or own it.
         .watches(
             Api::<Deployment>::all(client.clone()),
             watcher::Config::default(),
@@ -202,7 +204,11 @@ pub async fn run(config: ControllerConfig) -> Result<(), RunError> {
                     .into_iter()
                     .filter(|g| {
                         g.0.as_ref().is_ok_and(|r| {
-                            r.spec.target_ref.name == name && r.namespace() == namespace
+                            let target = &r.spec.target_ref.name;
+                            r.namespace() == namespace
+                                && (target == &name
+                                    || name == workload::name(target, Role::Stable)
+                                    || name == workload::name(target, Role::Canary))
                         })
                     })
                     .map(|g| ObjectRef::from_obj(&*g))

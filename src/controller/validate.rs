@@ -2,7 +2,7 @@
 //! analysis for each step — or an error naming the field and the fix. Later stages take only the
 //! validated value, so an invalid spec cannot reach *apply*.
 
-use crate::crd::rollout::{CanaryStrategy, RolloutAnalysis, RolloutSpec};
+use crate::crd::rollout::{CanaryStrategy, RolloutAnalysis, RolloutSpec, TrafficRouting};
 use crate::rollout::{Step, StepPlan};
 
 /// A spec problem, with the field path and what to do.
@@ -46,7 +46,14 @@ pub struct ValidatedRollout {
     pub analyses: Vec<RolloutAnalysis>,
     /// Analysis over the whole rollout (index into `analyses`).
     pub background: Option<usize>,
+    /// Seconds the canary keeps its pods after a rollback, an abort or a promotion.
+    pub scale_down_delay: f64,
+    /// Whether a traffic router splits requests (else the pod ratio is the split).
+    pub routed: bool,
 }
+
+/// Default of `scaleDownDelay`.
+const DEFAULT_SCALE_DOWN_DELAY: f64 = 30.0;
 
 /// Validates a spec.
 ///
@@ -69,7 +76,7 @@ pub fn validate(spec: &RolloutSpec) -> Result<ValidatedRollout, SpecError> {
             "is empty; name the Deployment to roll out",
         ));
     }
-    match (&spec.strategy.canary, &spec.strategy.blue_green) {
+    let mut validated = match (&spec.strategy.canary, &spec.strategy.blue_green) {
         (Some(_), Some(_)) => Err(invalid(
             "spec.strategy",
             "has both canary and blueGreen; choose one",
@@ -86,9 +93,6 @@ pub fn validate(spec: &RolloutSpec) -> Result<ValidatedRollout, SpecError> {
                     "is empty; name the Service that receives production traffic",
                 ));
             }
-            if let Some(d) = &bg.scale_down_delay {
-                duration("spec.strategy.blueGreen.scaleDownDelay", d)?;
-            }
             let mut analyses = Vec::new();
             if let Some(a) = &bg.pre_promotion_analysis {
                 check_analysis("spec.strategy.blueGreen.prePromotionAnalysis", a)?;
@@ -103,6 +107,10 @@ pub fn validate(spec: &RolloutSpec) -> Result<ValidatedRollout, SpecError> {
             };
             let plan = StepPlan::new(vec![Step { weight: 0.0, pause }])
                 .map_err(|e| invalid("spec.strategy.blueGreen", e.to_string()))?;
+            let scale_down_delay = match &bg.scale_down_delay {
+                Some(d) => duration("spec.strategy.blueGreen.scaleDownDelay", d)?,
+                None => DEFAULT_SCALE_DOWN_DELAY,
+            };
             Ok(ValidatedRollout {
                 target: t.name.clone(),
                 kind: StrategyKind::BlueGreen,
@@ -110,9 +118,136 @@ pub fn validate(spec: &RolloutSpec) -> Result<ValidatedRollout, SpecError> {
                 step_analysis: vec![(!analyses.is_empty()).then_some(0)],
                 analyses,
                 background: None,
+                scale_down_delay,
+                routed: true,
             })
         }
+    }?;
+    if let Some(routing) = &spec.traffic_routing {
+        validated.routed = check_routing(validated.kind, routing)?;
     }
+    Ok(validated)
+}
+
+/// Checks `spec.trafficRouting`; returns whether a router splits the traffic.
+fn check_routing(kind: StrategyKind, routing: &TrafficRouting) -> Result<bool, SpecError> {
+    let field = "spec.trafficRouting";
+    let routers = [
+        routing.gateway_api.is_some(),
+        routing.istio.is_some(),
+        routing.nginx.is_some(),
+    ]
+    .iter()
+    .filter(|x| **x)
+    .count();
+    if kind == StrategyKind::BlueGreen && (routers > 0 || !routing.matches.is_empty()) {
+        return Err(invalid(
+            field,
+            "is for canary steps; blue-green switches spec.strategy.blueGreen.activeService instead — remove trafficRouting",
+        ));
+    }
+    if routers > 1 {
+        return Err(invalid(
+            field,
+            "names more than one router; choose one of gatewayApi, istio or nginx",
+        ));
+    }
+    let names = [
+        routing.gateway_api.as_ref().map(|g| {
+            vec![
+                ("gatewayApi.httpRoute", &g.http_route),
+                ("gatewayApi.stableService", &g.stable_service),
+                ("gatewayApi.canaryService", &g.canary_service),
+            ]
+        }),
+        routing.istio.as_ref().map(|i| {
+            vec![
+                ("istio.virtualService", &i.virtual_service),
+                ("istio.destinationRule", &i.destination_rule),
+            ]
+        }),
+        routing.nginx.as_ref().map(|n| {
+            vec![
+                ("nginx.stableIngress", &n.stable_ingress),
+                ("nginx.stableService", &n.stable_service),
+                ("nginx.canaryService", &n.canary_service),
+            ]
+        }),
+    ];
+    for (name, value) in names.into_iter().flatten().flatten() {
+        if value.trim().is_empty() {
+            return Err(invalid(
+                format!("{field}.{name}"),
+                "is empty; name the object",
+            ));
+        }
+    }
+    if let Some(g) = &routing.gateway_api
+        && g.stable_service == g.canary_service
+    {
+        return Err(invalid(
+            format!("{field}.gatewayApi.canaryService"),
+            "is the stable Service; the canary needs a Service of its own (selecting canarygate.dev/version: canary)",
+        ));
+    }
+    if let Some(n) = &routing.nginx
+        && n.stable_service == n.canary_service
+    {
+        return Err(invalid(
+            format!("{field}.nginx.canaryService"),
+            "is the stable Service; the canary needs a Service of its own (selecting canarygate.dev/version: canary)",
+        ));
+    }
+    if routers == 0 && !routing.matches.is_empty() {
+        return Err(invalid(
+            format!("{field}.matches"),
+            "need a router to match requests; set gatewayApi, istio or nginx (replica ratio cannot route by header)",
+        ));
+    }
+    for (i, m) in routing.matches.iter().enumerate() {
+        let at = format!("{field}.matches[{i}]");
+        if m.header.is_some() == m.cookie.is_some() {
+            return Err(invalid(at, "set exactly one of header or cookie"));
+        }
+        if m.header
+            .as_deref()
+            .or(m.cookie.as_deref())
+            .is_some_and(|n| n.trim().is_empty())
+        {
+            return Err(invalid(at, "names an empty header or cookie"));
+        }
+        if m.value.is_empty() {
+            return Err(invalid(
+                format!("{at}.value"),
+                "is empty; give the value that selects the canary",
+            ));
+        }
+    }
+    if routing.nginx.is_some() {
+        let headers = routing
+            .matches
+            .iter()
+            .filter(|m| m.header.is_some())
+            .count();
+        let cookies: Vec<_> = routing
+            .matches
+            .iter()
+            .filter(|m| m.cookie.is_some())
+            .collect();
+        if headers > 1 || cookies.len() > 1 {
+            return Err(invalid(
+                format!("{field}.matches"),
+                "NGINX Ingress routes on at most one header and one cookie",
+            ));
+        }
+        if cookies.iter().any(|m| m.value != "always") {
+            return Err(invalid(
+                format!("{field}.matches"),
+                "NGINX Ingress sends a cookie to the canary only when its value is \"always\"; set value: always or match a header",
+            ));
+        }
+    }
+    Ok(routers > 0)
 }
 
 fn canary_plan(target: &str, canary: &CanaryStrategy) -> Result<ValidatedRollout, SpecError> {
@@ -210,6 +345,10 @@ fn canary_plan(target: &str, canary: &CanaryStrategy) -> Result<ValidatedRollout
     }
     let plan =
         StepPlan::new(steps).map_err(|e| invalid("spec.strategy.canary.steps", e.to_string()))?;
+    let scale_down_delay = match &canary.scale_down_delay {
+        Some(d) => duration("spec.strategy.canary.scaleDownDelay", d)?,
+        None => DEFAULT_SCALE_DOWN_DELAY,
+    };
     Ok(ValidatedRollout {
         target: target.to_string(),
         kind: StrategyKind::Canary,
@@ -217,6 +356,8 @@ fn canary_plan(target: &str, canary: &CanaryStrategy) -> Result<ValidatedRollout
         step_analysis,
         analyses,
         background,
+        scale_down_delay,
+        routed: false,
     })
 }
 
@@ -335,6 +476,58 @@ strategy:
             let err = validate(&spec(&yaml)).unwrap_err().to_string();
             assert!(err.starts_with(expected), "{err}\n  expected: {expected}");
         }
+    }
+
+    #[test]
+    fn traffic_routing_errors_name_the_field_and_the_fix() {
+        let with = |routing: &str| format!("{CANARY}trafficRouting:\n{routing}");
+        let cases = [
+            (
+                with(
+                    "  gatewayApi: {httpRoute: web, stableService: web, canaryService: web}\n  istio: {virtualService: web, destinationRule: web}",
+                ),
+                "spec.trafficRouting: names more than one router",
+            ),
+            (
+                with("  gatewayApi: {httpRoute: web, stableService: web, canaryService: web}"),
+                "spec.trafficRouting.gatewayApi.canaryService: is the stable Service",
+            ),
+            (
+                with("  istio: {virtualService: '', destinationRule: web}"),
+                "spec.trafficRouting.istio.virtualService: is empty",
+            ),
+            (
+                with("  matches: [{header: x-canary, value: 'yes'}]"),
+                "spec.trafficRouting.matches: need a router",
+            ),
+            (
+                with(
+                    "  istio: {virtualService: web, destinationRule: web}\n  matches: [{header: x-canary, cookie: c, value: 'yes'}]",
+                ),
+                "spec.trafficRouting.matches[0]: set exactly one of header or cookie",
+            ),
+            (
+                with(
+                    "  nginx: {stableIngress: web, stableService: web-stable, canaryService: web-canary}\n  matches: [{cookie: beta, value: 'yes'}]",
+                ),
+                "spec.trafficRouting.matches: NGINX Ingress sends a cookie to the canary only when its value is \"always\"",
+            ),
+            (
+                CANARY.replace("steps:", "scaleDownDelay: later\n    steps:"),
+                "spec.strategy.canary.scaleDownDelay: \"later\" is not a duration",
+            ),
+        ];
+        for (yaml, expected) in cases {
+            let err = validate(&spec(&yaml)).unwrap_err().to_string();
+            assert!(err.starts_with(expected), "{err}\n  expected: {expected}");
+        }
+        let ok = validate(&spec(&with(
+            "  nginx: {stableIngress: web, stableService: web-stable, canaryService: web-canary}\n  matches: [{cookie: beta, value: always}, {header: x-canary, value: 'yes'}]",
+        )))
+        .unwrap();
+        assert!(ok.routed);
+        assert_eq!(ok.scale_down_delay, 30.0);
+        assert!(!validate(&spec(CANARY)).unwrap().routed);
     }
 
     #[test]

@@ -85,6 +85,11 @@ pub struct CanaryStrategy {
     /// Highest canary weight before promotion (percent); promotion goes to 100 %.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_weight: Option<i32>,
+    /// How long the canary keeps its pods after a rollback, an abort or a promotion, so traffic
+    /// that is still in flight (mesh configuration propagates in seconds) finds them (default
+    /// `30s`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale_down_delay: Option<String>,
 }
 
 /// One canary step: set exactly one field.
@@ -201,9 +206,11 @@ pub struct GatewayApiRouting {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct IstioRouting {
-    /// The VirtualService to weight.
+    /// The VirtualService to weight: every HTTP route whose destinations name the `stable` or
+    /// `canary` subset gets both, weighted.
     pub virtual_service: String,
-    /// The DestinationRule that defines the `stable` and `canary` subsets.
+    /// The DestinationRule whose `stable` and `canary` subsets canary-gate keeps selecting the
+    /// pods by their `canarygate.dev/version` label.
     pub destination_rule: String,
 }
 
@@ -211,8 +218,14 @@ pub struct IstioRouting {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct NginxRouting {
-    /// The stable Ingress; a canary Ingress is created beside it.
+    /// The stable Ingress (yours, left untouched); canary-gate creates `<stableIngress>-canary`
+    /// beside it with the same rules pointing at `canaryService`, and sets its canary annotations.
     pub stable_ingress: String,
+    /// The Service the stable Ingress sends traffic to (it selects
+    /// `canarygate.dev/version: stable`).
+    pub stable_service: String,
+    /// The Service of the canary (it selects `canarygate.dev/version: canary`).
+    pub canary_service: String,
 }
 
 /// A request match that goes to the canary.
@@ -278,6 +291,17 @@ pub struct RolloutStatus {
     /// Pod-template hash of the version being rolled out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub canary_revision: Option<String>,
+    /// Pods the application should run in all (the target Deployment's `spec.replicas`, taken
+    /// over by the stable and canary workloads).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<i32>,
+    /// When the canary workload goes to zero pods (RFC 3339), after a rollback, an abort or a
+    /// promotion.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale_down_at: Option<String>,
+    /// The traffic split in force as read back from the routers, e.g. `HTTPRoute web: 5% canary`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traffic: Option<String>,
     /// When the rollout of the canary revision began (RFC 3339): the start of its analysis window.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at: Option<String>,
@@ -294,7 +318,7 @@ pub struct RolloutStatus {
     /// The latest decision: continue, hold, promote or rollback.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_decision: Option<String>,
-    /// Standard conditions (`Progressing`, `Healthy`, `InvalidSpec`, `MetricsAvailable`).
+    /// Standard conditions (`Progressing`, `Healthy`, `Paused`, `InvalidSpec`, `TrafficRouted`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
     /// The decision record, newest last: one entry per decision that changed something, at most

@@ -1,0 +1,544 @@
+//! Stage *apply*: make the workloads and the traffic routers say what the decided status says —
+//! the stable and canary Deployments (`<target>-stable`, `<target>-canary`), the target scaled to
+//! zero once the stable workload is available, and the router objects. Writes are server-side
+//! apply with the field manager `canary-gate`, sent only when the object does not already hold
+//! the desired values, and the split in force is read back into the status.
+
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::core::v1::PodTemplateSpec;
+use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::core::{ApiResource, DynamicObject};
+use kube::{Client, Resource, ResourceExt};
+use serde_json::{Value, json};
+
+use crate::crd::Rollout;
+use crate::crd::rollout::{RolloutPhase, RolloutStatus};
+use crate::traffic::replicas::{self, Replicas};
+use crate::traffic::workload::{self, Role};
+use crate::traffic::{self, FIELD_MANAGER, ObjectRef, ROLLOUT_LABEL, Split, contains};
+
+use super::decide::{Note, parse_rfc3339, set_condition};
+use super::error::ReconcileError;
+use super::observe;
+use super::validate::{StrategyKind, ValidatedRollout};
+
+/// The condition that reports the traffic routers.
+pub const TRAFFIC_CONDITION: &str = "TrafficRouted";
+
+/// The stable and canary workloads as read.
+#[derive(Debug, Clone, Default)]
+pub struct Workloads {
+    /// `<target>-stable`, if it exists.
+    pub stable: Option<Deployment>,
+    /// `<target>-canary`, if it exists.
+    pub canary: Option<Deployment>,
+}
+
+impl Workloads {
+    /// Reads both workloads of `target`.
+    ///
+    /// # Errors
+    /// When the API server cannot be reached.
+    pub async fn read(
+        client: &Client,
+        namespace: &str,
+        target: &str,
+    ) -> Result<Self, ReconcileError> {
+        let api: Api<Deployment> = Api::namespaced(client.clone(), namespace);
+        Ok(Workloads {
+            stable: api.get_opt(&workload::name(target, Role::Stable)).await?,
+            canary: api.get_opt(&workload::name(target, Role::Canary)).await?,
+        })
+    }
+
+    /// Whether the stable workload runs `revision` on every pod, available.
+    pub fn stable_runs(&self, revision: &str) -> bool {
+        self.stable
+            .as_ref()
+            .is_some_and(|s| workload::rolled_out(s, revision))
+    }
+}
+
+/// What the target Deployment says.
+pub struct Target<'a> {
+    /// The Deployment.
+    pub deployment: &'a Deployment,
+    /// Its template's revision.
+    pub revision: &'a str,
+}
+
+/// Applies workloads and routers for the decided `status` (updated in place: replicas, traffic,
+/// the `TrafficRouted` condition). Returns the Events to record.
+///
+/// # Errors
+/// When the API server fails; a missing router object or CRD is a condition, not an error.
+pub async fn apply(
+    client: &Client,
+    rollout: &Rollout,
+    validated: &ValidatedRollout,
+    target: &Target<'_>,
+    workloads: &Workloads,
+    status: &mut RolloutStatus,
+    now: f64,
+) -> Result<Vec<Note>, ReconcileError> {
+    let mut notes = Vec::new();
+    let Some(stable_revision) = status.stable_revision.clone() else {
+        return Ok(notes);
+    };
+    let namespace = rollout.namespace().ok_or(ReconcileError::NoNamespace)?;
+    let rollout_name = rollout.name_any();
+    let owner = rollout
+        .controller_owner_ref(&())
+        .ok_or(ReconcileError::NoNamespace)?;
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &namespace);
+    let target_spec = target.deployment.spec.clone().unwrap_or_default();
+
+    // How many pods in all: what the target asks for (it is scaled to zero once adopted).
+    let asked = target_spec.replicas.unwrap_or(1);
+    if asked > 0 {
+        status.replicas = Some(asked);
+    }
+    let total = status.replicas.unwrap_or(asked);
+    let phase = status.phase;
+    let promoting = phase == Some(RolloutPhase::Promoting);
+    let live = matches!(
+        phase,
+        Some(
+            RolloutPhase::Progressing
+                | RolloutPhase::Holding
+                | RolloutPhase::Paused
+                | RolloutPhase::Promoting
+        )
+    ) && status.canary_revision.is_some();
+    let weight = status.canary_weight.unwrap_or(0);
+    let split_pods = match validated.kind {
+        StrategyKind::BlueGreen => Replicas {
+            stable: total,
+            canary: if live { total } else { 0 },
+        },
+        StrategyKind::Canary if validated.routed => replicas::routed(total, weight, live),
+        StrategyKind::Canary => replicas::ratio(total, weight, live),
+    };
+    // A router may still send in-flight requests to the canary: it keeps its pods until the
+    // scale-down time. With the replica ratio the pods are the traffic: they go at once.
+    let keep_canary = !live
+        && (validated.routed || validated.kind == StrategyKind::BlueGreen)
+        && status
+            .scale_down_at
+            .as_deref()
+            .and_then(parse_rfc3339)
+            .is_some_and(|at| at > now);
+
+    // The stable workload: the stable revision's template, or the new one while promoting.
+    let canary_revision = status
+        .canary_revision
+        .clone()
+        .filter(|c| c == target.revision);
+    let target_template = target_spec.template.clone();
+    let stable_template: Option<(PodTemplateSpec, String)> =
+        if promoting && let Some(c) = &canary_revision {
+            Some((target_template.clone(), c.clone()))
+        } else if let Some(s) = workloads
+            .stable
+            .as_ref()
+            .filter(|s| workload::revision_of(s) == Some(stable_revision.as_str()))
+        {
+            workload::template_of(s).map(|t| (t, stable_revision.clone()))
+        } else if target.revision == stable_revision {
+            Some((target_template.clone(), stable_revision.clone()))
+        } else {
+            template_of_revision(client, target.deployment, &stable_revision)
+                .await?
+                .map(|t| (t, stable_revision.clone()))
+        };
+    let stable_pods = if promoting { total } else { split_pods.stable };
+    match &stable_template {
+        Some((template, revision)) => {
+            let desired = workload::desired(
+                target.deployment,
+                &rollout_name,
+                &owner,
+                Role::Stable,
+                template,
+                revision,
+                stable_pods,
+            );
+            write_workload(&deployments, workloads.stable.as_ref(), &desired).await?;
+        }
+        None => notes.push(Note {
+            reason: "StableTemplateMissing",
+            message: format!(
+                "the template of stable revision {stable_revision} is neither in {} nor in a ReplicaSet of Deployment {}; revert the Deployment to it or let the new revision through",
+                workload::name(&validated.target, Role::Stable),
+                validated.target
+            ),
+            warning: true,
+        }),
+    }
+
+    // The canary workload: the target's template while it is rolled out, else scaled away.
+    let canary_desired = match (&canary_revision, &workloads.canary) {
+        (Some(revision), _) if live => Some(workload::desired(
+            target.deployment,
+            &rollout_name,
+            &owner,
+            Role::Canary,
+            &target_template,
+            revision,
+            split_pods.canary,
+        )),
+        (_, Some(existing)) => {
+            let have = existing.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0);
+            let pods = if keep_canary { have } else { 0 };
+            match (
+                workload::template_of(existing),
+                workload::revision_of(existing),
+            ) {
+                (Some(t), Some(r)) => Some(workload::desired(
+                    target.deployment,
+                    &rollout_name,
+                    &owner,
+                    Role::Canary,
+                    &t,
+                    r,
+                    pods,
+                )),
+                _ => None,
+            }
+        }
+        (None, None) | (Some(_), None) => None,
+    };
+    if let Some(desired) = &canary_desired {
+        write_workload(&deployments, workloads.canary.as_ref(), desired).await?;
+    }
+
+    // The target hands its pods over once the stable workload is available.
+    let stable_available = workloads.stable.as_ref().is_some_and(|s| {
+        workload::revision_of(s).is_some_and(|revision| workload::rolled_out(s, revision))
+    });
+    let mut adopted = target_spec.replicas == Some(0);
+    if !adopted && stable_available {
+        let body = json!({
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": validated.target},
+            "spec": {"replicas": 0}
+        });
+        deployments
+            .patch(
+                &validated.target,
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(&body),
+            )
+            .await?;
+        notes.push(Note {
+            reason: "WorkloadAdopted",
+            message: format!(
+                "{} runs revision {stable_revision} with {total} pods; Deployment {} scaled to 0 (its replicas are canary-gate's to place)",
+                workload::name(&validated.target, Role::Stable),
+                validated.target
+            ),
+            warning: false,
+        });
+        adopted = true;
+    }
+
+    // The routers, once the stable workload serves.
+    let routers = traffic::routers(&rollout.spec);
+    if routers.is_empty() {
+        status.traffic = Some(format!(
+            "replica ratio: {} stable, {} canary pods",
+            stable_pods,
+            canary_desired
+                .as_ref()
+                .and_then(|d| d.pointer("/spec/replicas"))
+                .and_then(Value::as_i64)
+                .unwrap_or(0)
+        ));
+        return Ok(notes);
+    }
+    if !adopted {
+        status.traffic = None;
+        set_condition(
+            &mut status.conditions,
+            TRAFFIC_CONDITION,
+            false,
+            "WaitingForStable",
+            &format!(
+                "routers wait until {} is available",
+                workload::name(&validated.target, Role::Stable)
+            ),
+            now,
+        );
+        return Ok(notes);
+    }
+    let split = Split {
+        weight: if promoting { 100 } else { weight },
+        matches: if live && !promoting {
+            rollout
+                .spec
+                .traffic_routing
+                .as_ref()
+                .map(|r| r.matches.clone())
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        },
+        stable_revision: stable_revision.clone(),
+        canary_revision: status.canary_revision.clone(),
+    };
+    let mut summary = Vec::new();
+    let mut problem: Option<(&'static str, String)> = None;
+    for router in &routers {
+        match route(
+            client,
+            &namespace,
+            &rollout_name,
+            &owner,
+            router.as_ref(),
+            &split,
+        )
+        .await?
+        {
+            Ok(text) => summary.push(text),
+            Err((reason, message)) => {
+                // Later routers depend on earlier ones (Istio's routes on its subsets): stop.
+                problem = Some((reason, message));
+                break;
+            }
+        }
+    }
+    match problem {
+        Some((reason, message)) => {
+            if status
+                .conditions
+                .iter()
+                .find(|c| c.type_ == TRAFFIC_CONDITION)
+                .is_none_or(|c| c.reason != reason || c.message != message)
+            {
+                notes.push(Note {
+                    reason,
+                    message: message.clone(),
+                    warning: true,
+                });
+            }
+            set_condition(
+                &mut status.conditions,
+                TRAFFIC_CONDITION,
+                false,
+                reason,
+                &message,
+                now,
+            );
+            status.traffic = None;
+        }
+        None => {
+            let text = summary.join("; ");
+            set_condition(
+                &mut status.conditions,
+                TRAFFIC_CONDITION,
+                true,
+                "Applied",
+                &text,
+                now,
+            );
+            status.traffic = Some(text);
+        }
+    }
+    Ok(notes)
+}
+
+/// Server-side applies a workload unless it already holds the desired values.
+async fn write_workload(
+    deployments: &Api<Deployment>,
+    current: Option<&Deployment>,
+    desired: &Value,
+) -> Result<(), ReconcileError> {
+    let current = current.map(|c| serde_json::to_value(c).unwrap_or(Value::Null));
+    if current.as_ref().is_some_and(|c| contains(c, desired)) {
+        return Ok(());
+    }
+    let name = desired
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    deployments
+        .patch(
+            name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(desired),
+        )
+        .await?;
+    Ok(())
+}
+
+fn api_for(client: &Client, namespace: &str, object: &ObjectRef) -> Api<DynamicObject> {
+    let resource = ApiResource {
+        group: object.group.to_string(),
+        version: object.version.to_string(),
+        api_version: object.api_version(),
+        kind: object.kind.to_string(),
+        plural: object.plural.to_string(),
+    };
+    Api::namespaced_with(client.clone(), namespace, &resource)
+}
+
+/// Reads an object; `Err((reason, message))` when it or its kind is missing.
+async fn read(
+    api: &Api<DynamicObject>,
+    namespace: &str,
+    object: &ObjectRef,
+) -> Result<Result<Option<Value>, (&'static str, String)>, ReconcileError> {
+    match api.get(&object.name).await {
+        Ok(found) => Ok(Ok(Some(serde_json::to_value(found).unwrap_or(Value::Null)))),
+        Err(kube::Error::Api(s)) if s.code == 404 => {
+            let named = s.details.as_ref().is_some_and(|d| d.name == object.name);
+            if named {
+                return Ok(Ok(None));
+            }
+            Ok(Err((
+                "RouterNotInstalled",
+                match object.crd_name() {
+                    Some(crd) => format!(
+                        "the API server does not serve {} ({}); install the CRD {crd}",
+                        object.kind,
+                        object.api_version()
+                    ),
+                    None => format!(
+                        "the API server does not serve {} ({})",
+                        object.kind,
+                        object.api_version()
+                    ),
+                },
+            )))
+        }
+        Err(kube::Error::Api(s)) if s.code == 403 => Ok(Err((
+            "RouterForbidden",
+            format!(
+                "canary-gate may not read {object} in namespace {namespace}: {}; grant it in the controller's ClusterRole",
+                s.message
+            ),
+        ))),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Puts the split in force through one router; `Ok(Err(..))` is a condition for the user.
+async fn route(
+    client: &Client,
+    namespace: &str,
+    rollout: &str,
+    owner: &k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference,
+    router: &dyn traffic::Router,
+    split: &Split,
+) -> Result<Result<String, (&'static str, String)>, ReconcileError> {
+    let source = router.reads();
+    let api = api_for(client, namespace, &source);
+    let read_value = match read(&api, namespace, &source).await? {
+        Ok(Some(v)) => v,
+        Ok(None) => {
+            return Ok(Err((
+                "RouterObjectMissing",
+                format!(
+                    "{source} not found in namespace {namespace}; create it or fix spec.trafficRouting"
+                ),
+            )));
+        }
+        Err(problem) => return Ok(Err(problem)),
+    };
+    let mut desired = match router.desired(&read_value, split) {
+        Ok(d) => d,
+        Err(e) => return Ok(Err(("RouterMisconfigured", e.to_string()))),
+    };
+    let written = router.writes();
+    let current = if written == source {
+        Some(read_value)
+    } else {
+        match read(&api, namespace, &written).await? {
+            Ok(found) => found,
+            Err(problem) => return Ok(Err(problem)),
+        }
+    };
+    if router.creates()
+        && let Some(meta) = desired.get_mut("metadata").and_then(Value::as_object_mut)
+    {
+        meta.insert("ownerReferences".into(), json!([owner]));
+        let labels = meta.entry("labels").or_insert_with(|| json!({}));
+        if let Some(labels) = labels.as_object_mut() {
+            labels.insert(ROLLOUT_LABEL.into(), json!(rollout));
+        }
+    }
+    let in_force = if current.as_ref().is_some_and(|c| contains(c, &desired)) {
+        current.as_ref().and_then(|c| router.in_force(c))
+    } else {
+        let applied = api
+            .patch(
+                &written.name,
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(&desired),
+            )
+            .await;
+        match applied {
+            Ok(obj) => router.in_force(&serde_json::to_value(obj).unwrap_or(Value::Null)),
+            Err(kube::Error::Api(s)) if s.code == 403 => {
+                return Ok(Err((
+                    "RouterForbidden",
+                    format!(
+                        "canary-gate may not change {written} in namespace {namespace}: {}; grant patch in the controller's ClusterRole",
+                        s.message
+                    ),
+                )));
+            }
+            Err(kube::Error::Api(s)) if s.code == 422 || s.code == 400 => {
+                return Ok(Err((
+                    "RouterRejected",
+                    format!("the API server rejected {written}: {}", s.message),
+                )));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    };
+    Ok(Ok(match in_force {
+        Some(w) => format!("{written}: {w}% canary"),
+        None => match traffic::service_selector::selected_revision(&desired) {
+            Some(revision) => format!("{written}: revision {revision}"),
+            None => format!("{written}: applied"),
+        },
+    }))
+}
+
+/// The pod template of `revision` from the ReplicaSets a Deployment owns (they keep its
+/// history, as `kubectl rollout undo` uses it).
+///
+/// # Errors
+/// When the API server fails.
+pub async fn template_of_revision(
+    client: &Client,
+    target: &Deployment,
+    revision: &str,
+) -> Result<Option<PodTemplateSpec>, ReconcileError> {
+    let name = target.name_any();
+    let namespace = target.namespace().unwrap_or_default();
+    let replicasets: Api<ReplicaSet> = Api::namespaced(client.clone(), &namespace);
+    let template = replicasets
+        .list(&ListParams::default())
+        .await?
+        .items
+        .into_iter()
+        .filter(|rs| {
+            rs.metadata
+                .owner_references
+                .iter()
+                .flatten()
+                .any(|o| o.kind == "Deployment" && o.name == name)
+        })
+        .filter_map(|rs| rs.spec.and_then(|s| s.template))
+        .map(|mut t| {
+            if let Some(labels) = t.metadata.as_mut().and_then(|m| m.labels.as_mut()) {
+                labels.remove("pod-template-hash");
+            }
+            t
+        })
+        .find(|t| observe::revision(t) == revision);
+    Ok(template)
+}

@@ -1,0 +1,391 @@
+//! Workloads and a traffic router against a real kube-apiserver: the Gateway API HTTPRoute CRD is
+//! installed from a simplified structural copy (its spec is kept as written), and a Rollout is
+//! reconciled through adoption, a step with an A/B header rule, an abort and the canary's
+//! scale-down. A second Rollout names an Istio VirtualService whose CRD is not installed: it gets
+//! a clear condition and the first is not disturbed. No pods run (no controller-manager): the
+//! test plays the Deployment controller by writing the stable workload's status.
+
+mod support;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use canary_gate::controller::analyze::MetricWindows;
+use canary_gate::controller::reconcile::{Context, reconcile};
+use canary_gate::crd::Rollout;
+use canary_gate::crd::rollout::{RolloutPhase, RolloutStatus};
+use canary_gate::metrics::prometheus_source::{SourceError, WindowInterval};
+use canary_gate::template::Template;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
+use kube::runtime::events::{Recorder, Reporter};
+use serde_json::{Value, json};
+use support::apiserver::{ApiServer, deployment, install_crds};
+
+const NS: &str = "traffic-test";
+const T0: u64 = 1_763_856_000;
+static NOW: AtomicU64 = AtomicU64::new(T0);
+
+fn now() -> f64 {
+    NOW.load(Ordering::SeqCst) as f64
+}
+
+struct NoMetrics;
+
+impl MetricWindows for NoMetrics {
+    fn window<'a>(
+        &'a self,
+        _: &'a Template,
+        _: &'a [(String, String)],
+        _: f64,
+        _: f64,
+    ) -> Pin<Box<dyn Future<Output = Result<Vec<WindowInterval>, SourceError>> + Send + 'a>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
+}
+
+/// The HTTPRoute CRD reduced to its names and a structural schema that keeps the spec as written.
+async fn install_httproute_crd(client: &kube::Client) {
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let crd: CustomResourceDefinition = serde_json::from_value(json!({
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "httproutes.gateway.networking.k8s.io",
+            "annotations": {"api-approved.kubernetes.io": "https://github.com/kubernetes-sigs/gateway-api/pull/891"}},
+        "spec": {
+            "group": "gateway.networking.k8s.io", "scope": "Namespaced",
+            "names": {"plural": "httproutes", "singular": "httproute", "kind": "HTTPRoute", "listKind": "HTTPRouteList"},
+            "versions": [{"name": "v1", "served": true, "storage": true,
+                "schema": {"openAPIV3Schema": {"type": "object", "properties": {
+                    "spec": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}}}]
+        }
+    }))
+    .unwrap();
+    crds.create(&PostParams::default(), &crd).await.unwrap();
+    for _ in 0..150 {
+        let established = crds
+            .get("httproutes.gateway.networking.k8s.io")
+            .await
+            .unwrap()
+            .status
+            .and_then(|s| s.conditions)
+            .unwrap_or_default()
+            .iter()
+            .any(|c| c.type_ == "Established" && c.status == "True");
+        if established {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("the HTTPRoute CRD was not Established");
+}
+
+fn routes(client: &kube::Client) -> Api<DynamicObject> {
+    let resource = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", "HTTPRoute"),
+        "httproutes",
+    );
+    Api::namespaced_with(client.clone(), NS, &resource)
+}
+
+async fn status(api: &Api<Rollout>, name: &str) -> RolloutStatus {
+    api.get(name).await.unwrap().status.unwrap_or_default()
+}
+
+fn condition(s: &RolloutStatus, kind: &str) -> (String, String, String) {
+    s.conditions
+        .iter()
+        .find(|c| c.type_ == kind)
+        .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
+        .unwrap_or_default()
+}
+
+/// `(service, weight)` of every backendRef of every rule, and the header matches of each rule.
+fn backends(route: &DynamicObject) -> Vec<(Vec<(String, i64)>, usize)> {
+    route.data["spec"]["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|rule| {
+            let refs = rule["backendRefs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| {
+                    (
+                        r["name"].as_str().unwrap().to_string(),
+                        r["weight"].as_i64().unwrap_or(1),
+                    )
+                })
+                .collect();
+            let headers = rule["matches"].as_array().map_or(0, |m| {
+                m.iter().filter(|m| m.get("headers").is_some()).count()
+            });
+            (refs, headers)
+        })
+        .collect()
+}
+
+fn pair(stable: i64, canary: i64) -> Vec<(String, i64)> {
+    vec![("web-stable".into(), stable), ("web-canary".into(), canary)]
+}
+
+async fn replicas(api: &Api<Deployment>, name: &str) -> Option<i32> {
+    api.get(name).await.unwrap().spec.unwrap().replicas
+}
+
+#[tokio::test]
+async fn workloads_and_an_httproute_follow_the_rollout_on_a_real_api_server() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let server = ApiServer::start();
+    let client = server.client().await;
+    install_crds(&client).await;
+    install_httproute_crd(&client).await;
+    Api::<Namespace>::all(client.clone())
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": NS}})).unwrap(),
+        )
+        .await
+        .unwrap();
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), NS);
+    let mut web = deployment("web:1");
+    web.spec.as_mut().unwrap().replicas = Some(4);
+    deployments
+        .create(&PostParams::default(), &web)
+        .await
+        .unwrap();
+    let route: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+        "metadata": {"name": "web", "namespace": NS},
+        "spec": {"parentRefs": [{"name": "public"}], "rules": [
+            {"matches": [{"path": {"type": "PathPrefix", "value": "/"}}],
+             "backendRefs": [{"name": "web-stable", "port": 80, "weight": 100}, {"name": "web-canary", "port": 80, "weight": 0}]}]}
+    }))
+    .unwrap();
+    routes(&client)
+        .create(&PostParams::default(), &route)
+        .await
+        .unwrap();
+    let rollouts: Api<Rollout> = Api::namespaced(client.clone(), NS);
+    let spec = |target: &str, routing: Value| {
+        json!({"targetRef": {"name": target},
+            "strategy": {"canary": {"steps": [{"setWeight": 10}, {"pause": {"duration": "10m"}}], "scaleDownDelay": "30s"}},
+            "trafficRouting": routing})
+    };
+    let rollout: Rollout = serde_json::from_value(json!({
+        "apiVersion": "canarygate.dev/v1alpha1", "kind": "Rollout", "metadata": {"name": "web"},
+        "spec": spec("web", json!({"gatewayApi": {"httpRoute": "web", "stableService": "web-stable", "canaryService": "web-canary"},
+            "matches": [{"header": "x-canary", "value": "always"}]}))
+    }))
+    .unwrap();
+    rollouts
+        .create(&PostParams::default(), &rollout)
+        .await
+        .unwrap();
+    // A neighbour whose router is not installed (Istio).
+    let neighbour: Rollout = serde_json::from_value(json!({
+        "apiVersion": "canarygate.dev/v1alpha1", "kind": "Rollout", "metadata": {"name": "api"},
+        "spec": spec("api", json!({"istio": {"virtualService": "api", "destinationRule": "api"}}))
+    }))
+    .unwrap();
+    let mut api_deployment = deployment("api:1");
+    api_deployment.metadata.name = Some("api".into());
+    deployments
+        .create(&PostParams::default(), &api_deployment)
+        .await
+        .unwrap();
+    rollouts
+        .create(&PostParams::default(), &neighbour)
+        .await
+        .unwrap();
+
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        metrics: Arc::new(NoMetrics),
+        recorder: Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: "canary-gate".into(),
+                instance: None,
+            },
+        ),
+        clock: now,
+        telemetry: None,
+    });
+    let step = |name: &'static str| {
+        let (rollouts, ctx) = (rollouts.clone(), ctx.clone());
+        async move {
+            reconcile(Arc::new(rollouts.get(name).await.unwrap()), ctx)
+                .await
+                .unwrap_or_else(|e| panic!("reconcile {name}: {e}"));
+        }
+    };
+
+    // 1. Adoption: the stable workload is created with the target's 4 pods; the target keeps its
+    //    pods until that workload is available, and the router is not touched yet.
+    step("web").await;
+    assert_eq!(replicas(&deployments, "web-stable").await, Some(4));
+    assert_eq!(replicas(&deployments, "web").await, Some(4));
+    let s = status(&rollouts, "web").await;
+    assert_eq!(s.phase, Some(RolloutPhase::Healthy));
+    assert_eq!(condition(&s, "TrafficRouted").1, "WaitingForStable");
+
+    // The Deployment controller's part: the stable workload's pods are up.
+    let stable = deployments.get("web-stable").await.unwrap();
+    deployments
+        .patch_status(
+            "web-stable",
+            &PatchParams::default(),
+            &Patch::Merge(
+                json!({"status": {"observedGeneration": stable.metadata.generation,
+                "replicas": 4, "updatedReplicas": 4, "readyReplicas": 4, "availableReplicas": 4}}),
+            ),
+        )
+        .await
+        .unwrap();
+
+    // 2. The target hands its pods over (canary-gate owns only its spec.replicas), and the route
+    //    sends everything to stable.
+    step("web").await;
+    let target = deployments.get("web").await.unwrap();
+    assert_eq!(target.spec.as_ref().unwrap().replicas, Some(0));
+    let owned: Vec<_> = target
+        .metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .filter(|m| m.manager.as_deref() == Some("canary-gate"))
+        .map(|m| serde_json::to_string(&m.fields_v1).unwrap())
+        .collect();
+    assert_eq!(owned.len(), 1, "{owned:?}");
+    assert!(
+        owned[0].contains("f:replicas") && !owned[0].contains("f:template"),
+        "{owned:?}"
+    );
+    assert_eq!(
+        backends(&routes(&client).get("web").await.unwrap()),
+        vec![(pair(100, 0), 0)]
+    );
+    let s = status(&rollouts, "web").await;
+    assert_eq!(
+        condition(&s, "TrafficRouted"),
+        (
+            "True".into(),
+            "Applied".into(),
+            "HTTPRoute web: 0% canary".into()
+        )
+    );
+
+    // 3. A new template: step 0 sends 10 % to the canary workload, and `x-canary: always` to it.
+    deployments
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"template": {"spec": {"containers": [{"name": "web", "image": "web:2"}]}}}})),
+        )
+        .await
+        .unwrap();
+    NOW.fetch_add(10, Ordering::SeqCst);
+    step("web").await;
+    let s = status(&rollouts, "web").await;
+    assert_eq!(
+        (s.phase, s.canary_weight),
+        (Some(RolloutPhase::Progressing), Some(10))
+    );
+    assert_eq!(s.traffic.as_deref(), Some("HTTPRoute web: 10% canary"));
+    let canary = deployments.get("web-canary").await.unwrap();
+    assert_eq!(canary.spec.as_ref().unwrap().replicas, Some(1));
+    let image = &canary
+        .spec
+        .as_ref()
+        .unwrap()
+        .template
+        .spec
+        .as_ref()
+        .unwrap()
+        .containers[0]
+        .image;
+    assert_eq!(image.as_deref(), Some("web:2"));
+    assert_eq!(
+        backends(&routes(&client).get("web").await.unwrap()),
+        vec![(pair(90, 10), 0), (vec![("web-canary".into(), 1)], 1)]
+    );
+    // The stable workload still runs web:1 with all its pods.
+    let stable = deployments.get("web-stable").await.unwrap();
+    let image = &stable
+        .spec
+        .as_ref()
+        .unwrap()
+        .template
+        .spec
+        .as_ref()
+        .unwrap()
+        .containers[0]
+        .image;
+    assert_eq!(image.as_deref(), Some("web:1"));
+    assert_eq!(stable.spec.unwrap().replicas, Some(4));
+
+    // 4. An abort: all traffic back to stable and the A/B rule gone at once; the canary keeps
+    //    its pod for the scale-down delay, then goes to zero.
+    rollouts
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(
+                json!({"metadata": {"annotations": {"canarygate.dev/action": "abort@1"}}}),
+            ),
+        )
+        .await
+        .unwrap();
+    NOW.fetch_add(10, Ordering::SeqCst);
+    step("web").await;
+    let s = status(&rollouts, "web").await;
+    assert_eq!(s.phase, Some(RolloutPhase::Aborted));
+    assert_eq!(
+        backends(&routes(&client).get("web").await.unwrap()),
+        vec![(pair(100, 0), 0)]
+    );
+    assert_eq!(replicas(&deployments, "web-canary").await, Some(1));
+    NOW.fetch_add(31, Ordering::SeqCst);
+    step("web").await;
+    assert_eq!(replicas(&deployments, "web-canary").await, Some(0));
+    assert_eq!(replicas(&deployments, "web-stable").await, Some(4));
+
+    // 5. The neighbour: its stable workload becomes available, then its router is found missing.
+    step("api").await;
+    let stable = deployments.get("api-stable").await.unwrap();
+    deployments
+        .patch_status(
+            "api-stable",
+            &PatchParams::default(),
+            &Patch::Merge(
+                json!({"status": {"observedGeneration": stable.metadata.generation,
+                "replicas": 1, "updatedReplicas": 1, "readyReplicas": 1, "availableReplicas": 1}}),
+            ),
+        )
+        .await
+        .unwrap();
+    step("api").await;
+    let s = status(&rollouts, "api").await;
+    let (state, reason, message) = condition(&s, "TrafficRouted");
+    assert_eq!(
+        (state.as_str(), reason.as_str()),
+        ("False", "RouterNotInstalled"),
+        "{message}"
+    );
+    assert!(
+        message.contains("install the CRD destinationrules.networking.istio.io"),
+        "{message}"
+    );
+    // The first Rollout is untouched by its neighbour's problem.
+    assert_eq!(
+        condition(&status(&rollouts, "web").await, "TrafficRouted").0,
+        "True"
+    );
+}
