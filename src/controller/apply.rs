@@ -135,22 +135,32 @@ pub async fn apply(
         .clone()
         .filter(|c| c == target.revision);
     let target_template = target_spec.template.clone();
-    let stable_template: Option<(PodTemplateSpec, String)> =
-        if promoting && let Some(c) = &canary_revision {
-            Some((target_template.clone(), c.clone()))
-        } else if let Some(s) = workloads
-            .stable
-            .as_ref()
-            .filter(|s| workload::revision_of(s) == Some(stable_revision.as_str()))
-        {
-            workload::template_of(s).map(|t| (t, stable_revision.clone()))
-        } else if target.revision == stable_revision {
-            Some((target_template.clone(), stable_revision.clone()))
-        } else {
-            template_of_revision(client, target.deployment, &stable_revision)
-                .await?
-                .map(|t| (t, stable_revision.clone()))
-        };
+    // Blue-green keeps the old pods as they are for a while after the switch (switch-back).
+    let switch_back_window = validated.kind == StrategyKind::BlueGreen
+        && promoting
+        && status
+            .scale_down_at
+            .as_deref()
+            .and_then(parse_rfc3339)
+            .is_some_and(|at| at > now);
+    let stable_template: Option<(PodTemplateSpec, String)> = if promoting
+        && !switch_back_window
+        && let Some(c) = &canary_revision
+    {
+        Some((target_template.clone(), c.clone()))
+    } else if let Some(s) = workloads
+        .stable
+        .as_ref()
+        .filter(|s| workload::revision_of(s) == Some(stable_revision.as_str()))
+    {
+        workload::template_of(s).map(|t| (t, stable_revision.clone()))
+    } else if target.revision == stable_revision {
+        Some((target_template.clone(), stable_revision.clone()))
+    } else {
+        template_of_revision(client, target.deployment, &stable_revision)
+            .await?
+            .map(|t| (t, stable_revision.clone()))
+    };
     let stable_pods = if promoting { total } else { split_pods.stable };
     match &stable_template {
         Some((template, revision)) => {

@@ -12,7 +12,7 @@ use crate::analysis::{Decision, Judgement};
 use crate::crd::rollout::{DecisionRecord, MetricRecord, RolloutPhase, RolloutStatus, StepStart};
 use crate::rollout::{Phase, PlanState};
 
-use super::validate::ValidatedRollout;
+use super::validate::{StrategyKind, ValidatedRollout};
 
 /// At most this many decisions are kept in the status.
 pub const MAX_DECISIONS: usize = 20;
@@ -112,7 +112,8 @@ fn canary_live(phase: Option<RolloutPhase>) -> bool {
 }
 
 /// When a canary stops taking traffic, its pods go after the scale-down delay (in-flight requests
-/// and slow mesh updates still find them); a live canary has none pending. Wakes up for it.
+/// and slow mesh updates still find them); a live canary has none pending. A blue-green switch
+/// keeps the old pods for the delay instead. Wakes up for it.
 fn schedule_scale_down(
     rollout: &ValidatedRollout,
     old: &RolloutStatus,
@@ -120,7 +121,14 @@ fn schedule_scale_down(
     now: f64,
 ) {
     let next = &mut outcome.status;
-    if canary_live(next.phase) {
+    let promoting = next.phase == Some(RolloutPhase::Promoting);
+    if promoting && rollout.kind == StrategyKind::BlueGreen {
+        // Blue-green: the old pods stay as they are for the delay after the switch, so an abort
+        // switches the active Service straight back to them.
+        if old.phase != Some(RolloutPhase::Promoting) {
+            next.scale_down_at = Some(rfc3339(now + rollout.scale_down_delay));
+        }
+    } else if canary_live(next.phase) {
         next.scale_down_at = None;
     } else if canary_live(old.phase) && old.canary_revision.is_some() {
         next.scale_down_at = Some(rfc3339(now + rollout.scale_down_delay));
@@ -270,48 +278,6 @@ fn decide_phase(
                 revert_to: None,
             };
         }
-        (_, RolloutPhase::Promoting) if !observed.stable_ready => {
-            // Traffic is on the canary while the stable workload takes the new template.
-            set_phase(
-                &mut next,
-                RolloutPhase::Promoting,
-                format!(
-                    "promoting revision {}: waiting for the stable workload to run it",
-                    observed.revision
-                ),
-            );
-            return Outcome {
-                status: next,
-                notes,
-                requeue_after: Some(PROMOTION_POLL),
-                revert_to: None,
-            };
-        }
-        (_, RolloutPhase::Promoting) => {
-            // The stable workload runs the new revision: traffic goes back to it.
-            next.previous_stable_revision = Some(stable.clone());
-            next.stable_revision = Some(observed.revision.clone());
-            next.canary_revision = None;
-            next.current_step_index = None;
-            next.step_started_at = None;
-            next.canary_weight = Some(0);
-            set_phase(
-                &mut next,
-                RolloutPhase::Healthy,
-                format!("revision {} promoted and stable", observed.revision),
-            );
-            notes.push(note(
-                "Promoted",
-                format!("revision {} is the stable version", observed.revision),
-                false,
-            ));
-            return Outcome {
-                status: next,
-                notes,
-                requeue_after: None,
-                revert_to: None,
-            };
-        }
         (Some(Action::Undo), _) => {
             next.canary_weight = Some(0);
             set_phase(
@@ -347,6 +313,48 @@ fn decide_phase(
                 "RolloutAborted",
                 format!("revision {} aborted", observed.revision),
                 true,
+            ));
+            return Outcome {
+                status: next,
+                notes,
+                requeue_after: None,
+                revert_to: None,
+            };
+        }
+        (_, RolloutPhase::Promoting) if !observed.stable_ready => {
+            // Traffic is on the canary while the stable workload takes the new template.
+            set_phase(
+                &mut next,
+                RolloutPhase::Promoting,
+                format!(
+                    "promoting revision {}: waiting for the stable workload to run it",
+                    observed.revision
+                ),
+            );
+            return Outcome {
+                status: next,
+                notes,
+                requeue_after: Some(PROMOTION_POLL),
+                revert_to: None,
+            };
+        }
+        (_, RolloutPhase::Promoting) => {
+            // The stable workload runs the new revision: traffic goes back to it.
+            next.previous_stable_revision = Some(stable.clone());
+            next.stable_revision = Some(observed.revision.clone());
+            next.canary_revision = None;
+            next.current_step_index = None;
+            next.step_started_at = None;
+            next.canary_weight = Some(0);
+            set_phase(
+                &mut next,
+                RolloutPhase::Healthy,
+                format!("revision {} promoted and stable", observed.revision),
+            );
+            notes.push(note(
+                "Promoted",
+                format!("revision {} is the stable version", observed.revision),
+                false,
             ));
             return Outcome {
                 status: next,
@@ -1052,6 +1060,48 @@ strategy:
         );
         assert_eq!(again.status.phase, Some(RolloutPhase::Progressing));
         assert_eq!(again.status.scale_down_at, None);
+    }
+
+    #[test]
+    fn blue_green_keeps_the_old_pods_after_the_switch_so_an_abort_switches_straight_back() {
+        let bg = validate(
+            &serde_saphyr::from_str(
+                "targetRef: {name: web}\nstrategy:\n  blueGreen: {activeService: web, previewService: web-preview, scaleDownDelay: 5m}\n",
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        let preview = rolling(0, T0, RolloutPhase::Progressing);
+        let switched = decide(&bg, &preview, &seen(T0 + 30.0, "v2", None), None, 10.0);
+        assert_eq!(
+            (switched.status.phase, switched.status.canary_weight),
+            (Some(RolloutPhase::Promoting), Some(100))
+        );
+        // The old pods are kept (not re-templated) until 5 minutes after the switch.
+        assert_eq!(switched.status.scale_down_at, Some(rfc3339(T0 + 330.0)));
+        let waiting = decide(
+            &bg,
+            &switched.status,
+            &Observed {
+                stable_ready: false,
+                ..seen(T0 + 60.0, "v2", None)
+            },
+            None,
+            10.0,
+        );
+        assert_eq!(waiting.status.scale_down_at, Some(rfc3339(T0 + 330.0)));
+        // An abort inside the window: all traffic back on the old pods at once.
+        let back = decide(
+            &bg,
+            &waiting.status,
+            &seen(T0 + 90.0, "v2", Some(Action::Abort)),
+            None,
+            10.0,
+        );
+        assert_eq!(
+            (back.status.phase, back.status.canary_weight),
+            (Some(RolloutPhase::Aborted), Some(0))
+        );
     }
 
     #[test]
