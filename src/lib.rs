@@ -10,11 +10,13 @@
 
 pub mod analysis;
 pub mod analyze;
+pub mod annotations;
 pub mod controller;
 pub mod crd;
 pub mod demo;
 pub mod gate;
 pub mod metrics;
+pub mod operator;
 pub mod replay;
 pub mod rollout;
 pub mod simulation;

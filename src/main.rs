@@ -9,6 +9,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 
 use canary_gate::analysis::Decision;
+use canary_gate::operator::Request;
 use canary_gate::simulation::{self, Ending};
 
 mod commands;
@@ -74,6 +75,30 @@ enum Command {
         #[command(subcommand)]
         command: TemplateCommand,
     },
+    /// Show a Rollout: phase, step, weight, traffic, and the latest decision with each metric's
+    /// evidence (`-w`: redraw on every change).
+    Get {
+        #[command(flatten)]
+        target: commands::operator::Target,
+        /// Watch: redraw on every change until Ctrl-C.
+        #[arg(long, short)]
+        watch: bool,
+    },
+    /// End the current pause or hold and go to the next step (`--full`: skip every remaining
+    /// step).
+    Promote {
+        #[command(flatten)]
+        target: commands::operator::Target,
+        /// Skip every remaining step.
+        #[arg(long)]
+        full: bool,
+    },
+    /// Send all traffic back to stable and stop until `retry`.
+    Abort(commands::operator::Target),
+    /// Start an aborted or rolled-back revision again from the first step.
+    Retry(commands::operator::Target),
+    /// Put the Deployment back on the stable revision (after a promotion: the previous one).
+    Undo(commands::operator::Target),
 }
 
 #[derive(Debug, Subcommand)]
@@ -181,6 +206,31 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Gate { command } => {
             commands::gate::run(command)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Get { target, watch } => {
+            commands::operator::get(&target, watch)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Promote { target, full } => {
+            let request = if full {
+                Request::PromoteFull
+            } else {
+                Request::Promote
+            };
+            commands::operator::act(&target, request)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Abort(target) => {
+            commands::operator::act(&target, Request::Abort)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Retry(target) => {
+            commands::operator::act(&target, Request::Retry)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Undo(target) => {
+            commands::operator::act(&target, Request::Undo)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Crd => {

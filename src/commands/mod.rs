@@ -1,9 +1,11 @@
 //! Handlers of the commands that talk to Prometheus (`analyze`, `gate serve`, `template test`,
-//! `template lint --prometheus`), and the connection flags they share.
+//! `template lint --prometheus`) or to the cluster (`controller`, `get`, `promote`, …), and the
+//! connection flags they share.
 
 pub mod analyze;
 pub mod controller;
 pub mod gate;
+pub mod operator;
 pub mod prometheus_args;
 pub mod template;
 

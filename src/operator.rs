@@ -1,0 +1,346 @@
+//! The operator CLI's work (`canary-gate get|promote|abort|retry|undo`, also installable as the
+//! kubectl plugin `kubectl-canary`): render a Rollout the way a human reads it, and ask the
+//! controller for an action through the `canarygate.dev/action` annotation — refused, with the
+//! reason, when the Rollout's state makes the action meaningless.
+
+use std::fmt::Write as _;
+
+use kube::api::{Api, Patch, PatchParams};
+use kube::{Client, ResourceExt};
+use serde_json::json;
+
+use crate::controller::observe::ACTION_ANNOTATION;
+use crate::crd::Rollout;
+use crate::crd::rollout::{RolloutPhase, RolloutStatus};
+
+/// What a human asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Request {
+    /// End the current pause or hold and go to the next step.
+    Promote,
+    /// Skip every remaining step.
+    PromoteFull,
+    /// Send all traffic back to stable and stop until `retry`.
+    Abort,
+    /// Start an aborted or rolled-back revision again from the first step.
+    Retry,
+    /// Put the Deployment back on the stable revision (or, after a promotion, the previous one).
+    Undo,
+}
+
+impl Request {
+    /// The annotation verb.
+    pub fn verb(self) -> &'static str {
+        match self {
+            Request::Promote => "promote",
+            Request::PromoteFull => "promote-full",
+            Request::Abort => "abort",
+            Request::Retry => "retry",
+            Request::Undo => "undo",
+        }
+    }
+}
+
+/// Why an action was not sent.
+#[derive(Debug, thiserror::Error)]
+pub enum OperatorError {
+    /// No such Rollout.
+    #[error("rollout {namespace}/{name} not found; `kubectl get cgr -A` lists the Rollouts")]
+    NotFound {
+        /// Namespace.
+        namespace: String,
+        /// Name.
+        name: String,
+    },
+    /// The action makes no sense in the Rollout's state.
+    #[error("cannot {verb} {namespace}/{name}: {why}")]
+    Refused {
+        /// The action.
+        verb: &'static str,
+        /// Namespace.
+        namespace: String,
+        /// Name.
+        name: String,
+        /// What state it is in and what to do instead.
+        why: String,
+    },
+    /// The API server failed.
+    #[error("kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+}
+
+fn phase_name(phase: Option<RolloutPhase>) -> String {
+    phase.map_or_else(|| "not yet reconciled".to_string(), |p| format!("{p:?}"))
+}
+
+/// Whether `request` makes sense for a Rollout in `status`; `Err(why)` otherwise.
+///
+/// # Errors
+/// The reason, naming the state and what to do instead.
+pub fn check(request: Request, status: &RolloutStatus) -> Result<(), String> {
+    use RolloutPhase::{
+        Aborted, Degraded, Healthy, Holding, Paused, Progressing, Promoting, RolledBack,
+    };
+    let phase = status.phase;
+    let now = phase_name(phase);
+    match (request, phase) {
+        (Request::Promote | Request::PromoteFull, Some(Progressing | Holding | Paused)) => Ok(()),
+        (Request::Promote | Request::PromoteFull, Some(Aborted | RolledBack)) => Err(format!(
+            "it is {now}; `retry` starts the revision again from the first step"
+        )),
+        (Request::Promote | Request::PromoteFull, _) => Err(format!(
+            "it is {now}; there is no step to end (promote acts on a rollout in progress)"
+        )),
+        (Request::Abort, Some(Progressing | Holding | Paused | Promoting)) => Ok(()),
+        (Request::Abort, _) => Err(format!("it is {now}; nothing is being rolled out")),
+        (Request::Retry, Some(Aborted | RolledBack)) => Ok(()),
+        (Request::Retry, _) => Err(format!(
+            "it is {now}; retry restarts an aborted or rolled-back revision"
+        )),
+        (Request::Undo, Some(Healthy)) if status.previous_stable_revision.is_none() => {
+            Err(format!(
+                "it is {now} and no earlier stable revision is known; revert the Deployment (e.g. in Git)"
+            ))
+        }
+        (Request::Undo, Some(Degraded) | None) => Err(format!(
+            "it is {now}; fix the Rollout first (see its message)"
+        )),
+        (Request::Undo, _) => Ok(()),
+    }
+}
+
+/// Reads a Rollout.
+///
+/// # Errors
+/// [`OperatorError::NotFound`] when it does not exist, or an API failure.
+pub async fn get(client: &Client, namespace: &str, name: &str) -> Result<Rollout, OperatorError> {
+    Api::<Rollout>::namespaced(client.clone(), namespace)
+        .get_opt(name)
+        .await?
+        .ok_or_else(|| OperatorError::NotFound {
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+        })
+}
+
+/// Asks the controller for `request` on a Rollout: checks its state, then sets the action
+/// annotation to `<verb>@<nonce>` (a merge patch of that one key). Returns what was asked.
+///
+/// # Errors
+/// When the Rollout is missing, the action makes no sense in its state, or the API fails.
+pub async fn act(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    request: Request,
+    nonce: &str,
+) -> Result<String, OperatorError> {
+    let rollout = get(client, namespace, name).await?;
+    let status = rollout.status.clone().unwrap_or_default();
+    check(request, &status).map_err(|why| OperatorError::Refused {
+        verb: request.verb(),
+        namespace: namespace.to_string(),
+        name: name.to_string(),
+        why,
+    })?;
+    let value = format!("{}@{nonce}", request.verb());
+    let patch = json!({"metadata": {"annotations": {ACTION_ANNOTATION: value}}});
+    Api::<Rollout>::namespaced(client.clone(), namespace)
+        .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await?;
+    Ok(format!(
+        "{} requested for rollout {namespace}/{} ({}); the controller acts on its next reconcile",
+        request.verb(),
+        rollout.name_any(),
+        summary(&status)
+    ))
+}
+
+fn summary(status: &RolloutStatus) -> String {
+    match (status.current_step_index, status.canary_weight) {
+        (Some(step), Some(weight)) => {
+            format!("{}, step {step} at {weight}%", phase_name(status.phase))
+        }
+        _ => phase_name(status.phase),
+    }
+}
+
+/// The human view of a Rollout: where it is, what is in force, and the latest decision with
+/// each metric's evidence (like `kubectl argo rollouts get rollout`).
+pub fn render(rollout: &Rollout) -> String {
+    let s = rollout.status.clone().unwrap_or_default();
+    let mut out = String::new();
+    let row = |out: &mut String, key: &str, value: &str| {
+        let _ = writeln!(out, "{key:<15}{value}");
+    };
+    row(&mut out, "Name:", &rollout.name_any());
+    row(
+        &mut out,
+        "Namespace:",
+        &rollout.namespace().unwrap_or_default(),
+    );
+    row(
+        &mut out,
+        "Target:",
+        &format!("Deployment {}", rollout.spec.target_ref.name),
+    );
+    let strategy = if rollout.spec.strategy.blue_green.is_some() {
+        "blue-green"
+    } else {
+        "canary"
+    };
+    row(&mut out, "Strategy:", strategy);
+    row(&mut out, "Phase:", &phase_name(s.phase));
+    if let Some(m) = &s.message {
+        row(&mut out, "Message:", m);
+    }
+    if let Some(canary) = &rollout.spec.strategy.canary {
+        let total = canary.steps.len();
+        if let Some(step) = s.current_step_index {
+            row(
+                &mut out,
+                "Step:",
+                &format!("{step} (of {total} in the spec)"),
+            );
+        }
+    }
+    if let Some(w) = s.canary_weight {
+        row(&mut out, "Weight:", &format!("{w}%"));
+    }
+    if let Some(t) = &s.traffic {
+        row(&mut out, "Traffic:", t);
+    }
+    row(
+        &mut out,
+        "Stable:",
+        s.stable_revision.as_deref().unwrap_or("-"),
+    );
+    row(
+        &mut out,
+        "Canary:",
+        s.canary_revision.as_deref().unwrap_or("-"),
+    );
+    if let Some(at) = &s.step_started_at {
+        row(&mut out, "Step started:", at);
+    }
+    if !s.conditions.is_empty() {
+        out.push_str("Conditions:\n");
+        for c in &s.conditions {
+            let _ = writeln!(
+                out,
+                "  {:<15}{:<6}{}{}",
+                c.type_,
+                c.status,
+                c.reason,
+                if c.message.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", c.message)
+                }
+            );
+        }
+    }
+    match s.decisions.last() {
+        None => out.push_str("Decision:      none yet\n"),
+        Some(d) => {
+            let _ = writeln!(
+                out,
+                "Decision:      {} at {} (step {}, {}%): {}",
+                d.decision, d.time, d.step, d.weight, d.reason
+            );
+            if !d.metrics.is_empty() {
+                let _ = writeln!(
+                    out,
+                    "  {:<18}{:<13}{:<14}{:<22}{:<16}{:<16}REASON",
+                    "METRIC", "VERDICT", "E-VALUE", "ESTIMATE", "CANARY", "STABLE"
+                );
+                for m in &d.metrics {
+                    let evalue = match (m.e_value, m.fail_at) {
+                        (Some(e), Some(f)) => format!("{}/{}", short(e), short(f)),
+                        (Some(e), None) => short(e),
+                        _ => "-".into(),
+                    };
+                    let estimate = match (m.estimate, m.estimate_low, m.estimate_high) {
+                        (Some(e), Some(l), Some(h)) => {
+                            format!("{} [{}, {}]", short(e), short(l), short(h))
+                        }
+                        (Some(e), _, _) => short(e),
+                        _ => "-".into(),
+                    };
+                    let _ = writeln!(
+                        out,
+                        "  {:<18}{:<13}{:<14}{:<22}{:<16}{:<16}{}",
+                        m.name,
+                        m.verdict,
+                        evalue,
+                        estimate,
+                        m.canary.as_deref().unwrap_or("-"),
+                        m.stable.as_deref().unwrap_or("-"),
+                        m.reason
+                    );
+                }
+            }
+        }
+    }
+    out
+}
+
+/// A number in at most four significant digits.
+fn short(x: f64) -> String {
+    if !x.is_finite() {
+        return format!("{x}");
+    }
+    if x != 0.0 && (x.abs() >= 1e5 || x.abs() < 1e-3) {
+        return format!("{x:.2e}");
+    }
+    let text = format!("{x:.3}");
+    text.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(phase: RolloutPhase) -> RolloutStatus {
+        RolloutStatus {
+            phase: Some(phase),
+            ..RolloutStatus::default()
+        }
+    }
+
+    #[test]
+    fn actions_are_refused_where_they_make_no_sense_with_the_reason() {
+        use RolloutPhase::*;
+        assert!(check(Request::Promote, &status(Paused)).is_ok());
+        assert!(check(Request::Promote, &status(Holding)).is_ok());
+        assert!(check(Request::PromoteFull, &status(Progressing)).is_ok());
+        assert!(check(Request::Abort, &status(Promoting)).is_ok());
+        assert!(check(Request::Retry, &status(RolledBack)).is_ok());
+        assert!(check(Request::Undo, &status(Progressing)).is_ok());
+        let why = check(Request::Promote, &status(Healthy)).unwrap_err();
+        assert!(why.contains("it is Healthy"), "{why}");
+        let why = check(Request::Promote, &status(RolledBack)).unwrap_err();
+        assert!(why.contains("`retry`"), "{why}");
+        let why = check(Request::Retry, &status(Progressing)).unwrap_err();
+        assert!(why.contains("aborted or rolled-back"), "{why}");
+        let why = check(Request::Abort, &status(Healthy)).unwrap_err();
+        assert!(why.contains("nothing is being rolled out"), "{why}");
+        let why = check(Request::Undo, &status(Healthy)).unwrap_err();
+        assert!(why.contains("no earlier stable revision"), "{why}");
+        let promoted = RolloutStatus {
+            previous_stable_revision: Some("aaa".into()),
+            ..status(Healthy)
+        };
+        assert!(check(Request::Undo, &promoted).is_ok());
+        assert!(check(Request::Abort, &RolloutStatus::default()).is_err());
+    }
+
+    #[test]
+    fn numbers_are_short() {
+        assert_eq!(short(1.0), "1");
+        assert_eq!(short(0.25), "0.25");
+        assert_eq!(short(12.3456), "12.346");
+        assert_eq!(short(2.0e7), "2.00e7");
+        assert_eq!(short(0.0), "0");
+    }
+}
