@@ -331,6 +331,47 @@ async fn workloads_and_an_httproute_follow_the_rollout_on_a_real_api_server() {
     assert_eq!(image.as_deref(), Some("web:1"));
     assert_eq!(stable.spec.unwrap().replicas, Some(4));
 
+    // A restarted controller (a fresh context) mid-step resumes exactly: the same step and step
+    // start, and not one write to the workloads or the route (nothing differs).
+    let versions = |client: kube::Client| async move {
+        let d: Api<Deployment> = Api::namespaced(client.clone(), NS);
+        (
+            routes(&client)
+                .get("web")
+                .await
+                .unwrap()
+                .metadata
+                .resource_version,
+            d.get("web-stable").await.unwrap().metadata.resource_version,
+            d.get("web-canary").await.unwrap().metadata.resource_version,
+        )
+    };
+    let before = versions(client.clone()).await;
+    let step_before = status(&rollouts, "web").await;
+    let restarted = Arc::new(Context {
+        client: client.clone(),
+        metrics: Arc::new(NoMetrics),
+        recorder: Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: "canary-gate".into(),
+                instance: Some("replica-b".into()),
+            },
+        ),
+        clock: now,
+        telemetry: None,
+    });
+    NOW.fetch_add(5, Ordering::SeqCst);
+    reconcile(Arc::new(rollouts.get("web").await.unwrap()), restarted)
+        .await
+        .unwrap();
+    assert_eq!(versions(client.clone()).await, before);
+    let step_after = status(&rollouts, "web").await;
+    assert_eq!(
+        (step_after.current_step_index, step_after.step_started_at),
+        (step_before.current_step_index, step_before.step_started_at)
+    );
+
     // 4. An abort: all traffic back to stable and the A/B rule gone at once; the canary keeps
     //    its pod for the scale-down delay, then goes to zero.
     rollouts
@@ -388,4 +429,13 @@ async fn workloads_and_an_httproute_follow_the_rollout_on_a_real_api_server() {
         condition(&status(&rollouts, "web").await, "TrafficRouted").0,
         "True"
     );
+
+    // 6. Deleting a Rollout gives its Deployment the pods back before the finalizer lets go.
+    rollouts
+        .delete("web", &kube::api::DeleteParams::default())
+        .await
+        .unwrap();
+    step("web").await;
+    assert_eq!(replicas(&deployments, "web").await, Some(4));
+    assert!(rollouts.get_opt("web").await.unwrap().is_none(), "deleted");
 }

@@ -210,7 +210,8 @@ fn applies(path: &'static str, want: Value) -> Expect {
 fn rollout(spec: Value, status: Value) -> Rollout {
     serde_json::from_value(json!({
         "apiVersion": "canarygate.dev/v1alpha1", "kind": "Rollout",
-        "metadata": {"name": "web", "namespace": "shop", "uid": "u-1", "generation": 3},
+        "metadata": {"name": "web", "namespace": "shop", "uid": "u-1", "generation": 3,
+            "resourceVersion": "41", "finalizers": ["canarygate.dev/release"]},
         "spec": spec, "status": status
     }))
     .unwrap()
@@ -1010,6 +1011,85 @@ async fn a_missing_router_object_is_named_in_the_condition() {
                 ),
             ],
         ),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_rollout_without_the_finalizer_gets_it_guarded_by_its_resource_version() {
+    let mut fresh = rollout(
+        json!({"targetRef": {"name": "web"}, "strategy": {"canary": {"steps": [{"setWeight": 150}]}}}),
+        json!({"phase": "Degraded"}),
+    );
+    fresh.metadata.finalizers = None;
+    converse(
+        fresh.clone(),
+        Arc::new(CLEAN),
+        vec![
+            expect(
+                Method::PATCH,
+                "/apis/canarygate.dev/v1alpha1/namespaces/shop/rollouts/web?",
+                |body| {
+                    assert_eq!(
+                        body,
+                        &json!([
+                            {"op": "test", "path": "/metadata/resourceVersion", "value": "41"},
+                            {"op": "add", "path": "/metadata/finalizers", "value": ["canarygate.dev/release"]}
+                        ])
+                    );
+                },
+                serde_json::to_value(&fresh).unwrap(),
+            ),
+            expect(Method::PATCH, STATUS_PATCH, |_| {}, serde_json::to_value(&fresh).unwrap()),
+            expect(Method::POST, EVENTS, event_with("InvalidSpec", "Warning"), json!({})),
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_deleted_rollout_gives_the_deployment_its_pods_back_then_lets_go() {
+    let mut deleted = rollout(
+        two_steps(),
+        rolling(0, "2025-11-23T00:00:00Z", "Progressing"),
+    );
+    deleted.metadata.deletion_timestamp =
+        Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+            "2025-11-23T00:04:00Z".parse().unwrap(),
+        ));
+    converse(
+        deleted.clone(),
+        Arc::new(CLEAN),
+        vec![
+            expect(Method::GET, DEPLOYMENT, |_| {}, adopted("web:2")),
+            expect(
+                Method::PATCH,
+                "/apis/apps/v1/namespaces/shop/deployments/web?&force=true&fieldManager=canary-gate",
+                |body| {
+                    assert_eq!(
+                        body,
+                        &json!({"apiVersion": "apps/v1", "kind": "Deployment",
+                            "metadata": {"name": "web"}, "spec": {"replicas": 10}})
+                    );
+                },
+                serde_json::to_value(deployment("web:2")).unwrap(),
+            ),
+            expect(Method::POST, EVENTS, event_with("Released", "Normal"), json!({})),
+            expect(
+                Method::PATCH,
+                "/apis/canarygate.dev/v1alpha1/namespaces/shop/rollouts/web?",
+                |body| {
+                    assert_eq!(
+                        body,
+                        &json!([
+                            {"op": "test", "path": "/metadata/finalizers/0", "value": "canarygate.dev/release"},
+                            {"op": "remove", "path": "/metadata/finalizers/0"}
+                        ])
+                    );
+                },
+                serde_json::to_value(&deleted).unwrap(),
+            ),
+        ],
     )
     .await;
 }

@@ -56,6 +56,18 @@ pub async fn reconcile(
     let now = (ctx.clock)();
     let status = rollout.status.clone().unwrap_or_default();
 
+    // A deleted Rollout hands the pods back to its Deployment before its workloads go.
+    let finalized = rollout.finalizers().iter().any(|f| f == FINALIZER);
+    if rollout.metadata.deletion_timestamp.is_some() {
+        if finalized {
+            release(&ctx, &rollout, &namespace, &status).await?;
+        }
+        return Ok(Requeue::await_change());
+    }
+    if !finalized {
+        add_finalizer(&ctx, &rollout, &namespace).await?;
+    }
+
     // validate
     let validated = match validate(&rollout.spec) {
         Ok(v) => v,
@@ -225,6 +237,87 @@ async fn revert(
         message: format!("Deployment {namespace}/{name} is back on revision {revision}"),
         warning: false,
     }])
+}
+
+/// The finalizer that lets a deleted Rollout give the target Deployment its pods back.
+pub const FINALIZER: &str = "canarygate.dev/release";
+
+/// Adds [`FINALIZER`] (a JSON patch guarded by the resourceVersion, so a concurrent change
+/// fails and is retried rather than lost).
+async fn add_finalizer(
+    ctx: &Context,
+    rollout: &Rollout,
+    namespace: &str,
+) -> Result<(), ReconcileError> {
+    let api: Api<Rollout> = Api::namespaced(ctx.client.clone(), namespace);
+    let add = if rollout.metadata.finalizers.is_none() {
+        json!({"op": "add", "path": "/metadata/finalizers", "value": [FINALIZER]})
+    } else {
+        json!({"op": "add", "path": "/metadata/finalizers/-", "value": FINALIZER})
+    };
+    let patch: json_patch::Patch = serde_json::from_value(json!([
+        {"op": "test", "path": "/metadata/resourceVersion", "value": rollout.resource_version()},
+        add
+    ]))
+    .map_err(|e| ReconcileError::InvalidAction(format!("finalizer patch: {e}")))?;
+    api.patch(
+        &rollout.name_any(),
+        &PatchParams::default(),
+        &Patch::<()>::Json(patch),
+    )
+    .await?;
+    Ok(())
+}
+
+/// The Rollout is being deleted: scale the target Deployment back to the pods canary-gate held
+/// for it (its workloads are garbage-collected with the Rollout), then drop the finalizer.
+async fn release(
+    ctx: &Context,
+    rollout: &Rollout,
+    namespace: &str,
+    status: &RolloutStatus,
+) -> Result<(), ReconcileError> {
+    let target = &rollout.spec.target_ref.name;
+    let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), namespace);
+    if let (Some(replicas), Some(current)) = (status.replicas, deployments.get_opt(target).await?)
+        && current.spec.as_ref().and_then(|s| s.replicas) == Some(0)
+    {
+        let body = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": target}, "spec": {"replicas": replicas}});
+        deployments
+            .patch(
+                target,
+                &PatchParams::apply(crate::traffic::FIELD_MANAGER).force(),
+                &Patch::Apply(&body),
+            )
+            .await?;
+        let note = Note {
+            reason: "Released",
+            message: format!(
+                "Rollout deleted: Deployment {namespace}/{target} runs its own {replicas} pods again"
+            ),
+            warning: false,
+        };
+        report(ctx, rollout, namespace, status, status.clone(), &[note]).await?;
+    }
+    let api: Api<Rollout> = Api::namespaced(ctx.client.clone(), namespace);
+    let index = rollout
+        .finalizers()
+        .iter()
+        .position(|f| f == FINALIZER)
+        .unwrap_or_default();
+    let patch: json_patch::Patch = serde_json::from_value(json!([
+        {"op": "test", "path": format!("/metadata/finalizers/{index}"), "value": FINALIZER},
+        {"op": "remove", "path": format!("/metadata/finalizers/{index}")}
+    ]))
+    .map_err(|e| ReconcileError::InvalidAction(format!("finalizer patch: {e}")))?;
+    api.patch(
+        &rollout.name_any(),
+        &PatchParams::default(),
+        &Patch::<()>::Json(patch),
+    )
+    .await?;
+    Ok(())
 }
 
 /// Writes the status (server-side apply, own field manager) when it changed, and the Events.
