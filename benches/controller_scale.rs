@@ -1,0 +1,2 @@
+//! Placeholder; see the helper's work.
+fn main() {}
