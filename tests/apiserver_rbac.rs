@@ -146,6 +146,7 @@ async fn the_deploy_rbac_grants_what_the_controller_uses_and_nothing_more() {
         ),
         clock: now,
         telemetry: None,
+        annotations: None,
     });
     let rollouts: Api<Rollout> = Api::namespaced(controller.clone(), NS);
 

@@ -148,6 +148,7 @@ async fn reconciles_drive_a_rollout_through_its_steps_on_a_real_api_server() {
         ),
         clock: now,
         telemetry: None,
+        annotations: None,
     });
     let step = |name: &'static str| {
         let (rollouts, ctx) = (rollouts.clone(), ctx.clone());

@@ -50,17 +50,25 @@ impl MetricWindows for NoMetrics {
     }
 }
 
-/// The HTTPRoute CRD reduced to its names and a structural schema that keeps the spec as written.
-async fn install_httproute_crd(client: &kube::Client) {
+/// A router CRD reduced to its names and a structural schema that keeps the spec as written
+/// (what the controller reads and writes is all in the spec).
+async fn install_structural_crd(
+    client: &kube::Client,
+    group: &str,
+    kind: &str,
+    plural: &str,
+    version: &str,
+) {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let name = format!("{plural}.{group}");
     let crd: CustomResourceDefinition = serde_json::from_value(json!({
         "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-        "metadata": {"name": "httproutes.gateway.networking.k8s.io",
+        "metadata": {"name": name,
             "annotations": {"api-approved.kubernetes.io": "https://github.com/kubernetes-sigs/gateway-api/pull/891"}},
         "spec": {
-            "group": "gateway.networking.k8s.io", "scope": "Namespaced",
-            "names": {"plural": "httproutes", "singular": "httproute", "kind": "HTTPRoute", "listKind": "HTTPRouteList"},
-            "versions": [{"name": "v1", "served": true, "storage": true,
+            "group": group, "scope": "Namespaced",
+            "names": {"plural": plural, "singular": kind.to_lowercase(), "kind": kind, "listKind": format!("{kind}List")},
+            "versions": [{"name": version, "served": true, "storage": true,
                 "schema": {"openAPIV3Schema": {"type": "object", "properties": {
                     "spec": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}}}]
         }
@@ -69,7 +77,7 @@ async fn install_httproute_crd(client: &kube::Client) {
     crds.create(&PostParams::default(), &crd).await.unwrap();
     for _ in 0..150 {
         let established = crds
-            .get("httproutes.gateway.networking.k8s.io")
+            .get(&name)
             .await
             .unwrap()
             .status
@@ -82,7 +90,26 @@ async fn install_httproute_crd(client: &kube::Client) {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    panic!("the HTTPRoute CRD was not Established");
+    panic!("the {name} CRD was not Established");
+}
+
+async fn install_httproute_crd(client: &kube::Client) {
+    install_structural_crd(
+        client,
+        "gateway.networking.k8s.io",
+        "HTTPRoute",
+        "httproutes",
+        "v1",
+    )
+    .await;
+}
+
+fn istio(client: &kube::Client, kind: &str, plural: &str) -> Api<DynamicObject> {
+    let resource = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("networking.istio.io", "v1beta1", kind),
+        plural,
+    );
+    Api::namespaced_with(client.clone(), NS, &resource)
 }
 
 fn routes(client: &kube::Client) -> Api<DynamicObject> {
@@ -217,6 +244,7 @@ async fn workloads_and_an_httproute_follow_the_rollout_on_a_real_api_server() {
         ),
         clock: now,
         telemetry: None,
+        annotations: None,
     });
     let step = |name: &'static str| {
         let (rollouts, ctx) = (rollouts.clone(), ctx.clone());
@@ -360,6 +388,7 @@ async fn workloads_and_an_httproute_follow_the_rollout_on_a_real_api_server() {
         ),
         clock: now,
         telemetry: None,
+        annotations: None,
     });
     NOW.fetch_add(5, Ordering::SeqCst);
     reconcile(Arc::new(rollouts.get("web").await.unwrap()), restarted)
@@ -438,4 +467,160 @@ async fn workloads_and_an_httproute_follow_the_rollout_on_a_real_api_server() {
     step("web").await;
     assert_eq!(replicas(&deployments, "web").await, Some(4));
     assert!(rollouts.get_opt("web").await.unwrap().is_none(), "deleted");
+}
+
+#[tokio::test]
+async fn istio_subsets_and_route_weights_with_a_cookie_match_on_a_real_api_server() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let server = ApiServer::start();
+    let client = server.client().await;
+    install_crds(&client).await;
+    install_structural_crd(
+        &client,
+        "networking.istio.io",
+        "DestinationRule",
+        "destinationrules",
+        "v1beta1",
+    )
+    .await;
+    install_structural_crd(
+        &client,
+        "networking.istio.io",
+        "VirtualService",
+        "virtualservices",
+        "v1beta1",
+    )
+    .await;
+    Api::<Namespace>::all(client.clone())
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": NS}})).unwrap(),
+        )
+        .await
+        .unwrap();
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), NS);
+    let mut web = deployment("web:1");
+    web.spec.as_mut().unwrap().replicas = Some(2);
+    deployments
+        .create(&PostParams::default(), &web)
+        .await
+        .unwrap();
+    let host = "web.traffic-test.svc.cluster.local";
+    let rules = istio(&client, "DestinationRule", "destinationrules");
+    rules
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(
+                json!({"apiVersion": "networking.istio.io/v1beta1", "kind": "DestinationRule",
+                "metadata": {"name": "web", "namespace": NS}, "spec": {"host": host}}),
+            )
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    let services = istio(&client, "VirtualService", "virtualservices");
+    services
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"apiVersion": "networking.istio.io/v1beta1", "kind": "VirtualService",
+                "metadata": {"name": "web", "namespace": NS}, "spec": {"hosts": [host], "http": [
+                    {"name": "primary", "route": [{"destination": {"host": host, "subset": "stable"}, "weight": 100}]}]}}))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    let rollouts: Api<Rollout> = Api::namespaced(client.clone(), NS);
+    rollouts
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "apiVersion": "canarygate.dev/v1alpha1", "kind": "Rollout", "metadata": {"name": "web"},
+                "spec": {"targetRef": {"name": "web"},
+                    "strategy": {"canary": {"steps": [{"setWeight": 20}, {"pause": {"duration": "10m"}}]}},
+                    "trafficRouting": {"istio": {"virtualService": "web", "destinationRule": "web"},
+                        "matches": [{"cookie": "beta", "value": "yes"}]}}
+            }))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        metrics: Arc::new(NoMetrics),
+        recorder: Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: "canary-gate".into(),
+                instance: None,
+            },
+        ),
+        clock: now,
+        telemetry: None,
+        annotations: None,
+    });
+    let step = || {
+        let (rollouts, ctx) = (rollouts.clone(), ctx.clone());
+        async move {
+            reconcile(Arc::new(rollouts.get("web").await.unwrap()), ctx)
+                .await
+                .unwrap();
+        }
+    };
+    step().await;
+    let stable = deployments.get("web-stable").await.unwrap();
+    deployments
+        .patch_status(
+            "web-stable",
+            &PatchParams::default(),
+            &Patch::Merge(
+                json!({"status": {"observedGeneration": stable.metadata.generation,
+                "replicas": 2, "updatedReplicas": 2, "readyReplicas": 2, "availableReplicas": 2}}),
+            ),
+        )
+        .await
+        .unwrap();
+    step().await;
+    deployments
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"template": {"spec": {"containers": [{"name": "web", "image": "web:2"}]}}}})),
+        )
+        .await
+        .unwrap();
+    step().await;
+
+    // The subsets select pods by canary-gate's version label.
+    let rule = rules.get("web").await.unwrap();
+    assert_eq!(
+        rule.data["spec"]["subsets"],
+        json!([{"name": "stable", "labels": {"canarygate.dev/version": "stable"}},
+               {"name": "canary", "labels": {"canarygate.dev/version": "canary"}}])
+    );
+    // The cookie route first, then the weighted route at 20 %.
+    let vs = services.get("web").await.unwrap();
+    let http = vs.data["spec"]["http"].as_array().unwrap();
+    assert_eq!(http.len(), 2, "{http:?}");
+    assert_eq!(http[0]["name"], "canary-gate-ab-0");
+    assert_eq!(http[0]["route"][0]["destination"]["subset"], "canary");
+    assert!(
+        http[0]["match"][0]["headers"]["cookie"]["regex"]
+            .as_str()
+            .unwrap()
+            .contains("beta=yes"),
+        "{http:?}"
+    );
+    assert_eq!(http[1]["name"], "primary");
+    assert_eq!(
+        (
+            http[1]["route"][0]["weight"].as_i64(),
+            http[1]["route"][1]["weight"].as_i64()
+        ),
+        (Some(80), Some(20))
+    );
+    let s = status(&rollouts, "web").await;
+    assert_eq!(
+        s.traffic.as_deref(),
+        Some("DestinationRule web: applied; VirtualService web: 20% canary")
+    );
 }

@@ -80,6 +80,7 @@ async fn a_rollout_promotes_on_a_real_cluster() {
         identity: "e2e".into(),
         leader_election: false,
         lease_duration: Duration::from_secs(15),
+        grafana: None,
     }));
 
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);

@@ -313,6 +313,7 @@ async fn converse(rollout: Rollout, metrics: Arc<dyn MetricWindows>, script: Vec
         ),
         clock,
         telemetry: None,
+        annotations: None,
     });
     tokio::time::timeout(Duration::from_secs(5), reconcile(Arc::new(rollout), ctx))
         .await

@@ -2,9 +2,12 @@
 
 use std::net::SocketAddr;
 
-use anyhow::Result;
+use std::path::PathBuf;
+
+use anyhow::{Context as _, Result};
 use clap::Args;
 
+use canary_gate::annotations::{GrafanaConfig, Secret};
 use canary_gate::controller::run::{ControllerConfig, run as run_controller};
 
 use super::prometheus_args::PrometheusArgs;
@@ -29,6 +32,24 @@ pub struct ControllerArgs {
     pub no_leader_election: bool,
     #[command(flatten)]
     pub prometheus: PrometheusArgs,
+    /// Grafana base URL for annotations (a region per step, a point per decision); none: off.
+    #[arg(long, env = "GRAFANA_URL")]
+    pub grafana_url: Option<String>,
+    /// Grafana service-account token (better: --grafana-token-file or the env from a Secret).
+    #[arg(long, env = "GRAFANA_TOKEN", hide_env_values = true)]
+    pub grafana_token: Option<Secret>,
+    /// File holding the Grafana token (e.g. a mounted Secret).
+    #[arg(long, conflicts_with = "grafana_token")]
+    pub grafana_token_file: Option<PathBuf>,
+    /// Dashboard the annotations belong to (the shipped dashboard's UID by default).
+    #[arg(long, default_value = "canary-gate")]
+    pub grafana_dashboard_uid: String,
+    /// Panel the annotations belong to (none: the whole dashboard).
+    #[arg(long)]
+    pub grafana_panel_id: Option<i64>,
+    /// Time limit per Grafana request (annotations never delay a decision).
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    pub grafana_timeout: std::time::Duration,
 }
 
 /// Runs the controller until Ctrl-C / SIGTERM.
@@ -38,7 +59,32 @@ pub fn run(args: ControllerArgs) -> Result<()> {
             .map(|h| h.trim().to_string())
             .unwrap_or_else(|_| format!("canary-gate-{}", std::process::id()))
     });
+    let grafana = match &args.grafana_url {
+        None => None,
+        Some(url) => {
+            let token = match (&args.grafana_token, &args.grafana_token_file) {
+                (Some(t), _) => Some(t.clone()),
+                (None, Some(path)) => Some(Secret::new(
+                    std::fs::read_to_string(path)
+                        .with_context(|| {
+                            format!("cannot read --grafana-token-file {}", path.display())
+                        })?
+                        .trim()
+                        .to_string(),
+                )),
+                (None, None) => None,
+            };
+            Some(GrafanaConfig {
+                token,
+                dashboard_uid: Some(args.grafana_dashboard_uid.clone()),
+                panel_id: args.grafana_panel_id,
+                timeout: args.grafana_timeout,
+                ..GrafanaConfig::new(url.clone())
+            })
+        }
+    };
     let config = ControllerConfig {
+        grafana,
         prometheus: args.prometheus.client()?,
         listen: args.listen,
         lease_namespace: args.lease_namespace,

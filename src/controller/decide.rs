@@ -45,6 +45,20 @@ pub struct Observed {
     /// Whether the stable workload runs the canary revision on every pod, available (what a
     /// promotion waits for before traffic goes back to the stable workload).
     pub stable_ready: bool,
+    /// The metrics could not be read for this step's analysis.
+    pub metrics_outage: Option<MetricsOutage>,
+}
+
+/// The metrics source failed: the step holds, and after the template's hold budget its
+/// inconclusive policy acts (pause for a human, or roll back).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricsOutage {
+    /// What failed (the source's error, naming the query).
+    pub message: String,
+    /// Seconds an outage may last before the policy acts (the template's hold budget).
+    pub budget: f64,
+    /// Roll back (true) or pause (false) when the budget is spent.
+    pub rollback: bool,
 }
 
 /// How often a promotion looks whether the stable workload has rolled out.
@@ -95,6 +109,25 @@ pub fn decide(
     let mut outcome = decide_phase(rollout, status, observed, judgement, interval);
     schedule_scale_down(rollout, status, &mut outcome, observed.now);
     set_phase_conditions(&mut outcome.status, observed.now);
+    match (&observed.metrics_outage, judgement) {
+        (Some(outage), _) => set_condition(
+            &mut outcome.status.conditions,
+            "MetricsAvailable",
+            false,
+            "MetricsUnavailable",
+            &outage.message,
+            observed.now,
+        ),
+        (None, Some(_)) => set_condition(
+            &mut outcome.status.conditions,
+            "MetricsAvailable",
+            true,
+            "Judged",
+            "the step's metrics were read and judged",
+            observed.now,
+        ),
+        (None, None) => {}
+    }
     outcome
 }
 
@@ -368,6 +401,7 @@ fn decide_phase(
 
     let state = plan_state(status, now);
     let ctx = plan.context(&state, now);
+    let mut outage_reason: Option<String> = None;
     let new_state = match observed.action {
         Some(Action::Promote) => {
             notes.push(note(
@@ -398,10 +432,45 @@ fn decide_phase(
                 // An ungated step advances when its pause is over; the last one promotes.
                 (None, false) if ctx.step_complete && ctx.last_step => (Decision::Promote, false),
                 (None, false) => (Decision::Continue, false),
-                // A gated step without an answer (metrics unavailable) holds: never promote blind.
-                (None, true) => (Decision::Hold, false),
+                // A gated step without an answer holds: never promote blind. A metrics outage
+                // longer than the template's hold budget gets its policy.
+                (None, true) => match &observed.metrics_outage {
+                    Some(outage) => {
+                        let since = status
+                            .metrics_unavailable_since
+                            .as_deref()
+                            .and_then(parse_rfc3339)
+                            .unwrap_or(now);
+                        next.metrics_unavailable_since = Some(rfc3339(since));
+                        if status.metrics_unavailable_since.is_none() {
+                            notes.push(note(
+                                "MetricsUnavailable",
+                                format!("holding: {}", outage.message),
+                                true,
+                            ));
+                        }
+                        let spent = now - since >= outage.budget;
+                        outage_reason = Some(if spent {
+                            format!(
+                                "metrics unavailable for {:.0}s (hold budget {:.0}s): {}",
+                                now - since,
+                                outage.budget,
+                                outage.message
+                            )
+                        } else {
+                            format!("metrics unavailable: {}", outage.message)
+                        });
+                        match (spent, outage.rollback) {
+                            (true, true) => (Decision::Rollback, false),
+                            (true, false) => (Decision::Hold, true),
+                            (false, _) => (Decision::Hold, false),
+                        }
+                    }
+                    None => (Decision::Hold, false),
+                },
             };
             if let Some(j) = judgement {
+                next.metrics_unavailable_since = None;
                 record(&mut next, j, now);
             }
             plan.apply(&state, &ctx, decision, paused, now)
@@ -429,7 +498,8 @@ fn decide_phase(
             false,
         ));
     }
-    let reason = judgement.map_or_else(String::new, |j| j.reason.clone());
+    let reason =
+        outage_reason.unwrap_or_else(|| judgement.map_or_else(String::new, |j| j.reason.clone()));
     match new_state.phase {
         Phase::RolledBack => {
             set_phase(
@@ -815,6 +885,7 @@ strategy:
             revision: revision.into(),
             action,
             stable_ready: true,
+            metrics_outage: None,
         }
     }
 
@@ -1102,6 +1173,116 @@ strategy:
             (back.status.phase, back.status.canary_weight),
             (Some(RolloutPhase::Aborted), Some(0))
         );
+    }
+
+    #[test]
+    fn a_metrics_outage_holds_then_the_templates_policy_acts_after_the_hold_budget() {
+        let outage = |rollback| Observed {
+            metrics_outage: Some(MetricsOutage {
+                message: "Prometheus http://prom:9090 unreachable (query error-rate)".into(),
+                budget: 600.0,
+                rollback,
+            }),
+            ..seen(T0 + 120.0, "v2", None)
+        };
+        // Step 0's pause (60 s) is over, yet nothing advances: it holds, says why, once.
+        let first = decide(
+            &rollout(),
+            &rolling(0, T0, RolloutPhase::Progressing),
+            &outage(false),
+            None,
+            10.0,
+        );
+        assert_eq!(
+            (first.status.phase, first.status.current_step_index),
+            (Some(RolloutPhase::Holding), Some(0))
+        );
+        assert_eq!(
+            first.status.metrics_unavailable_since,
+            Some(rfc3339(T0 + 120.0))
+        );
+        assert!(
+            first
+                .status
+                .message
+                .as_deref()
+                .unwrap()
+                .contains("metrics unavailable: Prometheus http://prom:9090 unreachable")
+        );
+        assert!(reasons(&first).contains(&"MetricsUnavailable"));
+        let c = first
+            .status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "MetricsAvailable")
+            .unwrap();
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("False", "MetricsUnavailable")
+        );
+        let later = decide(
+            &rollout(),
+            &first.status,
+            &Observed {
+                now: T0 + 400.0,
+                ..outage(false)
+            },
+            None,
+            10.0,
+        );
+        assert_eq!(later.status.phase, Some(RolloutPhase::Holding));
+        assert!(
+            !reasons(&later).contains(&"MetricsUnavailable"),
+            "one Event per outage"
+        );
+        // Past the hold budget: pause for a human, or roll back, as the template says.
+        let paused = decide(
+            &rollout(),
+            &later.status,
+            &Observed {
+                now: T0 + 720.0,
+                ..outage(false)
+            },
+            None,
+            10.0,
+        );
+        assert_eq!(paused.status.phase, Some(RolloutPhase::Paused));
+        assert!(
+            paused
+                .status
+                .message
+                .as_deref()
+                .unwrap()
+                .contains("metrics unavailable for 600s")
+        );
+        let rolled = decide(
+            &rollout(),
+            &later.status,
+            &Observed {
+                now: T0 + 720.0,
+                ..outage(true)
+            },
+            None,
+            10.0,
+        );
+        assert_eq!(rolled.status.phase, Some(RolloutPhase::RolledBack));
+        // Metrics back: the outage is over.
+        let pass = judged(Decision::Continue, false, "no objection");
+        let back = decide(
+            &rollout(),
+            &later.status,
+            &seen(T0 + 430.0, "v2", None),
+            Some(&pass),
+            10.0,
+        );
+        assert_eq!(back.status.metrics_unavailable_since, None);
+        let c = back
+            .status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "MetricsAvailable")
+            .unwrap();
+        assert_eq!(c.status, "True");
     }
 
     #[test]

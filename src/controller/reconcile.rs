@@ -11,16 +11,20 @@ use kube::runtime::events::{Event, EventType, Recorder};
 use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
 
+use crate::annotations::{AnnotationSink, annotations};
 use crate::crd::Rollout;
 use crate::crd::rollout::{RolloutPhase, RolloutStatus};
 
 use super::analyze::{MetricWindows, combine, judge};
 use super::apply::{self, Target, Workloads};
-use super::decide::{self, Note, Observed, analysing, parse_rfc3339, plan_state, set_condition};
+use super::decide::{
+    self, MetricsOutage, Note, Observed, analysing, parse_rfc3339, plan_state, set_condition,
+};
 use super::error::ReconcileError;
 use super::observe;
-use super::telemetry::{ControllerMetrics, DecisionLabel};
+use super::telemetry::{CategoryLabel, ControllerMetrics, DecisionLabel};
 use super::validate::validate;
+use crate::analysis::InconclusivePolicy;
 
 /// Field manager of the status (separate from any spec manager: on API servers without
 /// subresource-aware managed fields, sharing one would steal spec ownership).
@@ -40,6 +44,8 @@ pub struct Context {
     pub clock: fn() -> f64,
     /// The controller's own metrics, when served.
     pub telemetry: Option<ControllerMetrics>,
+    /// Grafana annotations (best effort), when configured.
+    pub annotations: Option<AnnotationSink>,
 }
 
 /// Reconciles one Rollout.
@@ -117,6 +123,7 @@ pub async fn reconcile(
     // analyze: only while this revision is being rolled out, the step is gated, and no human
     // action overrides the judge
     let mut judgement = None;
+    let mut outage = None;
     let mut interval = 60.0_f64;
     if action.is_none()
         && analysing(&status)
@@ -143,12 +150,37 @@ pub async fn reconcile(
                 if now - from < template.interval.as_secs_f64() {
                     continue; // not one complete interval yet
                 }
-                let intervals = ctx.metrics.window(&template, &args, from, now).await?;
+                let intervals = match ctx.metrics.window(&template, &args, from, now).await {
+                    Ok(intervals) => intervals,
+                    Err(e) => {
+                        // Missing evidence holds (never promotes); the template's policy acts
+                        // once the outage outlasts its hold budget.
+                        tracing::warn!(template = %template.name(), error = %e, "metrics unavailable");
+                        if let Some(t) = &ctx.telemetry {
+                            t.failures
+                                .get_or_create(&CategoryLabel {
+                                    category: "metrics".into(),
+                                })
+                                .inc();
+                        }
+                        outage = Some(MetricsOutage {
+                            message: format!("template {}: {e}", template.name()),
+                            budget: template.judge.hold_budget.as_secs_f64(),
+                            rollback: template.judge.on_inconclusive
+                                == InconclusivePolicy::Rollback,
+                        });
+                        break;
+                    }
+                };
                 if let Some(j) = judge(&validated, &status, &template, &intervals)? {
                     judgements.push(j);
                 }
             }
-            judgement = combine(judgements);
+            judgement = if outage.is_some() {
+                None
+            } else {
+                combine(judgements)
+            };
             if let Some(t) = &ctx.telemetry {
                 t.analysis.observe(started.elapsed().as_secs_f64());
             }
@@ -168,6 +200,7 @@ pub async fn reconcile(
         stable_ready: workloads.stable_runs(&revision),
         revision: revision.clone(),
         action: action.as_ref().map(|(a, _)| *a),
+        metrics_outage: outage,
     };
     let outcome = decide::decide(&validated, &status, &observed, judgement.as_ref(), interval);
     let mut notes = outcome.notes;
@@ -198,7 +231,22 @@ pub async fn reconcile(
     tracing::Span::current().record("weight", next.canary_weight.unwrap_or(0));
 
     // report
+    let marks = ctx.annotations.as_ref().map(|_| {
+        annotations(
+            &rollout.name_any(),
+            &namespace,
+            &status,
+            &next,
+            (now * 1000.0) as i64,
+        )
+    });
     report(&ctx, &rollout, &namespace, &status, next, &notes).await?;
+    // Grafana only after the status is written; queued, never awaited.
+    if let (Some(sink), Some(marks)) = (&ctx.annotations, marks)
+        && !marks.is_empty()
+    {
+        sink.send(marks);
+    }
     Ok(match outcome.requeue_after {
         Some(seconds) => Requeue::requeue(Duration::from_secs_f64(seconds.max(0.5))),
         None => Requeue::await_change(),

@@ -21,6 +21,7 @@ use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 use prometheus_client::registry::Registry;
 
+use crate::annotations::{AnnotationMetrics, AnnotationSink, Grafana, GrafanaConfig};
 use crate::crd::{AnalysisTemplate, ClusterAnalysisTemplate, Rollout};
 use crate::metrics::prometheus::Prometheus;
 use crate::traffic::workload::{self, Role};
@@ -40,6 +41,9 @@ pub enum RunError {
     /// The Kubernetes client could not be built (no kubeconfig or in-cluster config).
     #[error("kubernetes client: {0}")]
     Client(#[source] kube::Error),
+    /// The Grafana configuration is unusable.
+    #[error("grafana: {0}")]
+    Grafana(#[source] crate::annotations::AnnotationError),
     /// Leader election failed.
     #[error("leader election on Lease {namespace}/{LEASE_NAME}: {source}")]
     Lease {
@@ -80,6 +84,8 @@ pub struct ControllerConfig {
     pub leader_election: bool,
     /// How long the Lease holds without renewal; the leader renews every third of it.
     pub lease_duration: Duration,
+    /// Grafana for annotations, if any.
+    pub grafana: Option<GrafanaConfig>,
 }
 
 struct RunContext {
@@ -95,6 +101,17 @@ pub async fn run(config: ControllerConfig) -> Result<(), RunError> {
     let client = Client::try_default().await.map_err(RunError::Client)?;
     let mut registry = Registry::default();
     let telemetry = ControllerMetrics::register(&mut registry);
+    let annotations = match config.grafana.clone() {
+        Some(grafana) => {
+            let grafana = Grafana::new(grafana).map_err(RunError::Grafana)?;
+            tracing::info!(grafana = grafana.endpoint(), "posting Grafana annotations");
+            Some(AnnotationSink::start(
+                grafana,
+                AnnotationMetrics::register(&mut registry),
+            ))
+        }
+        None => None,
+    };
     let registry = Arc::new(registry);
     let ready = Arc::new(AtomicBool::new(false));
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -161,6 +178,7 @@ pub async fn run(config: ControllerConfig) -> Result<(), RunError> {
             ),
             clock: now,
             telemetry: Some(telemetry.clone()),
+            annotations,
         }),
         telemetry,
     });

@@ -62,6 +62,11 @@ impl ControllerMetrics {
             "Seconds per reconcile",
             m.duration.clone(),
         );
+        r.register(
+            "analysis_duration_seconds",
+            "Seconds reading metrics and judging, per reconcile that analysed",
+            m.analysis.clone(),
+        );
         m
     }
 }

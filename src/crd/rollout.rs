@@ -299,6 +299,10 @@ pub struct RolloutStatus {
     /// promotion.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scale_down_at: Option<String>,
+    /// Since when the metrics of a gated step could not be read (RFC 3339); the step holds, and
+    /// the template's inconclusive policy acts once this outlasts its hold budget.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics_unavailable_since: Option<String>,
     /// The traffic split in force as read back from the routers, e.g. `HTTPRoute web: 5% canary`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub traffic: Option<String>,
