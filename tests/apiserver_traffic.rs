@@ -427,6 +427,80 @@ async fn workloads_and_an_httproute_follow_the_rollout_on_a_real_api_server() {
     assert_eq!(replicas(&deployments, "web-canary").await, Some(0));
     assert_eq!(replicas(&deployments, "web-stable").await, Some(4));
 
+    // Retry, then a human skips the steps: the promotion keeps all traffic on the canary while
+    // the stable workload takes the new template, and only once that has rolled out does traffic
+    // go back to it, with web:2 as the stable revision.
+    rollouts
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(
+                json!({"metadata": {"annotations": {"canarygate.dev/action": "retry@2"}}}),
+            ),
+        )
+        .await
+        .unwrap();
+    NOW.fetch_add(10, Ordering::SeqCst);
+    step("web").await;
+    assert_eq!(
+        status(&rollouts, "web").await.phase,
+        Some(RolloutPhase::Progressing)
+    );
+    rollouts
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(
+                json!({"metadata": {"annotations": {"canarygate.dev/action": "promote-full@3"}}}),
+            ),
+        )
+        .await
+        .unwrap();
+    NOW.fetch_add(10, Ordering::SeqCst);
+    step("web").await;
+    step("web").await;
+    let s = status(&rollouts, "web").await;
+    assert_eq!(s.phase, Some(RolloutPhase::Promoting));
+    assert_eq!(
+        backends(&routes(&client).get("web").await.unwrap()),
+        vec![(pair(0, 100), 0)]
+    );
+    let stable = deployments.get("web-stable").await.unwrap();
+    let image = &stable
+        .spec
+        .as_ref()
+        .unwrap()
+        .template
+        .spec
+        .as_ref()
+        .unwrap()
+        .containers[0]
+        .image;
+    assert_eq!(image.as_deref(), Some("web:2"));
+    assert_eq!(replicas(&deployments, "web-canary").await, Some(4));
+    deployments
+        .patch_status(
+            "web-stable",
+            &PatchParams::default(),
+            &Patch::Merge(
+                json!({"status": {"observedGeneration": stable.metadata.generation,
+                "replicas": 4, "updatedReplicas": 4, "readyReplicas": 4, "availableReplicas": 4}}),
+            ),
+        )
+        .await
+        .unwrap();
+    NOW.fetch_add(5, Ordering::SeqCst);
+    step("web").await;
+    let s = status(&rollouts, "web").await;
+    assert_eq!(s.phase, Some(RolloutPhase::Healthy));
+    assert!(
+        s.previous_stable_revision.is_some() && s.stable_revision != s.previous_stable_revision
+    );
+    assert_eq!(
+        backends(&routes(&client).get("web").await.unwrap()),
+        vec![(pair(100, 0), 0)]
+    );
+
     // 5. The neighbour: its stable workload becomes available, then its router is found missing.
     step("api").await;
     let stable = deployments.get("api-stable").await.unwrap();
