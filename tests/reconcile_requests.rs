@@ -111,10 +111,13 @@ fn rev(image: &str) -> String {
     revision(&deployment(image).spec.unwrap().template)
 }
 
-/// The target after adoption: its pods handed over to the workloads.
+/// The target after adoption: its pods handed over to the workloads (canary-gate's field
+/// manager owns its `spec.replicas`).
 fn adopted(image: &str) -> Value {
     let mut d = serde_json::to_value(deployment(image)).unwrap();
     d["spec"]["replicas"] = json!(0);
+    d["metadata"]["managedFields"] = json!([{"manager": "canary-gate", "operation": "Apply",
+        "apiVersion": "apps/v1", "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {"f:replicas": {}}}}]);
     d
 }
 
@@ -1089,6 +1092,40 @@ async fn a_deleted_rollout_gives_the_deployment_its_pods_back_then_lets_go() {
                     );
                 },
                 serde_json::to_value(&deleted).unwrap(),
+            ),
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_human_scaling_the_deployment_to_zero_scales_the_application_to_zero() {
+    // `kubectl scale --replicas 0` takes spec.replicas from canary-gate's field manager: that 0
+    // is the new total, not the hand-over.
+    let mut target = serde_json::to_value(deployment("web:1")).unwrap();
+    target["spec"]["replicas"] = json!(0);
+    let healthy = rollout(
+        canary_spec(),
+        json!({"phase": "Healthy", "stableRevision": rev("web:1"), "replicas": 10, "canaryWeight": 0}),
+    );
+    converse(
+        healthy.clone(),
+        Arc::new(CLEAN),
+        vec![
+            expect(Method::GET, DEPLOYMENT, |_| {}, target),
+            expect(
+                Method::GET,
+                STABLE,
+                |_| {},
+                workload(Role::Stable, "web:1", 10),
+            ),
+            missing(CANARY, "web-canary"),
+            applies(STABLE_APPLY, workload_body(Role::Stable, "web:1", 0)),
+            expect(
+                Method::PATCH,
+                STATUS_PATCH,
+                |body| assert_eq!(body["status"]["replicas"], 0, "{body}"),
+                serde_json::to_value(&healthy).unwrap(),
             ),
         ],
     )

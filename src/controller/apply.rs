@@ -93,9 +93,10 @@ pub async fn apply(
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), &namespace);
     let target_spec = target.deployment.spec.clone().unwrap_or_default();
 
-    // How many pods in all: what the target asks for (it is scaled to zero once adopted).
+    // How many pods in all: what the target asks for. Its 0 is canary-gate's own after the
+    // hand-over (then the last total stands), or a human's (then 0 it is).
     let asked = target_spec.replicas.unwrap_or(1);
-    if asked > 0 {
+    if asked > 0 || !replicas_are_ours(target.deployment) {
         status.replicas = Some(asked);
     }
     let total = status.replicas.unwrap_or(asked);
@@ -356,6 +357,16 @@ pub async fn apply(
         }
     }
     Ok(notes)
+}
+
+/// Whether canary-gate's field manager owns the target's `spec.replicas` (it scaled it to zero).
+fn replicas_are_ours(target: &Deployment) -> bool {
+    target.metadata.managed_fields.iter().flatten().any(|m| {
+        m.manager.as_deref() == Some(FIELD_MANAGER)
+            && m.fields_v1
+                .as_ref()
+                .is_some_and(|f| f.0.pointer("/f:spec/f:replicas").is_some())
+    })
 }
 
 /// Server-side applies a workload unless it already holds the desired values.
