@@ -1131,3 +1131,80 @@ async fn a_human_scaling_the_deployment_to_zero_scales_the_application_to_zero()
     )
     .await;
 }
+
+#[tokio::test]
+async fn an_unreachable_prometheus_holds_the_step_with_a_condition_naming_the_query() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let prometheus = canary_gate::metrics::prometheus::Prometheus::new(
+        canary_gate::metrics::prometheus::PrometheusConfig::new(format!("http://127.0.0.1:{port}")),
+    )
+    .unwrap();
+    let rollout = rollout(
+        two_steps(),
+        rolling(0, "2025-11-23T00:00:00Z", "Progressing"),
+    );
+    converse(
+        rollout.clone(),
+        Arc::new(canary_gate::controller::analyze::PrometheusWindows(
+            prometheus,
+        )),
+        then(
+            reads(9, Some(1)),
+            vec![
+                expect(Method::GET, TEMPLATE_GET, |_| {}, template_object()),
+                expect(
+                    Method::PATCH,
+                    STATUS_PATCH,
+                    move |body| {
+                        let s = &body["status"];
+                        // The step's pause is over, yet it holds at 10 %: never advance blind.
+                        assert_eq!(
+                            (
+                                s["phase"].as_str(),
+                                s["currentStepIndex"].as_i64(),
+                                s["canaryWeight"].as_i64()
+                            ),
+                            (Some("Holding"), Some(0), Some(10)),
+                            "{body}"
+                        );
+                        assert_eq!(s["metricsUnavailableSince"], "2025-11-23T00:05:00Z");
+                        let c = s["conditions"]
+                            .as_array()
+                            .unwrap()
+                            .iter()
+                            .find(|c| c["type"] == "MetricsAvailable")
+                            .unwrap()
+                            .clone();
+                        assert_eq!(c["status"], "False");
+                        let message = c["message"].as_str().unwrap();
+                        assert!(
+                            message.starts_with(
+                                "template generic-http: metric \"error-rate\", query.errors:"
+                            ) && message.contains(&format!("127.0.0.1:{port}")),
+                            "{message}"
+                        );
+                    },
+                    serde_json::to_value(&rollout).unwrap(),
+                ),
+                expect(
+                    Method::POST,
+                    EVENTS,
+                    event_with("MetricsUnavailable", "Warning"),
+                    json!({}),
+                ),
+                expect(
+                    Method::POST,
+                    EVENTS,
+                    event_with("Holding", "Normal"),
+                    json!({}),
+                ),
+            ],
+        ),
+    )
+    .await;
+}
