@@ -846,6 +846,26 @@ fn deployment_uses_the_service_account_args_identity_and_resources_the_controlle
         ])
     );
 
+    // Grafana's URL and token come from an optional Secret, never inline.
+    for name in ["GRAFANA_URL", "GRAFANA_TOKEN"] {
+        let var = container
+            .env
+            .iter()
+            .flatten()
+            .find(|e| e.name == name)
+            .unwrap_or_else(|| panic!("{name}"));
+        assert!(var.value.is_none(), "{name} is not inline");
+        let secret = var
+            .value_from
+            .as_ref()
+            .and_then(|v| v.secret_key_ref.as_ref())
+            .unwrap_or_else(|| panic!("{name} from a Secret"));
+        assert_eq!(
+            (secret.name.as_str(), secret.optional),
+            ("canary-gate-grafana", Some(true))
+        );
+    }
+
     let image = container.image.as_deref().expect("an image");
     assert_eq!(image, format!("canary-gate:{}", env!("CARGO_PKG_VERSION")));
 
