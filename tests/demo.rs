@@ -132,7 +132,15 @@ async fn a_good_canary_is_promoted_and_its_stream_replays_to_promote() {
         .as_ref()
         .expect("after decision");
     assert_eq!(after.weight, 100.0);
-    assert!(after.canary.requests > 10.0 * after.stable.requests.max(1.0));
+    // After the promotion the canary has all new traffic; the window starts at the last
+    // interval, so requests sent at 50 % before the switch took effect count for stable (more
+    // of them on a loaded machine): well above the 1:1 of the last step, not infinite.
+    assert!(
+        after.canary.requests > 3.0 * after.stable.requests.max(1.0),
+        "canary {} vs stable {} requests after the decision",
+        after.canary.requests,
+        after.stable.requests
+    );
     assert!(started.elapsed() < Duration::from_secs(20));
     check_report(dir.path(), "promote");
 }
