@@ -1,6 +1,8 @@
 //! A template's metrics read from Prometheus: one range query per template query over a window,
 //! pivoted into per-interval, per-version judge samples (labels kept as returned).
 
+use std::sync::Arc;
+
 use crate::analysis::MetricSample;
 use crate::template::Template;
 
@@ -9,6 +11,10 @@ use super::query::{
     Bindings, LabeledValue, MetricQueries, QueryError, render_template, resolve_args,
     sample_for_metric,
 };
+
+/// The most steps one range query asks for; Prometheus refuses more than 11 000 points per
+/// series.
+pub const MAX_POINTS: usize = 10_000;
 
 /// Errors reading a template's metrics.
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +44,9 @@ pub enum SourceError {
         interval: f64,
     },
 }
+
+/// What one query gave for one interval: its values, or why there are none.
+type IntervalValues = Result<Vec<LabeledValue>, Arc<str>>;
 
 /// One interval of a window.
 #[derive(Debug, Clone, PartialEq)]
@@ -95,11 +104,14 @@ impl<'a> PrometheusSource<'a> {
         &self.queries
     }
 
-    /// Samples for every complete interval in `(from, to]`.
+    /// Samples for every complete interval in `(from, to]`. Long windows are read in range
+    /// queries of at most [`MAX_POINTS`] steps each (Prometheus refuses more than 11 000 points
+    /// per series), so a rollout paused for a week is read as a few queries, not refused.
     ///
     /// # Errors
     /// When a query fails for a reason other than returning no data or NaN (those become
-    /// missing samples, which the judge holds on).
+    /// missing samples, which the judge holds on), or when the newest part of the window is
+    /// stale.
     pub async fn window(&self, from: f64, to: f64) -> Result<Vec<WindowInterval>, SourceError> {
         let step = self.template.interval;
         let interval = step.as_secs_f64();
@@ -108,41 +120,66 @@ impl<'a> PrometheusSource<'a> {
             return Err(SourceError::Window { from, to, interval });
         }
         let times: Vec<f64> = (1..=n).map(|k| from + k as f64 * interval).collect();
-        let (start, end) = (times[0], times[n - 1]);
-        // results[metric][query][interval] = values
-        let mut results: Vec<Vec<Result<Vec<Vec<LabeledValue>>, String>>> = Vec::new();
+        // results[metric][query][interval] = values, or why there are none
+        let mut results: Vec<Vec<Vec<IntervalValues>>> = Vec::new();
         for (metric, queries) in self.template.file.spec.metrics.iter().zip(&self.queries) {
             let mut per_query = Vec::new();
             for (field, query) in queries.queries() {
-                tracing::debug!(metric = %metric.name, field, query, start, end, "range query");
-                let outcome = match self.client.query_range(query, start, end, step).await {
-                    Ok(series) => {
-                        let mut per_interval = vec![Vec::new(); n];
-                        for s in series {
-                            for (ts, v) in s.points {
-                                let k = ((ts - start) / interval).round();
-                                if k >= 0.0
-                                    && (k as usize) < n
-                                    && (start + k * interval - ts).abs() < 1e-3
-                                {
-                                    per_interval[k as usize].push((s.labels.clone(), v));
+                let mut per_interval = Vec::with_capacity(n);
+                let chunks = times.chunks(MAX_POINTS);
+                let last_chunk = chunks.len() - 1;
+                for (c, chunk) in chunks.enumerate() {
+                    let (start, end) = (chunk[0], chunk[chunk.len() - 1]);
+                    tracing::debug!(metric = %metric.name, field, query, start, end, "range query");
+                    // Error series often appear only after the first error: none (or none
+                    // lately) means no errors, not missing data.
+                    let answer = if field == "errors" {
+                        self.client
+                            .query_range_sparse(query, start, end, step)
+                            .await
+                    } else {
+                        self.client.query_range(query, start, end, step).await
+                    };
+                    match answer {
+                        Ok(series) => {
+                            let base = per_interval.len();
+                            per_interval.resize(base + chunk.len(), Ok(Vec::new()));
+                            for s in series {
+                                for (ts, v) in s.points {
+                                    let k = ((ts - start) / interval).round();
+                                    if k >= 0.0
+                                        && (k as usize) < chunk.len()
+                                        && (start + k * interval - ts).abs() < 1e-3
+                                        && let Ok(values) = &mut per_interval[base + k as usize]
+                                    {
+                                        values.push((s.labels.clone(), v));
+                                    }
                                 }
                             }
                         }
-                        Ok(per_interval)
+                        Err(
+                            e
+                            @ (PrometheusError::Empty { .. } | PrometheusError::NotANumber { .. }),
+                        ) => {
+                            let why: Arc<str> = e.to_string().into();
+                            per_interval.extend(chunk.iter().map(|_| Err(why.clone())));
+                        }
+                        // Only the newest part of a window can be stale; an older chunk
+                        // without recent points simply has no data.
+                        Err(e @ PrometheusError::Stale { .. }) if c < last_chunk => {
+                            let why: Arc<str> = e.to_string().into();
+                            per_interval.extend(chunk.iter().map(|_| Err(why.clone())));
+                        }
+                        Err(source) => {
+                            return Err(SourceError::Prometheus {
+                                metric: metric.name.clone(),
+                                field,
+                                source,
+                            });
+                        }
                     }
-                    Err(
-                        e @ (PrometheusError::Empty { .. } | PrometheusError::NotANumber { .. }),
-                    ) => Err(e.to_string()),
-                    Err(source) => {
-                        return Err(SourceError::Prometheus {
-                            metric: metric.name.clone(),
-                            field,
-                            source,
-                        });
-                    }
-                };
-                per_query.push(outcome);
+                }
+                per_query.push(per_interval);
             }
             results.push(per_query);
         }
@@ -160,9 +197,9 @@ impl<'a> PrometheusSource<'a> {
                     .map(|(config, per_query)| {
                         let mut values = Vec::with_capacity(per_query.len());
                         for q in per_query {
-                            match q {
-                                Ok(per_interval) => values.push(per_interval[k].clone()),
-                                Err(why) => return MetricSample::Missing(why.clone()),
+                            match &q[k] {
+                                Ok(v) => values.push(v.clone()),
+                                Err(why) => return MetricSample::Missing(why.to_string()),
                             }
                         }
                         sample_for_metric(config.kind, &config.method, &self.bindings, &values)

@@ -200,6 +200,40 @@ impl Prometheus {
         end: f64,
         step: Duration,
     ) -> Result<Vec<Series>, PrometheusError> {
+        let series = self.query_range_sparse(promql, start, end, step).await?;
+        let newest = series
+            .iter()
+            .filter_map(Series::last_timestamp)
+            .fold(f64::NEG_INFINITY, f64::max);
+        if series.is_empty() || newest == f64::NEG_INFINITY {
+            return Err(PrometheusError::Empty {
+                query: shorten(promql),
+            });
+        }
+        let step_secs = step.as_secs_f64();
+        if newest < end - 2.0 * step_secs {
+            let age_ms = ((end - newest) * 1000.0).round();
+            return Err(PrometheusError::Stale {
+                query: shorten(promql),
+                age: Duration::from_millis(age_ms as u64),
+                step,
+            });
+        }
+        Ok(series)
+    }
+
+    /// As [`Prometheus::query_range`] but the series as returned, possibly none or none
+    /// recent: for queries whose absence means zero (an error counter that has not appeared).
+    ///
+    /// # Errors
+    /// As [`Prometheus::query`] (any NaN or ±Inf point is [`PrometheusError::NotANumber`]).
+    pub async fn query_range_sparse(
+        &self,
+        promql: &str,
+        start: f64,
+        end: f64,
+        step: Duration,
+    ) -> Result<Vec<Series>, PrometheusError> {
         let body = self
             .call(
                 Endpoint::QueryRange,
@@ -243,24 +277,6 @@ impl Prometheus {
             series.push(Series {
                 labels: s.metric,
                 points,
-            });
-        }
-        let newest = series
-            .iter()
-            .filter_map(Series::last_timestamp)
-            .fold(f64::NEG_INFINITY, f64::max);
-        if series.is_empty() || newest == f64::NEG_INFINITY {
-            return Err(PrometheusError::Empty {
-                query: shorten(promql),
-            });
-        }
-        let step_secs = step.as_secs_f64();
-        if newest < end - 2.0 * step_secs {
-            let age_ms = ((end - newest) * 1000.0).round();
-            return Err(PrometheusError::Stale {
-                query: shorten(promql),
-                age: Duration::from_millis(age_ms as u64),
-                step,
             });
         }
         Ok(series)
