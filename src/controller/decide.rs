@@ -449,7 +449,12 @@ fn decide_phase(
                                 true,
                             ));
                         }
-                        let spent = now - since >= outage.budget;
+                        // A rollout waiting for a human is the human's to end: an outage
+                        // then only holds, whatever the template's policy.
+                        let judge_paused = status.phase == Some(RolloutPhase::Paused)
+                            && !plan.waits_for_human(&state);
+                        let waiting = judge_paused || plan.waits_for_human(&state);
+                        let spent = now - since >= outage.budget && !waiting;
                         outage_reason = Some(if spent {
                             format!(
                                 "metrics unavailable for {:.0}s (hold budget {:.0}s): {}",
@@ -463,7 +468,7 @@ fn decide_phase(
                         match (spent, outage.rollback) {
                             (true, true) => (Decision::Rollback, false),
                             (true, false) => (Decision::Hold, true),
-                            (false, _) => (Decision::Hold, false),
+                            (false, _) => (Decision::Hold, judge_paused),
                         }
                     }
                     None => (Decision::Hold, false),
@@ -540,11 +545,13 @@ fn decide_phase(
                 RolloutPhase::Paused,
                 format!("hold budget spent; waiting for a human: {reason}"),
             );
-            notes.push(note(
-                "Paused",
-                format!("step {}: {reason}", new_state.step),
-                true,
-            ));
+            if status.phase != Some(RolloutPhase::Paused) {
+                notes.push(note(
+                    "Paused",
+                    format!("step {}: {reason}", new_state.step),
+                    true,
+                ));
+            }
         }
         Phase::Holding => {
             if status.phase != Some(RolloutPhase::Holding) {
@@ -1173,6 +1180,35 @@ strategy:
             (back.status.phase, back.status.canary_weight),
             (Some(RolloutPhase::Aborted), Some(0))
         );
+    }
+
+    #[test]
+    fn a_metrics_outage_never_ends_a_rollout_that_waits_for_a_human() {
+        let outage = Observed {
+            metrics_outage: Some(MetricsOutage {
+                message: "Prometheus http://prom:9090 unreachable".into(),
+                budget: 600.0,
+                rollback: true,
+            }),
+            ..seen(T0 + 7.0 * 86_400.0, "v2", None)
+        };
+        // Step 1 (`pause: {}`) waits for `canary-gate promote`, and a step paused by the
+        // judge's hold budget waits too; an outage far past the budget holds both.
+        for (step, phase) in [(1, RolloutPhase::Paused), (0, RolloutPhase::Paused)] {
+            let mut status = rolling(step, T0, phase);
+            status.metrics_unavailable_since = Some(rfc3339(T0 + 60.0));
+            let o = decide(&rollout(), &status, &outage, None, 10.0);
+            assert_eq!(
+                (o.status.phase, o.status.current_step_index),
+                (Some(RolloutPhase::Paused), Some(step)),
+                "step {step}: {:?}",
+                o.status.message
+            );
+            assert_eq!(
+                o.status.canary_weight,
+                Some(if step == 1 { 50 } else { 10 })
+            );
+        }
     }
 
     #[test]
