@@ -20,7 +20,6 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Namespace, Secret, Service, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
-use kube::runtime::events::{Recorder, Reporter};
 use serde_json::json;
 use support::apiserver::{ApiServer, deployment, install_crds};
 
@@ -134,20 +133,7 @@ async fn the_deploy_rbac_grants_what_the_controller_uses_and_nothing_more() {
     .unwrap();
     config.auth_info.impersonate = Some(SERVICE_ACCOUNT.to_string());
     let controller = kube::Client::try_from(config).unwrap();
-    let ctx = Arc::new(Context {
-        client: controller.clone(),
-        metrics: Arc::new(NoMetrics),
-        recorder: Recorder::new(
-            controller.clone(),
-            Reporter {
-                controller: "canary-gate".into(),
-                instance: None,
-            },
-        ),
-        clock: now,
-        telemetry: None,
-        annotations: None,
-    });
+    let ctx = Arc::new(Context::new(controller.clone(), Arc::new(NoMetrics), now));
     let rollouts: Api<Rollout> = Api::namespaced(controller.clone(), NS);
 
     // Granted: watch/get Rollouts, read Deployments and templates, write status and Events.

@@ -5,8 +5,8 @@ mod support;
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use canary_gate::analysis::{Counts, Histogram, MetricKind, MetricSample};
 use canary_gate::controller::analyze::MetricWindows;
@@ -20,8 +20,8 @@ use canary_gate::template::Template;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::events::v1::Event;
+use kube::Resource;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
-use kube::runtime::events::{Recorder, Reporter};
 use serde_json::json;
 use support::apiserver::{ApiServer, deployment, install_crds};
 
@@ -29,6 +29,8 @@ const NS: &str = "reconcile-test";
 const T0: u64 = 1_763_856_000;
 static NOW: AtomicU64 = AtomicU64::new(T0);
 static FAILING: AtomicBool = AtomicBool::new(false);
+/// Every window asked for, `(from, to)`.
+static WINDOWS: Mutex<Vec<(f64, f64)>> = Mutex::new(Vec::new());
 
 fn now() -> f64 {
     NOW.load(Ordering::SeqCst) as f64
@@ -47,6 +49,7 @@ impl MetricWindows for Scripted {
         to: f64,
     ) -> Pin<Box<dyn Future<Output = Result<Vec<WindowInterval>, SourceError>> + Send + 'a>> {
         let failing = FAILING.load(Ordering::SeqCst);
+        WINDOWS.lock().unwrap().push((from, to));
         Box::pin(async move {
             let mut out = Vec::new();
             let mut t = from + 60.0;
@@ -136,20 +139,7 @@ async fn reconciles_drive_a_rollout_through_its_steps_on_a_real_api_server() {
         .await
         .unwrap();
 
-    let ctx = Arc::new(Context {
-        client: client.clone(),
-        metrics: Arc::new(Scripted),
-        recorder: Recorder::new(
-            client.clone(),
-            Reporter {
-                controller: "canary-gate".into(),
-                instance: None,
-            },
-        ),
-        clock: now,
-        telemetry: None,
-        annotations: None,
-    });
+    let ctx = Arc::new(Context::new(client.clone(), Arc::new(Scripted), now));
     let step = |name: &'static str| {
         let (rollouts, ctx) = (rollouts.clone(), ctx.clone());
         async move {
@@ -193,6 +183,10 @@ async fn reconciles_drive_a_rollout_through_its_steps_on_a_real_api_server() {
         s.message
     );
     assert_eq!(s.last_decision.as_deref(), Some("continue"));
+    assert_eq!(
+        WINDOWS.lock().unwrap().last(),
+        Some(&((T0) as f64, (T0 + 120) as f64))
+    );
 
     // 4. The canary starts failing: rolled back, with the evidence in the decision record.
     FAILING.store(true, Ordering::SeqCst);
@@ -204,6 +198,11 @@ async fn reconciles_drive_a_rollout_through_its_steps_on_a_real_api_server() {
         (Some(RolloutPhase::RolledBack), Some(0)),
         "{:?}",
         s.message
+    );
+    // Only the minutes since the last reconcile were read; the judge kept the rest.
+    assert_eq!(
+        WINDOWS.lock().unwrap().last(),
+        Some(&((T0 + 120) as f64, (T0 + 300) as f64))
     );
     let last = s.decisions.last().expect("decision record");
     assert_eq!(last.decision, "rollback");
@@ -287,4 +286,23 @@ async fn reconciles_drive_a_rollout_through_its_steps_on_a_real_api_server() {
             "no {expected} Event in {reasons:?}"
         );
     }
+
+    // An identical note repeated is a count on the first Event, accepted by the real server.
+    let reference = rollouts.get("web").await.unwrap().object_ref(&());
+    for _ in 0..2 {
+        ctx.events
+            .publish(&reference, true, "Repeated", "the same words")
+            .await
+            .expect("the API server accepts the Event and its series");
+    }
+    let repeated: Vec<Event> = events
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some("Repeated"))
+        .collect();
+    assert_eq!(repeated.len(), 1);
+    assert_eq!(repeated[0].series.as_ref().map(|s| s.count), Some(2));
 }

@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use canary_gate::controller::analyze::MetricWindows;
+use canary_gate::controller::events::EventWriter;
 use canary_gate::controller::reconcile::{Context, reconcile};
 use canary_gate::crd::Rollout;
 use canary_gate::crd::rollout::{RolloutPhase, RolloutStatus};
@@ -24,7 +25,6 @@ use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
-use kube::runtime::events::{Recorder, Reporter};
 use serde_json::{Value, json};
 use support::apiserver::{ApiServer, deployment, install_crds};
 
@@ -232,20 +232,7 @@ async fn workloads_and_an_httproute_follow_the_rollout_on_a_real_api_server() {
         .await
         .unwrap();
 
-    let ctx = Arc::new(Context {
-        client: client.clone(),
-        metrics: Arc::new(NoMetrics),
-        recorder: Recorder::new(
-            client.clone(),
-            Reporter {
-                controller: "canary-gate".into(),
-                instance: None,
-            },
-        ),
-        clock: now,
-        telemetry: None,
-        annotations: None,
-    });
+    let ctx = Arc::new(Context::new(client.clone(), Arc::new(NoMetrics), now));
     let step = |name: &'static str| {
         let (rollouts, ctx) = (rollouts.clone(), ctx.clone());
         async move {
@@ -377,18 +364,8 @@ async fn workloads_and_an_httproute_follow_the_rollout_on_a_real_api_server() {
     let before = versions(client.clone()).await;
     let step_before = status(&rollouts, "web").await;
     let restarted = Arc::new(Context {
-        client: client.clone(),
-        metrics: Arc::new(NoMetrics),
-        recorder: Recorder::new(
-            client.clone(),
-            Reporter {
-                controller: "canary-gate".into(),
-                instance: Some("replica-b".into()),
-            },
-        ),
-        clock: now,
-        telemetry: None,
-        annotations: None,
+        events: EventWriter::new(client.clone(), Some("replica-b".into())),
+        ..Context::new(client.clone(), Arc::new(NoMetrics), now)
     });
     NOW.fetch_add(5, Ordering::SeqCst);
     reconcile(Arc::new(rollouts.get("web").await.unwrap()), restarted)
@@ -618,20 +595,7 @@ async fn istio_subsets_and_route_weights_with_a_cookie_match_on_a_real_api_serve
         )
         .await
         .unwrap();
-    let ctx = Arc::new(Context {
-        client: client.clone(),
-        metrics: Arc::new(NoMetrics),
-        recorder: Recorder::new(
-            client.clone(),
-            Reporter {
-                controller: "canary-gate".into(),
-                instance: None,
-            },
-        ),
-        clock: now,
-        telemetry: None,
-        annotations: None,
-    });
+    let ctx = Arc::new(Context::new(client.clone(), Arc::new(NoMetrics), now));
     let step = || {
         let (rollouts, ctx) = (rollouts.clone(), ctx.clone());
         async move {

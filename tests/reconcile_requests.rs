@@ -20,7 +20,6 @@ use http::{Method, Request, Response};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::client::Body;
-use kube::runtime::events::{Recorder, Reporter};
 use serde_json::{Value, json};
 
 const T0: f64 = 1_763_856_000.0;
@@ -304,20 +303,7 @@ async fn converse(rollout: Rollout, metrics: Arc<dyn MetricWindows>, script: Vec
             );
         }
     });
-    let ctx = Arc::new(Context {
-        client: client.clone(),
-        metrics,
-        recorder: Recorder::new(
-            client,
-            Reporter {
-                controller: "canary-gate".into(),
-                instance: None,
-            },
-        ),
-        clock,
-        telemetry: None,
-        annotations: None,
-    });
+    let ctx = Arc::new(Context::new(client, metrics, clock));
     tokio::time::timeout(Duration::from_secs(5), reconcile(Arc::new(rollout), ctx))
         .await
         .expect("reconcile finished")

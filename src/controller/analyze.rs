@@ -1,17 +1,14 @@
-//! Stage *analyze*: the judge over the rollout's window, template by template, with every
-//! interval judged in the step it belonged to; the most severe decision wins.
+//! Stage *analyze*: where a rollout's observations come from, and how several templates'
+//! judgements combine (the most severe decision wins). The judging itself, interval by interval
+//! in the step each belonged to, is [`super::judge_memory`].
 
 use std::future::Future;
 use std::pin::Pin;
 
-use crate::analysis::{AnalysisError, Decision, Judge, Judgement};
-use crate::crd::rollout::RolloutStatus;
+use crate::analysis::{Decision, Judgement};
 use crate::metrics::prometheus::Prometheus;
 use crate::metrics::prometheus_source::{PrometheusSource, SourceError, WindowInterval};
 use crate::template::Template;
-
-use super::decide::step_contexts;
-use super::validate::ValidatedRollout;
 
 /// Where the observations of a window come from (Prometheus in production).
 pub trait MetricWindows: Send + Sync {
@@ -42,31 +39,6 @@ impl MetricWindows for PrometheusWindows {
                 .await
         })
     }
-}
-
-/// Judges a template's intervals, each in its own step; the first rollback, else the last
-/// judgement (`None` without intervals).
-///
-/// # Errors
-/// When the samples do not match the template's metrics.
-pub fn judge(
-    rollout: &ValidatedRollout,
-    status: &RolloutStatus,
-    template: &Template,
-    intervals: &[WindowInterval],
-) -> Result<Option<Judgement>, AnalysisError> {
-    let ends: Vec<f64> = intervals.iter().map(|i| i.t).collect();
-    let contexts = step_contexts(rollout, status, &ends);
-    let mut judge = Judge::new(template.judge.clone());
-    let mut last = None;
-    for (interval, ctx) in intervals.iter().zip(contexts) {
-        let j = judge.observe(ctx, &interval.samples)?;
-        if j.decision == Decision::Rollback {
-            return Ok(Some(j));
-        }
-        last = Some(j);
-    }
-    Ok(last)
 }
 
 /// The most severe of several templates' judgements: rollback, then hold, then continue; promote

@@ -7,6 +7,8 @@ pub mod analyze;
 pub mod apply;
 pub mod decide;
 pub mod error;
+pub mod events;
+pub mod judge_memory;
 pub mod leader;
 pub mod observe;
 pub mod reconcile;

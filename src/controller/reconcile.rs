@@ -7,7 +7,6 @@ use std::time::Duration;
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action as Requeue;
-use kube::runtime::events::{Event, EventType, Recorder};
 use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
 
@@ -15,12 +14,14 @@ use crate::annotations::{AnnotationSink, annotations};
 use crate::crd::Rollout;
 use crate::crd::rollout::{RolloutPhase, RolloutStatus};
 
-use super::analyze::{MetricWindows, combine, judge};
+use super::analyze::{MetricWindows, combine};
 use super::apply::{self, Target, Workloads};
 use super::decide::{
     self, MetricsOutage, Note, Observed, analysing, parse_rfc3339, plan_state, set_condition,
 };
 use super::error::ReconcileError;
+use super::events::EventWriter;
+use super::judge_memory::JudgeMemory;
 use super::observe;
 use super::telemetry::{CategoryLabel, ControllerMetrics, DecisionLabel};
 use super::validate::validate;
@@ -38,14 +39,32 @@ pub struct Context {
     pub client: Client,
     /// Metric observations.
     pub metrics: Arc<dyn MetricWindows>,
-    /// Event recorder.
-    pub recorder: Recorder,
+    /// Event writer.
+    pub events: EventWriter,
+    /// The judge's progress per Rollout between reconciles.
+    pub memory: JudgeMemory,
     /// Now, unix seconds (a parameter so tests control time).
     pub clock: fn() -> f64,
     /// The controller's own metrics, when served.
     pub telemetry: Option<ControllerMetrics>,
     /// Grafana annotations (best effort), when configured.
     pub annotations: Option<AnnotationSink>,
+}
+
+impl Context {
+    /// A context on `client` reading `metrics`, with an empty judge memory, Events reported by
+    /// the instance `canary-gate`, and no telemetry or Grafana.
+    pub fn new(client: Client, metrics: Arc<dyn MetricWindows>, clock: fn() -> f64) -> Self {
+        Self {
+            events: EventWriter::new(client.clone(), None),
+            client,
+            metrics,
+            memory: JudgeMemory::default(),
+            clock,
+            telemetry: None,
+            annotations: None,
+        }
+    }
 }
 
 /// Reconciles one Rollout.
@@ -65,6 +84,7 @@ pub async fn reconcile(
     // A deleted Rollout hands the pods back to its Deployment before its workloads go.
     let finalized = rollout.finalizers().iter().any(|f| f == FINALIZER);
     if rollout.metadata.deletion_timestamp.is_some() {
+        ctx.memory.forget(&namespace, &rollout.name_any());
         if finalized {
             release(&ctx, &rollout, &namespace, &status).await?;
         }
@@ -125,6 +145,9 @@ pub async fn reconcile(
     let mut judgement = None;
     let mut outage = None;
     let mut interval = 60.0_f64;
+    if !analysing(&status) {
+        ctx.memory.forget(&namespace, &rollout.name_any());
+    }
     if action.is_none()
         && analysing(&status)
         && status.canary_revision.as_deref() == Some(revision.as_str())
@@ -145,36 +168,46 @@ pub async fn reconcile(
                 .and_then(parse_rfc3339)
                 .unwrap_or(now);
             let mut judgements = Vec::new();
+            let name = rollout.name_any();
             for (template, args) in observe::templates(&ctx.client, &namespace, &analysis).await? {
                 interval = interval.min(template.interval.as_secs_f64());
-                if now - from < template.interval.as_secs_f64() {
-                    continue; // not one complete interval yet
-                }
-                let intervals = match ctx.metrics.window(&template, &args, from, now).await {
-                    Ok(intervals) => intervals,
-                    Err(e) => {
-                        // Missing evidence holds (never promotes); the template's policy acts
-                        // once the outage outlasts its hold budget.
-                        tracing::warn!(template = %template.name(), error = %e, "metrics unavailable");
-                        if let Some(t) = &ctx.telemetry {
-                            t.failures
-                                .get_or_create(&CategoryLabel {
-                                    category: "metrics".into(),
-                                })
-                                .inc();
+                let mut progress = ctx
+                    .memory
+                    .take(&namespace, &name, &template, &args, &revision, from);
+                // Only the intervals that ended since the last reconcile are read and judged.
+                if now - progress.until() >= template.interval.as_secs_f64() {
+                    match ctx
+                        .metrics
+                        .window(&template, &args, progress.until(), now)
+                        .await
+                    {
+                        Ok(intervals) => progress.observe(&validated, &status, &intervals)?,
+                        Err(e) => {
+                            // Missing evidence holds (never promotes); the template's policy
+                            // acts once the outage outlasts its hold budget.
+                            tracing::warn!(template = %template.name(), error = %e, "metrics unavailable");
+                            if let Some(t) = &ctx.telemetry {
+                                t.failures
+                                    .get_or_create(&CategoryLabel {
+                                        category: "metrics".into(),
+                                    })
+                                    .inc();
+                            }
+                            outage = Some(MetricsOutage {
+                                message: format!("template {}: {e}", template.name()),
+                                budget: template.judge.hold_budget.as_secs_f64(),
+                                rollback: template.judge.on_inconclusive
+                                    == InconclusivePolicy::Rollback,
+                            });
+                            ctx.memory.keep(&namespace, &name, &template, progress);
+                            break;
                         }
-                        outage = Some(MetricsOutage {
-                            message: format!("template {}: {e}", template.name()),
-                            budget: template.judge.hold_budget.as_secs_f64(),
-                            rollback: template.judge.on_inconclusive
-                                == InconclusivePolicy::Rollback,
-                        });
-                        break;
                     }
-                };
-                if let Some(j) = judge(&validated, &status, &template, &intervals)? {
-                    judgements.push(j);
                 }
+                if let Some(j) = progress.judgement() {
+                    judgements.push(j.clone());
+                }
+                ctx.memory.keep(&namespace, &name, &template, progress);
             }
             judgement = if outage.is_some() {
                 None
@@ -390,19 +423,12 @@ async fn report(
     }
     let reference = rollout.object_ref(&());
     for note in notes {
-        let event = Event {
-            type_: if note.warning {
-                EventType::Warning
-            } else {
-                EventType::Normal
-            },
-            reason: note.reason.to_string(),
-            note: Some(note.message.clone()),
-            action: "Reconcile".to_string(),
-            secondary: None,
-        };
         // Events are a report: a failure to write one does not undo the decision.
-        if let Err(e) = ctx.recorder.publish(&event, &reference).await {
+        if let Err(e) = ctx
+            .events
+            .publish(&reference, note.warning, note.reason, &note.message)
+            .await
+        {
             tracing::warn!(
                 reason = note.reason,
                 error = &e as &dyn std::error::Error,

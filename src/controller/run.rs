@@ -15,7 +15,6 @@ use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::Api;
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::{Action as Requeue, Controller};
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
@@ -28,6 +27,7 @@ use crate::traffic::workload::{self, Role};
 
 use super::analyze::PrometheusWindows;
 use super::error::ReconcileError;
+use super::events::EventWriter;
 use super::leader::LeaseLock;
 use super::reconcile::{Context, reconcile};
 use super::telemetry::{CategoryLabel, ControllerMetrics};
@@ -167,18 +167,14 @@ pub async fn run(config: ControllerConfig) -> Result<(), RunError> {
 
     let context = Arc::new(RunContext {
         inner: Arc::new(Context {
-            client: client.clone(),
-            metrics: Arc::new(PrometheusWindows(config.prometheus)),
-            recorder: Recorder::new(
-                client.clone(),
-                Reporter {
-                    controller: "canary-gate".into(),
-                    instance: Some(config.identity.clone()),
-                },
-            ),
-            clock: now,
+            events: EventWriter::new(client.clone(), Some(config.identity.clone())),
             telemetry: Some(telemetry.clone()),
             annotations,
+            ..Context::new(
+                client.clone(),
+                Arc::new(PrometheusWindows(config.prometheus)),
+                now,
+            )
         }),
         telemetry,
     });
@@ -322,17 +318,11 @@ async fn reconcile_guarded(
         Ok(rollout) => reconcile(Arc::new(rollout.clone()), ctx.inner.clone()).await,
         Err(invalid) => {
             // A malformed Rollout: say so on the object and wait for a change; others proceed.
-            let event = Event {
-                type_: EventType::Warning,
-                reason: "Malformed".into(),
-                note: Some(format!("the Rollout cannot be read: {}", invalid.error)),
-                action: "Reconcile".into(),
-                secondary: None,
-            };
+            let note = format!("the Rollout cannot be read: {}", invalid.error);
             if let Err(e) = ctx
                 .inner
-                .recorder
-                .publish(&event, &guard.object_ref(&()))
+                .events
+                .publish(&guard.object_ref(&()), true, "Malformed", &note)
                 .await
             {
                 tracing::warn!(
