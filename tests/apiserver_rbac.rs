@@ -4,43 +4,23 @@
 
 mod support;
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use canary_gate::controller::analyze::MetricWindows;
 use canary_gate::controller::leader::LeaseLock;
 use canary_gate::controller::reconcile::{Context, reconcile};
 use canary_gate::crd::Rollout;
 use canary_gate::crd::rollout::RolloutPhase;
-use canary_gate::metrics::prometheus_source::{SourceError, WindowInterval};
-use canary_gate::template::Template;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Namespace, Secret, Service, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::json;
-use support::apiserver::{ApiServer, deployment, install_crds};
+use support::apiserver::{ApiServer, NoMetrics, deployment, install_crds};
 
 const SYSTEM: &str = "canary-gate-system";
 const NS: &str = "rbac-test";
 const SERVICE_ACCOUNT: &str = "system:serviceaccount:canary-gate-system:canary-gate";
-
-/// No metrics are needed: the Rollout below has no analysis.
-struct NoMetrics;
-
-impl MetricWindows for NoMetrics {
-    fn window<'a>(
-        &'a self,
-        _: &'a Template,
-        _: &'a [(String, String)],
-        _: f64,
-        _: f64,
-    ) -> Pin<Box<dyn Future<Output = Result<Vec<WindowInterval>, SourceError>> + Send + 'a>> {
-        Box::pin(async { Ok(Vec::new()) })
-    }
-}
 
 fn now() -> f64 {
     1_763_856_000.0

@@ -7,26 +7,21 @@
 
 mod support;
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use canary_gate::controller::analyze::MetricWindows;
 use canary_gate::controller::events::EventWriter;
 use canary_gate::controller::reconcile::{Context, reconcile};
 use canary_gate::crd::Rollout;
 use canary_gate::crd::rollout::{RolloutPhase, RolloutStatus};
-use canary_gate::metrics::prometheus_source::{SourceError, WindowInterval};
-use canary_gate::template::Template;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
 use serde_json::{Value, json};
-use support::apiserver::{ApiServer, deployment, install_crds};
+use support::apiserver::{ApiServer, NoMetrics, deployment, install_crds};
 
 const NS: &str = "traffic-test";
 const T0: u64 = 1_763_856_000;
@@ -34,20 +29,6 @@ static NOW: AtomicU64 = AtomicU64::new(T0);
 
 fn now() -> f64 {
     NOW.load(Ordering::SeqCst) as f64
-}
-
-struct NoMetrics;
-
-impl MetricWindows for NoMetrics {
-    fn window<'a>(
-        &'a self,
-        _: &'a Template,
-        _: &'a [(String, String)],
-        _: f64,
-        _: f64,
-    ) -> Pin<Box<dyn Future<Output = Result<Vec<WindowInterval>, SourceError>> + Send + 'a>> {
-        Box::pin(async { Ok(Vec::new()) })
-    }
 }
 
 /// A router CRD reduced to its names and a structural schema that keeps the spec as written

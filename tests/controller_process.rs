@@ -1,7 +1,8 @@
 //! The `canary-gate controller` process against a real kube-apiserver: ready once its caches
 //! synced, adopts a Rollout's running revision, starts a rollout when the Deployment's template
 //! changes (through the Deployment watch), serves /metrics, and a second replica stays passive
-//! until the leader is gone and its Lease has expired.
+//! until the leader is gone and its Lease has expired; and the controller's watches survive the
+//! API server restarting under it.
 
 mod support;
 
@@ -29,6 +30,10 @@ struct Replica {
 
 impl Replica {
     fn start(server: &ApiServer, identity: &str) -> Self {
+        Self::with_lease(server, identity, "3s")
+    }
+
+    fn with_lease(server: &ApiServer, identity: &str, lease: &str) -> Self {
         let port = support::free_port();
         let child = Command::new(BIN)
             .env("KUBECONFIG", &server.kubeconfig)
@@ -44,7 +49,7 @@ impl Replica {
                 "--identity",
                 identity,
                 "--lease-duration",
-                "3s",
+                lease,
             ])
             .spawn()
             .expect("start canary-gate controller");
@@ -200,4 +205,104 @@ async fn the_controller_process_reconciles_and_elects_one_leader() {
         b.get("/readyz").await.is_some_and(|(s, _)| s == 200)
     })
     .await;
+}
+
+#[tokio::test]
+async fn the_controllers_watches_survive_an_api_server_restart() {
+    support::init_crypto();
+    let server = ApiServer::start();
+    let client = server.client().await;
+    install_crds(&client).await;
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    for ns in [NS, LEASE_NS] {
+        namespaces
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(json!({"metadata": {"name": ns}})).unwrap(),
+            )
+            .await
+            .unwrap();
+    }
+    // A lease long enough to outlive the restart: this is about the watches, not the lease.
+    let replica = Replica::with_lease(&server, "replica-a", "120s");
+    eventually("the replica ready", Duration::from_secs(30), || async {
+        replica.get("/readyz").await.is_some_and(|(s, _)| s == 200)
+    })
+    .await;
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), NS);
+    let rollouts: Api<Rollout> = Api::namespaced(client.clone(), NS);
+    let create = |name: &'static str| {
+        let (deployments, rollouts) = (deployments.clone(), rollouts.clone());
+        async move {
+            let mut d = deployment(&format!("{name}:1"));
+            d.metadata.name = Some(name.into());
+            deployments
+                .create(&PostParams::default(), &d)
+                .await
+                .unwrap();
+            let rollout: Rollout = serde_json::from_value(json!({
+                "apiVersion": "canarygate.dev/v1alpha1", "kind": "Rollout", "metadata": {"name": name},
+                "spec": {"targetRef": {"name": name}, "strategy": {"canary": {"steps": [{"setWeight": 10}, {"pause": {"duration": "10m"}}]}}}
+            }))
+            .unwrap();
+            rollouts
+                .create(&PostParams::default(), &rollout)
+                .await
+                .unwrap();
+        }
+    };
+    let phase_is = |name: &'static str, want: RolloutPhase| {
+        let rollouts = rollouts.clone();
+        move || {
+            let rollouts = rollouts.clone();
+            async move {
+                rollouts
+                    .get(name)
+                    .await
+                    .ok()
+                    .and_then(|r| r.status)
+                    .and_then(|s| s.phase)
+                    == Some(want)
+            }
+        }
+    };
+    create("web").await;
+    eventually(
+        "web adopted",
+        Duration::from_secs(20),
+        phase_is("web", RolloutPhase::Healthy),
+    )
+    .await;
+
+    let down = Instant::now();
+    server.restart();
+    let outage = down.elapsed();
+    eprintln!("API server back after {:.1} s", outage.as_secs_f64());
+
+    // The Deployment watch is back: a new image starts web's rollout …
+    deployments
+        .patch("web", &PatchParams::default(), &Patch::Merge(json!({"spec": {"template": {"spec": {"containers": [{"name": "web", "image": "web:2"}]}}}})))
+        .await
+        .unwrap();
+    eventually(
+        "web's rollout started after the restart",
+        Duration::from_secs(60),
+        phase_is("web", RolloutPhase::Progressing),
+    )
+    .await;
+    // … and the Rollout watch too: a Rollout created after the restart is adopted.
+    create("api").await;
+    eventually(
+        "api adopted after the restart",
+        Duration::from_secs(60),
+        phase_is("api", RolloutPhase::Healthy),
+    )
+    .await;
+    assert_eq!(replica.get("/livez").await.map(|r| r.0), Some(200));
+    assert_eq!(replica.get("/readyz").await.map(|r| r.0), Some(200));
+    eprintln!(
+        "API server restarted in {:.1} s; the controller recovered {:.1} s after it went down",
+        outage.as_secs_f64(),
+        down.elapsed().as_secs_f64()
+    );
 }

@@ -21,6 +21,20 @@ pub enum ReconcileError {
     /// Metrics could not be read.
     #[error("metrics: {0}")]
     Metrics(#[from] crate::metrics::prometheus_source::SourceError),
+    /// An object changed between the controller's read and its guarded write (another writer);
+    /// nothing was written and the next reconcile works from a fresh read.
+    #[error(
+        "{object} changed since it was read (resourceVersion {resource_version}); nothing was written, the next reconcile retries: {source}"
+    )]
+    Conflict {
+        /// `Kind namespace/name`.
+        object: String,
+        /// The resourceVersion that was read.
+        resource_version: String,
+        /// The API server's answer.
+        #[source]
+        source: kube::Error,
+    },
     /// The judge rejected its input.
     #[error("analysis: {0}")]
     Analysis(#[from] crate::analysis::AnalysisError),
@@ -36,7 +50,26 @@ impl ReconcileError {
             ReconcileError::MissingTemplate(_) => "missing_template",
             ReconcileError::InvalidTemplate(_) => "invalid_template",
             ReconcileError::Metrics(_) => "metrics",
+            ReconcileError::Conflict { .. } => "conflict",
             ReconcileError::Analysis(_) => "analysis",
         }
+    }
+}
+
+/// Maps the API server's refusal of a write guarded by `resource_version` (409 Conflict, or 422
+/// for a failed JSON-patch `test`) to [`ReconcileError::Conflict`]; other errors pass through.
+pub fn guarded(
+    object: String,
+    resource_version: Option<String>,
+) -> impl FnOnce(kube::Error) -> ReconcileError {
+    move |e| match &e {
+        kube::Error::Api(status) if status.code == 409 || status.code == 422 => {
+            ReconcileError::Conflict {
+                object,
+                resource_version: resource_version.unwrap_or_default(),
+                source: e,
+            }
+        }
+        _ => ReconcileError::Kube(e),
     }
 }

@@ -19,7 +19,7 @@ use super::apply::{self, Target, Workloads};
 use super::decide::{
     self, MetricsOutage, Note, Observed, analysing, parse_rfc3339, plan_state, set_condition,
 };
-use super::error::ReconcileError;
+use super::error::{ReconcileError, guarded};
 use super::events::EventWriter;
 use super::judge_memory::JudgeMemory;
 use super::observe;
@@ -310,9 +310,14 @@ async fn revert(
     if let Some(spec) = target.spec.as_mut() {
         spec.template = template;
     }
+    let resource_version = target.resource_version();
     deployments
         .replace(&name, &PostParams::default(), &target)
-        .await?;
+        .await
+        .map_err(guarded(
+            format!("Deployment {namespace}/{name}"),
+            resource_version,
+        ))?;
     Ok(vec![Note {
         reason: "DeploymentReverted",
         message: format!("Deployment {namespace}/{name} is back on revision {revision}"),
@@ -346,7 +351,11 @@ async fn add_finalizer(
         &PatchParams::default(),
         &Patch::<()>::Json(patch),
     )
-    .await?;
+    .await
+    .map_err(guarded(
+        format!("Rollout {namespace}/{}", rollout.name_any()),
+        rollout.resource_version(),
+    ))?;
     Ok(())
 }
 
@@ -397,7 +406,11 @@ async fn release(
         &PatchParams::default(),
         &Patch::<()>::Json(patch),
     )
-    .await?;
+    .await
+    .map_err(guarded(
+        format!("Rollout {namespace}/{}", rollout.name_any()),
+        rollout.resource_version(),
+    ))?;
     Ok(())
 }
 

@@ -145,10 +145,17 @@ pub async fn run(config: ControllerConfig) -> Result<(), RunError> {
         lost = Some(rx);
         tokio::spawn(async move {
             let mut last_renewal = Instant::now();
+            let mut pause = lease_duration / 3;
             loop {
-                tokio::time::sleep(lease_duration / 3).await;
+                tokio::time::sleep(pause).await;
+                // After a failed renewal, retry often until the deadline: an API server that
+                // restarts for a few seconds must not cost the lease.
+                pause = (lease_duration / 15).max(Duration::from_millis(200));
                 match lock.try_acquire_or_renew().await {
-                    Ok(true) => last_renewal = Instant::now(),
+                    Ok(true) => {
+                        last_renewal = Instant::now();
+                        pause = lease_duration / 3;
+                    }
                     Ok(false) => break,
                     Err(e) => {
                         tracing::warn!(
@@ -362,6 +369,8 @@ fn error_policy(
         ReconcileError::InvalidAction(_)
         | ReconcileError::InvalidTemplate(_)
         | ReconcileError::MissingTemplate(_) => Requeue::requeue(Duration::from_secs(300)),
+        // Another writer was faster: look again at once (its change also wakes the watch).
+        ReconcileError::Conflict { .. } => Requeue::requeue(Duration::from_secs(1)),
         _ => Requeue::requeue(Duration::from_secs(15)),
     }
 }

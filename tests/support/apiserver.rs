@@ -12,6 +12,8 @@ pub struct ApiServer {
     child: Child,
     /// Its admin kubeconfig.
     pub kubeconfig: PathBuf,
+    /// What the script prints after the kubeconfig line.
+    lines: std::sync::Mutex<std::sync::mpsc::Receiver<String>>,
 }
 
 /// Where `scripts/kube-apiserver-build` caches the binary.
@@ -44,15 +46,19 @@ impl ApiServer {
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(path) = line.strip_prefix("KUBECONFIG=") {
-                    let _ = tx.send(PathBuf::from(path));
-                }
+                let _ = tx.send(line);
             }
         });
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
-            if let Ok(kubeconfig) = rx.recv_timeout(Duration::from_millis(200)) {
-                return Self { child, kubeconfig };
+            if let Ok(line) = rx.recv_timeout(Duration::from_millis(200))
+                && let Some(path) = line.strip_prefix("KUBECONFIG=")
+            {
+                return Self {
+                    child,
+                    kubeconfig: PathBuf::from(path),
+                    lines: std::sync::Mutex::new(rx),
+                };
             }
             if let Ok(Some(status)) = child.try_wait() {
                 panic!(
@@ -63,6 +69,26 @@ impl ApiServer {
                 Instant::now() < deadline,
                 "the API server was not ready within 120 s"
             );
+        }
+    }
+
+    /// Stops the API server and starts a new one on the same port and etcd (every watch breaks,
+    /// no object is lost); returns once the new one is ready.
+    #[allow(dead_code)] // not every test binary restarts the server
+    pub fn restart(&self) {
+        let status = Command::new("kill")
+            .arg("-USR1")
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "signal the API server script");
+        let lines = self.lines.lock().unwrap();
+        loop {
+            match lines.recv_timeout(Duration::from_secs(120)) {
+                Ok(line) if line == "RESTARTED" => return,
+                Ok(_) => {}
+                Err(e) => panic!("the API server did not come back within 120 s: {e}"),
+            }
         }
     }
 
@@ -137,4 +163,30 @@ pub fn deployment(image: &str) -> k8s_openapi::api::apps::v1::Deployment {
             "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "web", "image": image}]}}}
     }))
     .expect("a valid Deployment")
+}
+
+/// A metrics source with no observations (for Rollouts whose steps are not gated, or tests
+/// about objects rather than evidence).
+pub struct NoMetrics;
+
+impl canary_gate::controller::analyze::MetricWindows for NoMetrics {
+    fn window<'a>(
+        &'a self,
+        _: &'a canary_gate::template::Template,
+        _: &'a [(String, String)],
+        _: f64,
+        _: f64,
+    ) -> std::pin::Pin<
+        Box<
+            dyn std::future::Future<
+                    Output = Result<
+                        Vec<canary_gate::metrics::prometheus_source::WindowInterval>,
+                        canary_gate::metrics::prometheus_source::SourceError,
+                    >,
+                > + Send
+                + 'a,
+        >,
+    > {
+        Box::pin(async { Ok(Vec::new()) })
+    }
 }
