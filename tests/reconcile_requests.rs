@@ -1194,3 +1194,160 @@ async fn an_unreachable_prometheus_holds_the_step_with_a_condition_naming_the_qu
     )
     .await;
 }
+
+/// One misbehaving Prometheus answer for every query.
+struct Fault {
+    name: &'static str,
+    answer: wiremock::ResponseTemplate,
+    /// The request fails (an outage: held, then the template's policy) rather than returning
+    /// unusable numbers (no data: held by the judge).
+    outage: bool,
+    /// What the MetricsAvailable condition's message must mention.
+    says: &'static str,
+}
+
+fn matrix(values: &str) -> String {
+    format!(
+        r#"{{"status":"success","data":{{"resultType":"matrix","result":[{{"metric":{{"version":"stable"}},"values":{values}}},{{"metric":{{"version":"canary"}},"values":{values}}}]}}}}"#
+    )
+}
+
+fn faults() -> Vec<Fault> {
+    use wiremock::ResponseTemplate;
+    let json = |body: String| ResponseTemplate::new(200).set_body_raw(body, "application/json");
+    // The window holds the five minutes after T0.
+    let nan: Vec<String> = (1..=5)
+        .map(|k| format!(r#"[{},"NaN"]"#, T0 as u64 + 60 * k))
+        .collect();
+    vec![
+        Fault {
+            name: "5xx burst",
+            answer: ResponseTemplate::new(503).set_body_string("overloaded"),
+            outage: true,
+            says: "503",
+        },
+        Fault {
+            name: "garbage JSON",
+            answer: json("<html>proxy error</html>".into()),
+            outage: true,
+            says: "query.errors",
+        },
+        Fault {
+            name: "slower than the timeout",
+            answer: json(matrix("[]")).set_delay(Duration::from_secs(2)),
+            outage: true,
+            says: "timed out",
+        },
+        Fault {
+            name: "stale series",
+            answer: json(matrix(&format!(r#"[[{},"5"]]"#, T0 as u64 - 3600))),
+            outage: true,
+            says: "stale",
+        },
+        Fault {
+            name: "NaN",
+            answer: json(matrix(&format!("[{}]", nan.join(",")))),
+            outage: false,
+            says: "NaN",
+        },
+        Fault {
+            name: "empty result",
+            answer: json(
+                r#"{"status":"success","data":{"resultType":"matrix","result":[]}}"#.into(),
+            ),
+            outage: false,
+            says: "no series",
+        },
+    ]
+}
+
+#[tokio::test]
+async fn every_prometheus_fault_holds_the_step_with_the_right_condition_and_never_advances() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    for fault in faults() {
+        let server = wiremock::MockServer::start().await;
+        wiremock::Mock::given(wiremock::matchers::path("/api/v1/query_range"))
+            .respond_with(fault.answer)
+            .mount(&server)
+            .await;
+        let mut config = canary_gate::metrics::prometheus::PrometheusConfig::new(server.uri());
+        config.timeout = Duration::from_millis(300);
+        config.retries = 1;
+        config.backoff = Duration::from_millis(10);
+        let prometheus = canary_gate::metrics::prometheus::Prometheus::new(config).unwrap();
+        let rollout = rollout(
+            two_steps(),
+            rolling(0, "2025-11-23T00:00:00Z", "Progressing"),
+        );
+        let (name, outage, says) = (fault.name, fault.outage, fault.says);
+        let mut events = vec![];
+        if outage {
+            events.push(expect(
+                Method::POST,
+                EVENTS,
+                event_with("MetricsUnavailable", "Warning"),
+                json!({}),
+            ));
+        }
+        events.push(expect(
+            Method::POST,
+            EVENTS,
+            event_with("Holding", "Normal"),
+            json!({}),
+        ));
+        let mut script = vec![
+            expect(Method::GET, TEMPLATE_GET, |_| {}, template_object()),
+            expect(
+                Method::PATCH,
+                STATUS_PATCH,
+                move |body| {
+                    let s = &body["status"];
+                    // The step's pause is over, yet it holds at 10 %: never advance on bad data.
+                    assert_eq!(
+                        (
+                            s["phase"].as_str(),
+                            s["currentStepIndex"].as_i64(),
+                            s["canaryWeight"].as_i64()
+                        ),
+                        (Some("Holding"), Some(0), Some(10)),
+                        "{name}: {body}"
+                    );
+                    let c = s["conditions"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .find(|c| c["type"] == "MetricsAvailable")
+                        .unwrap()
+                        .clone();
+                    let reason = if outage {
+                        "MetricsUnavailable"
+                    } else {
+                        "NoData"
+                    };
+                    assert_eq!(
+                        (c["status"].as_str(), c["reason"].as_str()),
+                        (Some("False"), Some(reason)),
+                        "{name}: {c}"
+                    );
+                    let message = c["message"].as_str().unwrap();
+                    assert!(message.contains(says), "{name}: {message}");
+                    assert_eq!(
+                        s["metricsUnavailableSince"].is_string(),
+                        outage,
+                        "{name}: {body}"
+                    );
+                },
+                serde_json::to_value(&rollout).unwrap(),
+            ),
+        ];
+        script.extend(events);
+        converse(
+            rollout.clone(),
+            Arc::new(canary_gate::controller::analyze::PrometheusWindows(
+                prometheus,
+            )),
+            then(reads(9, Some(1)), script),
+        )
+        .await;
+    }
+}

@@ -14,6 +14,10 @@ use super::verdict::{
 };
 use super::{AnalysisError, Mixture};
 
+/// How a metric's reason starts when its latest interval had no usable data (missing series,
+/// NaN, non-finite counts).
+pub const NO_DATA: &str = "no data";
+
 /// The test behind one metric.
 #[derive(Debug, Clone, PartialEq)]
 enum Engine {
@@ -295,10 +299,12 @@ fn update(
     if let MetricSample::Counts { stable, canary } = sample
         && !(stable.is_valid() && canary.is_valid())
     {
-        return Err("no data: the counts are not finite, non-negative numbers".to_string());
+        return Err(format!(
+            "{NO_DATA}: the counts are not finite, non-negative numbers"
+        ));
     }
     match (&mut state.engine, sample) {
-        (_, MetricSample::Missing(why)) => Err(format!("no data: {why}")),
+        (_, MetricSample::Missing(why)) => Err(format!("{NO_DATA}: {why}")),
         (Engine::Rate(e), MetricSample::Counts { stable, canary }) => {
             e.update(*stable, *canary);
             state.step_stable += stable.total;

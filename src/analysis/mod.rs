@@ -80,7 +80,7 @@ mod value_gate;
 mod verdict;
 
 pub use config::{Direction, InconclusivePolicy, JudgeConfig, Method, MetricConfig, MetricKind};
-pub use judge::Judge;
+pub use judge::{Judge, NO_DATA};
 pub use latency_comparison::LatencyComparison;
 pub use observation::{Counts, Histogram, MetricSample, StepContext};
 pub use rate_comparison::{MantelHaenszel, RateComparison};

@@ -8,7 +8,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 
 use crate::analysis::StepContext;
-use crate::analysis::{Decision, Judgement};
+use crate::analysis::{Decision, Judgement, NO_DATA};
 use crate::crd::rollout::{DecisionRecord, MetricRecord, RolloutPhase, RolloutStatus, StepStart};
 use crate::rollout::{Phase, PlanState};
 
@@ -118,14 +118,35 @@ pub fn decide(
             &outage.message,
             observed.now,
         ),
-        (None, Some(_)) => set_condition(
-            &mut outcome.status.conditions,
-            "MetricsAvailable",
-            true,
-            "Judged",
-            "the step's metrics were read and judged",
-            observed.now,
-        ),
+        (None, Some(j)) => {
+            // Prometheus answered, but without usable numbers for some metric (no series,
+            // NaN, a stale series): the judge holds on it, and the condition says which.
+            let missing: Vec<String> = j
+                .metrics
+                .iter()
+                .filter(|m| m.reason.starts_with(NO_DATA))
+                .map(|m| format!("{}: {}", m.name, m.reason))
+                .collect();
+            if missing.is_empty() {
+                set_condition(
+                    &mut outcome.status.conditions,
+                    "MetricsAvailable",
+                    true,
+                    "Judged",
+                    "the step's metrics were read and judged",
+                    observed.now,
+                );
+            } else {
+                set_condition(
+                    &mut outcome.status.conditions,
+                    "MetricsAvailable",
+                    false,
+                    "NoData",
+                    &missing.join("; "),
+                    observed.now,
+                );
+            }
+        }
         (None, None) => {}
     }
     outcome
