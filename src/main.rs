@@ -1,5 +1,10 @@
 //! The `canary-gate` command line.
 
+/// mimalloc: the controller's work is JSON (de)serialisation, which glibc's malloc made a third
+/// of its CPU time (benches/controller_scale.rs).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Write};
 use std::path::PathBuf;

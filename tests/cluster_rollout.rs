@@ -81,6 +81,7 @@ async fn a_rollout_promotes_on_a_real_cluster() {
         leader_election: false,
         lease_duration: Duration::from_secs(15),
         grafana: None,
+        concurrency: 8,
     }));
 
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);

@@ -900,3 +900,88 @@ async fn secrets_never_appear_in_debug_display_errors_or_logs() {
         );
     }
 }
+
+/// A loopback HTTP server that answers every request after `delay` with an empty vector and
+/// records the most requests it had in flight at once.
+async fn counting_server(delay: Duration) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (now, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let peak = most.clone();
+    tokio::spawn(async move {
+        loop {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let (now, most) = (now.clone(), most.clone());
+            tokio::spawn(async move {
+                // Read the head and the form body (Content-Length).
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    let n = socket.read(&mut chunk).await.unwrap_or(0);
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    let text = String::from_utf8_lossy(&buf).to_string();
+                    if let Some(end) = text.find("\r\n\r\n") {
+                        let length = text[..end]
+                            .lines()
+                            .find_map(|l| {
+                                l.to_ascii_lowercase()
+                                    .strip_prefix("content-length:")
+                                    .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                            })
+                            .unwrap_or(0);
+                        if buf.len() >= end + 4 + length {
+                            break;
+                        }
+                    }
+                }
+                let inside = now.fetch_add(1, Ordering::SeqCst) + 1;
+                most.fetch_max(inside, Ordering::SeqCst);
+                tokio::time::sleep(delay).await;
+                now.fetch_sub(1, Ordering::SeqCst);
+                let body = r#"{"status":"success","data":{"resultType":"vector","result":[]}}"#;
+                let response = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = socket.write_all(response.as_bytes()).await;
+            });
+        }
+    });
+    (url, peak)
+}
+
+#[tokio::test]
+async fn queries_in_flight_are_bounded_by_max_concurrent() {
+    init_crypto();
+    let (url, peak) = counting_server(Duration::from_millis(150)).await;
+    let mut config = PrometheusConfig::new(url);
+    config.max_concurrent = 3;
+    let client = Arc::new(Prometheus::new(config).unwrap());
+    let started = Instant::now();
+    let queries: Vec<_> = (0..12)
+        .map(|i| {
+            let client = client.clone();
+            tokio::spawn(async move { client.query(&format!("up{{i=\"{i}\"}}"), 0.0).await })
+        })
+        .collect();
+    for q in queries {
+        // An empty vector is "no data" to the client; the request itself went through.
+        let _ = q.await.unwrap();
+    }
+    assert_eq!(
+        peak.load(std::sync::atomic::Ordering::SeqCst),
+        3,
+        "twelve queries at once, three in flight at most (and three used)"
+    );
+    // Four waves of three, 150 ms each.
+    assert!(
+        started.elapsed() >= Duration::from_millis(590),
+        "{:?}",
+        started.elapsed()
+    );
+}

@@ -30,6 +30,10 @@ pub struct ControllerArgs {
     /// Do not elect a leader (only for a single replica run by hand).
     #[arg(long)]
     pub no_leader_election: bool,
+    /// Rollouts reconciled at once at most (never the same Rollout twice at once); the rest
+    /// queue. Bounds the controller's memory and API load when thousands wake together.
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..))]
+    pub concurrency: u16,
     #[command(flatten)]
     pub prometheus: PrometheusArgs,
     /// Grafana base URL for annotations (a region per step, a point per decision); none: off.
@@ -91,6 +95,7 @@ pub fn run(args: ControllerArgs) -> Result<()> {
         identity,
         leader_election: !args.no_leader_election,
         lease_duration: args.lease_duration,
+        concurrency: args.concurrency,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

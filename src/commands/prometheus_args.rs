@@ -41,6 +41,10 @@ pub struct PrometheusArgs {
     /// Retries after a connection error, timeout or 5xx.
     #[arg(long, default_value_t = 2)]
     pub retries: u32,
+    /// Queries in flight at most; more wait their turn (protects Prometheus when many Rollouts
+    /// are analysed at once).
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub max_concurrent_queries: u64,
 }
 
 impl PrometheusArgs {
@@ -81,6 +85,7 @@ impl PrometheusArgs {
         config.ca_file = self.ca_file.clone();
         config.timeout = self.query_timeout;
         config.retries = self.retries;
+        config.max_concurrent = usize::try_from(self.max_concurrent_queries).unwrap_or(16);
         Ok(Prometheus::new(config)?)
     }
 }

@@ -86,6 +86,8 @@ pub struct ControllerConfig {
     pub lease_duration: Duration,
     /// Grafana for annotations, if any.
     pub grafana: Option<GrafanaConfig>,
+    /// Rollouts reconciled at once at most.
+    pub concurrency: u16,
 }
 
 struct RunContext {
@@ -186,7 +188,8 @@ pub async fn run(config: ControllerConfig) -> Result<(), RunError> {
         telemetry,
     });
     let rollouts: Api<DeserializeGuard<Rollout>> = Api::all(client.clone());
-    let controller = Controller::new(rollouts, watcher::Config::default());
+    let controller = Controller::new(rollouts, watcher::Config::default())
+        .with_config(kube::runtime::controller::Config::default().concurrency(config.concurrency));
     let store = controller.store();
     {
         let (store, ready) = (store.clone(), ready.clone());

@@ -47,6 +47,8 @@ pub struct Prometheus {
     config: PrometheusConfig,
     /// Set once the server answered 404/405 to `format_query`.
     format_query_missing: AtomicBool,
+    /// Bounds the requests in flight (`max_concurrent`).
+    permits: tokio::sync::Semaphore,
 }
 
 impl fmt::Debug for Prometheus {
@@ -113,6 +115,7 @@ impl Prometheus {
             credentials: config.credentials.clone(),
             redactions: config.credentials.redactions(),
             headers,
+            permits: tokio::sync::Semaphore::new(config.max_concurrent.max(1)),
             config,
             format_query_missing: AtomicBool::new(false),
         })
@@ -333,7 +336,11 @@ impl Prometheus {
         loop {
             attempt += 1;
             debug!(query = %query, endpoint = endpoint.path(), attempt, "prometheus request");
+            // A permit per attempt, not held through the backoff; the semaphore is never
+            // closed, so acquiring only waits.
+            let permit = self.permits.acquire().await.ok();
             let outcome = self.attempt(&url, &url_text, &query, form.clone()).await;
+            drop(permit);
             let transient = match outcome {
                 Ok(body) => return Ok(body),
                 Err(Failure::Final(e)) => return Err(e),
