@@ -1351,3 +1351,41 @@ async fn every_prometheus_fault_holds_the_step_with_the_right_condition_and_neve
         .await;
     }
 }
+
+#[tokio::test]
+async fn a_deleted_target_deployment_is_a_degraded_status_and_nothing_else_is_touched() {
+    let rollout = rollout(
+        two_steps(),
+        rolling(0, "2025-11-23T00:00:00Z", "Progressing"),
+    );
+    converse(
+        rollout.clone(),
+        Arc::new(CLEAN),
+        vec![
+            missing(DEPLOYMENT, "web"),
+            expect(
+                Method::PATCH,
+                STATUS_PATCH,
+                |body| {
+                    let s = &body["status"];
+                    assert_eq!(s["phase"], "Degraded", "{body}");
+                    assert_eq!(s["message"], "target Deployment shop/web not found");
+                    // Where the rollout stood is kept for when the Deployment is back.
+                    assert_eq!(
+                        (s["currentStepIndex"].as_i64(), s["canaryWeight"].as_i64()),
+                        (Some(0), None)
+                    );
+                    assert_eq!(s["startedAt"], "2025-11-23T00:00:00Z");
+                },
+                serde_json::to_value(&rollout).unwrap(),
+            ),
+            expect(
+                Method::POST,
+                EVENTS,
+                event_with("TargetMissing", "Warning"),
+                json!({}),
+            ),
+        ],
+    )
+    .await;
+}

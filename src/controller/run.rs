@@ -16,6 +16,7 @@ use kube::api::Api;
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::{Action as Requeue, Controller};
 use kube::runtime::reflector::ObjectRef;
+use kube::runtime::utils::{Backoff, ResetTimerBackoff};
 use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 use prometheus_client::registry::Registry;
@@ -88,6 +89,45 @@ pub struct ControllerConfig {
     pub grafana: Option<GrafanaConfig>,
     /// Rollouts reconciled at once at most.
     pub concurrency: u16,
+}
+
+/// How long the watches must run without an error before their backoff starts small again.
+const WATCH_BACKOFF_RESET: Duration = Duration::from_secs(30);
+
+/// Backoff of the watches that wake Rollouts after an error: 250 ms doubling to 4 s. All
+/// watches share one backoff in kube-runtime, and its default (800 ms doubling to 30 s, reset
+/// after 2 min of calm) left the controller deaf for up to a minute after a few seconds of API
+/// server restart (tests/controller_process.rs); a list-and-watch every 4 s at worst is cheap.
+#[derive(Debug, Clone, Copy)]
+struct WatchBackoff {
+    next: Duration,
+}
+
+impl WatchBackoff {
+    const FIRST: Duration = Duration::from_millis(250);
+    const MAX: Duration = Duration::from_secs(4);
+}
+
+impl Default for WatchBackoff {
+    fn default() -> Self {
+        Self { next: Self::FIRST }
+    }
+}
+
+impl Iterator for WatchBackoff {
+    type Item = Duration;
+
+    fn next(&mut self) -> Option<Duration> {
+        let now = self.next;
+        self.next = (self.next * 2).min(Self::MAX);
+        Some(now)
+    }
+}
+
+impl Backoff for WatchBackoff {
+    fn reset(&mut self) {
+        *self = Self::default();
+    }
 }
 
 struct RunContext {
@@ -189,7 +229,11 @@ pub async fn run(config: ControllerConfig) -> Result<(), RunError> {
     });
     let rollouts: Api<DeserializeGuard<Rollout>> = Api::all(client.clone());
     let controller = Controller::new(rollouts, watcher::Config::default())
-        .with_config(kube::runtime::controller::Config::default().concurrency(config.concurrency));
+        .with_config(kube::runtime::controller::Config::default().concurrency(config.concurrency))
+        .trigger_backoff(ResetTimerBackoff::new(
+            WatchBackoff::default(),
+            WATCH_BACKOFF_RESET,
+        ));
     let store = controller.store();
     {
         let (store, ready) = (store.clone(), ready.clone());
@@ -416,5 +460,19 @@ async fn serve_health(
             error = &e as &dyn std::error::Error,
             "health server stopped"
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_watch_backoff_doubles_to_four_seconds_and_starts_over_on_reset() {
+        let mut b = WatchBackoff::default();
+        let ms: Vec<u128> = b.by_ref().take(6).map(|d| d.as_millis()).collect();
+        assert_eq!(ms, [250, 500, 1000, 2000, 4000, 4000]);
+        b.reset();
+        assert_eq!(b.next(), Some(Duration::from_millis(250)));
     }
 }

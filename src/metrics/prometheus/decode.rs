@@ -168,4 +168,31 @@ mod tests {
             _ => panic!("scalar expected"),
         }
     }
+
+    proptest::proptest! {
+        /// Whatever comes back over the wire — a valid answer with random edits, or junk — the
+        /// decoder returns a value or an error naming the query; it never panics.
+        #[test]
+        fn any_body_decodes_or_is_an_error_naming_the_query(
+            edits in proptest::collection::vec((proptest::prelude::any::<usize>(), proptest::prelude::any::<u8>()), 0..12),
+            junk in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64),
+            cut in proptest::prelude::any::<usize>(),
+        ) {
+            let valid = br#"{"status":"success","data":{"resultType":"matrix","result":[{"metric":{"version":"canary","le":"0.1"},"values":[[1700000000,"1.5"],[1700000060.5,"NaN"],[1700000120,"+Inf"]]}]},"warnings":["w"]}"#;
+            let mut body = valid.to_vec();
+            for (at, byte) in &edits {
+                let i = at % body.len();
+                body[i] = *byte;
+            }
+            body.truncate(body.len() - cut % body.len());
+            body.extend_from_slice(&junk);
+            if let Err(e) = decode_data("sum(up)", &body) {
+                let text = e.to_string();
+                proptest::prop_assert!(text.contains("sum(up)"), "{}", text);
+            }
+            for value in ["", "1e999", "-", "0x10", "NaN ", "∞"] {
+                let _ = parse_value("q", value);
+            }
+        }
+    }
 }
