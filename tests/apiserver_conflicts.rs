@@ -11,11 +11,10 @@ use canary_gate::controller::reconcile::{Context, FINALIZER, STATUS_MANAGER, rec
 use canary_gate::crd::Rollout;
 use canary_gate::crd::rollout::RolloutPhase;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::Namespace;
 use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
-use support::apiserver::{ApiServer, NoMetrics, deployment, install_crds};
+use support::apiserver::{ApiServer, NoMetrics, create_namespace, deployment, install_crds};
 
 const NS: &str = "conflict-test";
 
@@ -29,13 +28,7 @@ async fn a_stale_copy_is_refused_and_retried_and_another_status_writer_never_blo
     let server = ApiServer::start();
     let client = server.client().await;
     install_crds(&client).await;
-    Api::<Namespace>::all(client.clone())
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({"metadata": {"name": NS}})).unwrap(),
-        )
-        .await
-        .unwrap();
+    create_namespace(&client, NS).await;
     Api::<Deployment>::namespaced(client.clone(), NS)
         .create(&PostParams::default(), &deployment("web:1"))
         .await

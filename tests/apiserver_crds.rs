@@ -11,11 +11,10 @@ use std::time::{Duration, Instant};
 
 use canary_gate::crd::analysis_template::AnalysisTemplateBody;
 use canary_gate::crd::{AnalysisTemplate, ClusterAnalysisTemplate, Rollout};
-use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams, PostParams};
 use serde_json::json;
-use support::apiserver::ApiServer;
+use support::apiserver::{ApiServer, create_namespace};
 
 const NS: &str = "crd-test";
 
@@ -103,14 +102,7 @@ async fn the_crds_work_on_a_real_api_server() {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    namespaces
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({"metadata": {"name": NS}})).unwrap(),
-        )
-        .await
-        .unwrap();
+    create_namespace(&client, NS).await;
 
     // 2. Rollouts with every field round-trip.
     let rollouts: Api<Rollout> = Api::namespaced(client.clone(), NS);

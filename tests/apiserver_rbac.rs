@@ -12,11 +12,11 @@ use canary_gate::controller::reconcile::{Context, reconcile};
 use canary_gate::crd::Rollout;
 use canary_gate::crd::rollout::RolloutPhase;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Namespace, Secret, Service, ServiceAccount};
+use k8s_openapi::api::core::v1::{Secret, Service, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::json;
-use support::apiserver::{ApiServer, NoMetrics, deployment, install_crds};
+use support::apiserver::{ApiServer, NoMetrics, create_namespace, deployment, install_crds};
 
 const SYSTEM: &str = "canary-gate-system";
 const NS: &str = "rbac-test";
@@ -40,13 +40,7 @@ async fn the_deploy_rbac_grants_what_the_controller_uses_and_nothing_more() {
     let admin = server.client().await;
     install_crds(&admin).await;
     for ns in [SYSTEM, NS] {
-        Api::<Namespace>::all(admin.clone())
-            .create(
-                &PostParams::default(),
-                &serde_json::from_value(json!({"metadata": {"name": ns}})).unwrap(),
-            )
-            .await
-            .unwrap();
+        create_namespace(&admin, ns).await;
     }
     // Apply deploy/rbac.yaml as it is.
     let text =

@@ -18,12 +18,11 @@ use canary_gate::metrics::prometheus_source::{SourceError, WindowInterval};
 use canary_gate::simulation::DEFAULT_BUCKETS;
 use canary_gate::template::Template;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::events::v1::Event;
 use kube::Resource;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
-use support::apiserver::{ApiServer, deployment, install_crds};
+use support::apiserver::{ApiServer, create_namespace, deployment, install_crds};
 
 const NS: &str = "reconcile-test";
 const T0: u64 = 1_763_856_000;
@@ -99,13 +98,7 @@ async fn reconciles_drive_a_rollout_through_its_steps_on_a_real_api_server() {
     let server = ApiServer::start();
     let client = server.client().await;
     install_crds(&client).await;
-    Api::<Namespace>::all(client.clone())
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({"metadata": {"name": NS}})).unwrap(),
-        )
-        .await
-        .unwrap();
+    create_namespace(&client, NS).await;
     let template = canary_gate::template::load(std::path::Path::new(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/analysis-templates/generic-http.yaml"

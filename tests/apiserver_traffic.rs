@@ -16,12 +16,11 @@ use canary_gate::controller::reconcile::{Context, reconcile};
 use canary_gate::crd::Rollout;
 use canary_gate::crd::rollout::{RolloutPhase, RolloutStatus};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
 use serde_json::{Value, json};
-use support::apiserver::{ApiServer, NoMetrics, deployment, install_crds};
+use support::apiserver::{ApiServer, NoMetrics, create_namespace, deployment, install_crds};
 
 const NS: &str = "traffic-test";
 const T0: u64 = 1_763_856_000;
@@ -154,13 +153,7 @@ async fn workloads_and_an_httproute_follow_the_rollout_on_a_real_api_server() {
     let client = server.client().await;
     install_crds(&client).await;
     install_httproute_crd(&client).await;
-    Api::<Namespace>::all(client.clone())
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({"metadata": {"name": NS}})).unwrap(),
-        )
-        .await
-        .unwrap();
+    create_namespace(&client, NS).await;
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), NS);
     let mut web = deployment("web:1");
     web.spec.as_mut().unwrap().replicas = Some(4);
@@ -523,13 +516,7 @@ async fn istio_subsets_and_route_weights_with_a_cookie_match_on_a_real_api_serve
         "v1beta1",
     )
     .await;
-    Api::<Namespace>::all(client.clone())
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({"metadata": {"name": NS}})).unwrap(),
-        )
-        .await
-        .unwrap();
+    create_namespace(&client, NS).await;
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), NS);
     let mut web = deployment("web:1");
     web.spec.as_mut().unwrap().replicas = Some(2);

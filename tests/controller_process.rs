@@ -13,10 +13,9 @@ use canary_gate::crd::Rollout;
 use canary_gate::crd::rollout::RolloutPhase;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
-use support::apiserver::{ApiServer, deployment, install_crds};
+use support::apiserver::{ApiServer, create_namespace, deployment, install_crds};
 
 const BIN: &str = env!("CARGO_BIN_EXE_canary-gate");
 const NS: &str = "ctrl-test";
@@ -67,6 +66,13 @@ impl Replica {
         let _ = self.child.wait();
     }
 
+    async fn wait_ready(&self) {
+        eventually("the replica ready", Duration::from_secs(30), || async {
+            self.get("/readyz").await.is_some_and(|(s, _)| s == 200)
+        })
+        .await;
+    }
+
     async fn get(&self, path: &str) -> Option<(u16, String)> {
         let r = reqwest::get(format!("{}{path}", self.url)).await.ok()?;
         Some((r.status().as_u16(), r.text().await.ok()?))
@@ -91,28 +97,23 @@ where
     }
 }
 
-#[tokio::test]
-async fn the_controller_process_reconciles_and_elects_one_leader() {
+/// An API server with the CRDs and the test and Lease namespaces, and an admin client.
+async fn cluster() -> (ApiServer, kube::Client) {
     support::init_crypto();
     let server = ApiServer::start();
     let client = server.client().await;
     install_crds(&client).await;
-    let namespaces: Api<Namespace> = Api::all(client.clone());
     for ns in [NS, LEASE_NS] {
-        namespaces
-            .create(
-                &PostParams::default(),
-                &serde_json::from_value(json!({"metadata": {"name": ns}})).unwrap(),
-            )
-            .await
-            .unwrap();
+        create_namespace(&client, ns).await;
     }
+    (server, client)
+}
 
+#[tokio::test]
+async fn the_controller_process_reconciles_and_elects_one_leader() {
+    let (server, client) = cluster().await;
     let a = Replica::start(&server, "replica-a");
-    eventually("replica-a ready", Duration::from_secs(30), || async {
-        a.get("/readyz").await.is_some_and(|(s, _)| s == 200)
-    })
-    .await;
+    a.wait_ready().await;
     assert_eq!(a.get("/livez").await.map(|r| r.0), Some(200));
 
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), NS);
@@ -201,34 +202,15 @@ async fn the_controller_process_reconciles_and_elects_one_leader() {
         async move { holder(l).await.as_deref() == Some("replica-b") }
     })
     .await;
-    eventually("replica-b ready", Duration::from_secs(30), || async {
-        b.get("/readyz").await.is_some_and(|(s, _)| s == 200)
-    })
-    .await;
+    b.wait_ready().await;
 }
 
 #[tokio::test]
 async fn the_controllers_watches_survive_an_api_server_restart() {
-    support::init_crypto();
-    let server = ApiServer::start();
-    let client = server.client().await;
-    install_crds(&client).await;
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    for ns in [NS, LEASE_NS] {
-        namespaces
-            .create(
-                &PostParams::default(),
-                &serde_json::from_value(json!({"metadata": {"name": ns}})).unwrap(),
-            )
-            .await
-            .unwrap();
-    }
+    let (server, client) = cluster().await;
     // A lease long enough to outlive the restart: this is about the watches, not the lease.
     let replica = Replica::with_lease(&server, "replica-a", "120s");
-    eventually("the replica ready", Duration::from_secs(30), || async {
-        replica.get("/readyz").await.is_some_and(|(s, _)| s == 200)
-    })
-    .await;
+    replica.wait_ready().await;
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), NS);
     let rollouts: Api<Rollout> = Api::namespaced(client.clone(), NS);
     let create = |name: &'static str| {
