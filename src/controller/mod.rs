@@ -13,5 +13,6 @@ pub mod leader;
 pub mod observe;
 pub mod reconcile;
 pub mod run;
+pub mod target_index;
 pub mod telemetry;
 pub mod validate;

@@ -24,13 +24,13 @@ use prometheus_client::registry::Registry;
 use crate::annotations::{AnnotationMetrics, AnnotationSink, Grafana, GrafanaConfig};
 use crate::crd::{AnalysisTemplate, ClusterAnalysisTemplate, Rollout};
 use crate::metrics::prometheus::Prometheus;
-use crate::traffic::workload::{self, Role};
 
 use super::analyze::PrometheusWindows;
 use super::error::ReconcileError;
 use super::events::EventWriter;
 use super::leader::LeaseLock;
 use super::reconcile::{Context, reconcile};
+use super::target_index::TargetIndex;
 use super::telemetry::{CategoryLabel, ControllerMetrics};
 
 /// Lease name shared by the replicas.
@@ -133,6 +133,8 @@ impl Backoff for WatchBackoff {
 struct RunContext {
     inner: Arc<Context>,
     telemetry: ControllerMetrics,
+    /// Which Rollouts each Deployment concerns, kept as Rollouts are reconciled.
+    targets: Arc<TargetIndex>,
 }
 
 /// Runs until Ctrl-C / SIGTERM, or until the lease is lost.
@@ -214,7 +216,9 @@ pub async fn run(config: ControllerConfig) -> Result<(), RunError> {
         });
     }
 
+    let targets = Arc::new(TargetIndex::default());
     let context = Arc::new(RunContext {
+        targets: targets.clone(),
         inner: Arc::new(Context {
             events: EventWriter::new(client.clone(), Some(config.identity.clone())),
             telemetry: Some(telemetry.clone()),
@@ -258,29 +262,22 @@ pub async fn run(config: ControllerConfig) -> Result<(), RunError> {
             }
         });
     }
-    let by_target = store.clone();
     let work = controller
         // A Deployment's new template starts a rollout, and a workload's progress ends a promotion:
         // wake the Rollouts that target it or own it.
         .watches(
             Api::<Deployment>::all(client.clone()),
             watcher::Config::default(),
-            move |d: Deployment| {
-                let (name, namespace) = (d.name_any(), d.namespace());
-                by_target
-                    .state()
-                    .into_iter()
-                    .filter(|g| {
-                        g.0.as_ref().is_ok_and(|r| {
-                            let target = &r.spec.target_ref.name;
-                            r.namespace() == namespace
-                                && (target == &name
-                                    || name == workload::name(target, Role::Stable)
-                                    || name == workload::name(target, Role::Canary))
-                        })
-                    })
-                    .map(|g| ObjectRef::from_obj(&*g))
-                    .collect::<Vec<_>>()
+            {
+                let targets = targets.clone();
+                move |d: Deployment| {
+                    let namespace = d.namespace().unwrap_or_default();
+                    targets
+                        .rollouts_for(&namespace, &d.name_any(), d.labels())
+                        .into_iter()
+                        .map(|name| ObjectRef::new(&name).within(&namespace))
+                        .collect::<Vec<_>>()
+                }
             },
         )
         // A changed template re-judges the Rollouts that use it.
@@ -369,7 +366,19 @@ async fn reconcile_guarded(
     let started = Instant::now();
     ctx.telemetry.reconciles.inc();
     let result = match &guard.0 {
-        Ok(rollout) => reconcile(Arc::new(rollout.clone()), ctx.inner.clone()).await,
+        Ok(rollout) => {
+            let target = rollout
+                .metadata
+                .deletion_timestamp
+                .is_none()
+                .then_some(rollout.spec.target_ref.name.as_str());
+            ctx.targets.set(
+                &rollout.namespace().unwrap_or_default(),
+                &rollout.name_any(),
+                target,
+            );
+            reconcile(Arc::new(rollout.clone()), ctx.inner.clone()).await
+        }
         Err(invalid) => {
             // A malformed Rollout: say so on the object and wait for a change; others proceed.
             let note = format!("the Rollout cannot be read: {}", invalid.error);
