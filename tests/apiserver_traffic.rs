@@ -32,6 +32,18 @@ fn now() -> f64 {
 
 /// A router CRD reduced to its names and a structural schema that keeps the spec as written
 /// (what the controller reads and writes is all in the spec).
+/// A human's action on the Rollout `web`, through the action annotation.
+async fn act(rollouts: &Api<Rollout>, action: &str) {
+    rollouts
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"annotations": {"canarygate.dev/action": action}}})),
+        )
+        .await
+        .unwrap();
+}
+
 async fn install_structural_crd(
     client: &kube::Client,
     group: &str,
@@ -354,16 +366,7 @@ async fn workloads_and_an_httproute_follow_the_rollout_on_a_real_api_server() {
 
     // 4. An abort: all traffic back to stable and the A/B rule gone at once; the canary keeps
     //    its pod for the scale-down delay, then goes to zero.
-    rollouts
-        .patch(
-            "web",
-            &PatchParams::default(),
-            &Patch::Merge(
-                json!({"metadata": {"annotations": {"canarygate.dev/action": "abort@1"}}}),
-            ),
-        )
-        .await
-        .unwrap();
+    act(&rollouts, "abort@1").await;
     NOW.fetch_add(10, Ordering::SeqCst);
     step("web").await;
     let s = status(&rollouts, "web").await;
@@ -381,32 +384,14 @@ async fn workloads_and_an_httproute_follow_the_rollout_on_a_real_api_server() {
     // Retry, then a human skips the steps: the promotion keeps all traffic on the canary while
     // the stable workload takes the new template, and only once that has rolled out does traffic
     // go back to it, with web:2 as the stable revision.
-    rollouts
-        .patch(
-            "web",
-            &PatchParams::default(),
-            &Patch::Merge(
-                json!({"metadata": {"annotations": {"canarygate.dev/action": "retry@2"}}}),
-            ),
-        )
-        .await
-        .unwrap();
+    act(&rollouts, "retry@2").await;
     NOW.fetch_add(10, Ordering::SeqCst);
     step("web").await;
     assert_eq!(
         status(&rollouts, "web").await.phase,
         Some(RolloutPhase::Progressing)
     );
-    rollouts
-        .patch(
-            "web",
-            &PatchParams::default(),
-            &Patch::Merge(
-                json!({"metadata": {"annotations": {"canarygate.dev/action": "promote-full@3"}}}),
-            ),
-        )
-        .await
-        .unwrap();
+    act(&rollouts, "promote-full@3").await;
     NOW.fetch_add(10, Ordering::SeqCst);
     step("web").await;
     step("web").await;

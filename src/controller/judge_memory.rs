@@ -32,8 +32,37 @@ pub const DEFAULT_CAPACITY: usize = 20_000;
 
 /// Per-Rollout judge state between reconciles.
 pub struct JudgeMemory {
-    rollouts: Mutex<HashMap<(String, String), HashMap<String, Progress>>>,
+    kept: Mutex<Kept>,
     capacity: usize,
+}
+
+/// Progress by namespace, Rollout and template source (looked up by `&str`: no allocation on
+/// the reconcile path), and how many Rollouts that is.
+#[derive(Default)]
+struct Kept {
+    by_namespace: HashMap<String, HashMap<String, HashMap<String, Progress>>>,
+    rollouts: usize,
+}
+
+impl Kept {
+    fn templates(
+        &mut self,
+        namespace: &str,
+        rollout: &str,
+    ) -> Option<&mut HashMap<String, Progress>> {
+        self.by_namespace.get_mut(namespace)?.get_mut(rollout)
+    }
+
+    fn remove(&mut self, namespace: &str, rollout: &str) {
+        if let Some(rollouts) = self.by_namespace.get_mut(namespace)
+            && rollouts.remove(rollout).is_some()
+        {
+            self.rollouts -= 1;
+            if rollouts.is_empty() {
+                self.by_namespace.remove(namespace);
+            }
+        }
+    }
 }
 
 impl Default for JudgeMemory {
@@ -117,7 +146,7 @@ impl JudgeMemory {
     /// A memory for at most `capacity` Rollouts.
     pub fn new(capacity: usize) -> Self {
         Self {
-            rollouts: Mutex::new(HashMap::new()),
+            kept: Mutex::default(),
             capacity: capacity.max(1),
         }
     }
@@ -137,7 +166,7 @@ impl JudgeMemory {
         let fingerprint = fingerprint(template, args, revision, from);
         let kept = self
             .lock()
-            .get_mut(&(namespace.to_string(), rollout.to_string()))
+            .templates(namespace, rollout)
             .and_then(|templates| templates.remove(template.source_name.as_str()));
         match kept {
             Some(p) if p.fingerprint == fingerprint => p,
@@ -150,31 +179,37 @@ impl JudgeMemory {
 
     /// Keeps a template's progress for the next reconcile.
     pub fn keep(&self, namespace: &str, rollout: &str, template: &Template, progress: Progress) {
-        let mut rollouts = self.lock();
-        let key = (namespace.to_string(), rollout.to_string());
-        if !rollouts.contains_key(&key)
-            && rollouts.len() >= self.capacity
-            && let Some(victim) = rollouts.keys().next().cloned()
-        {
-            rollouts.remove(&victim);
+        let mut kept = self.lock();
+        if let Some(templates) = kept.templates(namespace, rollout) {
+            templates.insert(template.source_name.clone(), progress);
+            return;
         }
-        rollouts
-            .entry(key)
+        if kept.rollouts >= self.capacity {
+            let victim = kept
+                .by_namespace
+                .iter()
+                .find_map(|(ns, rollouts)| rollouts.keys().next().map(|r| (ns.clone(), r.clone())));
+            if let Some((ns, r)) = victim {
+                kept.remove(&ns, &r);
+            }
+        }
+        kept.by_namespace
+            .entry(namespace.to_string())
+            .or_default()
+            .entry(rollout.to_string())
             .or_default()
             .insert(template.source_name.clone(), progress);
+        kept.rollouts += 1;
     }
 
     /// Drops everything kept for a Rollout (no longer analysed, or deleted).
     pub fn forget(&self, namespace: &str, rollout: &str) {
-        let mut rollouts = self.lock();
-        if !rollouts.is_empty() {
-            rollouts.remove(&(namespace.to_string(), rollout.to_string()));
-        }
+        self.lock().remove(namespace, rollout);
     }
 
     /// Rollouts with kept progress.
     pub fn len(&self) -> usize {
-        self.lock().len()
+        self.lock().rollouts
     }
 
     /// True when nothing is kept.
@@ -182,11 +217,9 @@ impl JudgeMemory {
         self.len() == 0
     }
 
-    fn lock(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<(String, String), HashMap<String, Progress>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Kept> {
         // A panic while holding the lock leaves whole entries (each is replaced at once).
-        self.rollouts
+        self.kept
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }

@@ -131,9 +131,9 @@ impl<'a> PrometheusSource<'a> {
                 for (c, chunk) in chunks.enumerate() {
                     let (start, end) = (chunk[0], chunk[chunk.len() - 1]);
                     tracing::debug!(metric = %metric.name, field, query, start, end, "range query");
-                    // Error series often appear only after the first error: none (or none
-                    // lately) means no errors, not missing data.
-                    let answer = if field == "errors" {
+                    // None (or none lately) of a series whose absence means zero is not
+                    // missing data.
+                    let answer = if MetricQueries::absent_means_zero(field) {
                         self.client
                             .query_range_sparse(query, start, end, step)
                             .await

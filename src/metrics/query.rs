@@ -258,6 +258,12 @@ pub enum MetricQueries {
 }
 
 impl MetricQueries {
+    /// Whether no series at all from the query `field` means zero rather than missing data: an
+    /// error counter appears only after the first error (see [`sample_for_metric`]).
+    pub fn absent_means_zero(field: &str) -> bool {
+        field == "errors"
+    }
+
     /// `(field, query)` pairs.
     pub fn queries(&self) -> Vec<(&'static str, &str)> {
         match self {
