@@ -22,7 +22,7 @@ use k8s_openapi::api::events::v1::Event;
 use kube::Resource;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
-use support::apiserver::{ApiServer, create_namespace, deployment, install_crds};
+use support::apiserver::{ApiServer, create_namespace, deployment, install_crds, pods_available};
 
 const NS: &str = "reconcile-test";
 const T0: u64 = 1_763_856_000;
@@ -159,13 +159,25 @@ async fn reconciles_drive_a_rollout_through_its_steps_on_a_real_api_server() {
         .unwrap();
     step("web").await;
     let s = status_of(&rollouts, "web").await;
+    // The canary has no pod yet: step 0's 10 % waits for it, no traffic moves.
+    assert_eq!(
+        (s.phase, s.current_step_index, s.canary_weight),
+        (Some(RolloutPhase::Progressing), Some(0), Some(0))
+    );
+    assert_eq!(s.step_started_at, None);
+    assert_ne!(s.canary_revision.as_deref(), Some(stable.as_str()));
+    // The pods come up (both versions; with the replica ratio the pods are the split).
+    pods_available(&client, NS, "web-stable", None, json!([])).await;
+    pods_available(&client, NS, "web-canary", None, json!([])).await;
+    step("web").await;
+    let s = status_of(&rollouts, "web").await;
     assert_eq!(
         (s.phase, s.current_step_index, s.canary_weight),
         (Some(RolloutPhase::Progressing), Some(0), Some(10))
     );
-    assert_ne!(s.canary_revision.as_deref(), Some(stable.as_str()));
 
-    // 3. Two clean minutes later the step is over and passes: step 1 at 50 %.
+    // 3. Two clean minutes later the step is over and passes: step 1 at 50 % (one pod in all:
+    //    the canary's one pod is all 50 % needs, so it comes into force at once).
     NOW.store(T0 + 120, Ordering::SeqCst);
     step("web").await;
     let s = status_of(&rollouts, "web").await;
@@ -223,6 +235,8 @@ async fn reconciles_drive_a_rollout_through_its_steps_on_a_real_api_server() {
         (s.phase, s.current_step_index, s.handled_action.as_deref()),
         (Some(RolloutPhase::Progressing), Some(0), Some("retry@1"))
     );
+    // The retried canary has its pods at 10 % again (the rollback took them).
+    pods_available(&client, NS, "web-canary", None, json!([])).await;
 
     // 6. A Rollout with an invalid spec gets a clear status and does not disturb the other.
     let bad: Rollout = serde_json::from_value(json!({

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use canary_gate::controller::decide::parse_rfc3339;
 use canary_gate::controller::events::EventWriter;
 use canary_gate::controller::reconcile::{Context, reconcile};
 use canary_gate::crd::Rollout;
@@ -20,7 +21,9 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
 use serde_json::{Value, json};
-use support::apiserver::{ApiServer, NoMetrics, create_namespace, deployment, install_crds};
+use support::apiserver::{
+    ApiServer, NoMetrics, create_namespace, deployment, install_crds, pods_available,
+};
 
 const NS: &str = "traffic-test";
 const T0: u64 = 1_763_856_000;
@@ -294,10 +297,41 @@ async fn workloads_and_an_httproute_follow_the_rollout_on_a_real_api_server() {
         .unwrap();
     NOW.fetch_add(10, Ordering::SeqCst);
     step("web").await;
+    // A slow canary: its pod is not available yet, so neither the 10 % nor the A/B rule reach
+    // the route, and the step's clock has not started.
+    let s = status(&rollouts, "web").await;
+    assert_eq!(
+        (s.phase, s.canary_weight, s.step_started_at.clone()),
+        (Some(RolloutPhase::Progressing), Some(0), None)
+    );
+    assert_eq!(
+        condition(&s, "CanaryAvailable"),
+        (
+            "False".into(),
+            "WaitingForPods".into(),
+            "web-canary: 0/1 available".into()
+        )
+    );
+    assert_eq!(
+        backends(&routes(&client).get("web").await.unwrap()),
+        vec![(pair(100, 0), 0)]
+    );
+    NOW.fetch_add(7, Ordering::SeqCst);
+    step("web").await;
+    assert_eq!(status(&rollouts, "web").await.canary_weight, Some(0));
+    // The pod is up 37 s later: now the weight is in force and the step starts.
+    NOW.fetch_add(30, Ordering::SeqCst);
+    pods_available(&client, NS, "web-canary", None, json!([])).await;
+    step("web").await;
     let s = status(&rollouts, "web").await;
     assert_eq!(
         (s.phase, s.canary_weight),
         (Some(RolloutPhase::Progressing), Some(10))
+    );
+    assert_eq!(
+        s.step_started_at.as_deref().and_then(parse_rfc3339),
+        Some(now()),
+        "the step's clock starts when its weight is in force"
     );
     assert_eq!(s.traffic.as_deref(), Some("HTTPRoute web: 10% canary"));
     let canary = deployments.get("web-canary").await.unwrap();
@@ -393,6 +427,20 @@ async fn workloads_and_an_httproute_follow_the_rollout_on_a_real_api_server() {
     );
     act(&rollouts, "promote-full@3").await;
     NOW.fetch_add(10, Ordering::SeqCst);
+    step("web").await;
+    step("web").await;
+    // All traffic moves to the canary only once it has all 4 pods available: until then the
+    // stable keeps web:1 and the route keeps the 10 % in force (the canary's one pod is still
+    // reported available; no kubelet here).
+    let s = status(&rollouts, "web").await;
+    assert_eq!(s.phase, Some(RolloutPhase::Promoting));
+    assert_eq!(replicas(&deployments, "web-canary").await, Some(4));
+    assert_eq!(
+        backends(&routes(&client).get("web").await.unwrap()),
+        vec![(pair(90, 10), 0)]
+    );
+    pods_available(&client, NS, "web-canary", None, json!([])).await;
+    NOW.fetch_add(5, Ordering::SeqCst);
     step("web").await;
     step("web").await;
     let s = status(&rollouts, "web").await;
@@ -579,6 +627,9 @@ async fn istio_subsets_and_route_weights_with_a_cookie_match_on_a_real_api_serve
         )
         .await
         .unwrap();
+    step().await;
+    // The canary's pod comes up: the weight and the cookie route come into force.
+    pods_available(&client, NS, "web-canary", None, json!([])).await;
     step().await;
 
     // The subsets select pods by canary-gate's version label.

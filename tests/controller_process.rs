@@ -15,7 +15,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
-use support::apiserver::{ApiServer, create_namespace, deployment, install_crds};
+use support::apiserver::{ApiServer, create_namespace, deployment, install_crds, pods_available};
 
 const BIN: &str = env!("CARGO_BIN_EXE_canary-gate");
 const NS: &str = "ctrl-test";
@@ -162,8 +162,31 @@ async fn the_controller_process_reconciles_and_elects_one_leader() {
     let status = rollouts.get("web").await.unwrap().status.unwrap();
     assert_eq!(
         (status.current_step_index, status.canary_weight),
-        (Some(0), Some(10))
+        (Some(0), Some(0)),
+        "step 0 waits for the canary's pod: {:?}",
+        status.message
     );
+    // The pods come up (set by hand: no kubelet here); the workloads' watch wakes the Rollout
+    // and step 0's 10 % comes into force.
+    eventually("the canary workload", Duration::from_secs(20), || {
+        let d = deployments.clone();
+        async move { d.get("web-canary").await.is_ok() }
+    })
+    .await;
+    pods_available(&client, NS, "web-stable", None, json!([])).await;
+    pods_available(&client, NS, "web-canary", None, json!([])).await;
+    eventually("10 % in force", Duration::from_secs(20), || {
+        let r = rollouts.clone();
+        async move {
+            r.get("web")
+                .await
+                .ok()
+                .and_then(|r| r.status)
+                .and_then(|s| s.canary_weight)
+                == Some(10)
+        }
+    })
+    .await;
     let (code, metrics) = a.get("/metrics").await.unwrap();
     assert_eq!(code, 200);
     assert!(

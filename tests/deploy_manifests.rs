@@ -508,6 +508,12 @@ fn expected_grants() -> BTreeSet<(Scope, String, String, String)> {
             &["get", "list", "watch", "create", "update", "patch"],
         ),
         ("apps", "replicasets", &["list"]),
+        ("", "pods", &["list"]),
+        (
+            "autoscaling",
+            "horizontalpodautoscalers",
+            &["list", "watch"],
+        ),
         ("", "services", &["get", "patch"]),
         (
             "networking.k8s.io",

@@ -18,8 +18,10 @@ use canary_gate::template::Template;
 use canary_gate::traffic::workload::{Role, desired};
 use http::{Method, Request, Response};
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v1::HorizontalPodAutoscaler;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::client::Body;
+use kube::runtime::{reflector, watcher};
 use serde_json::{Value, json};
 
 const T0: f64 = 1_763_856_000.0;
@@ -265,6 +267,16 @@ fn missing(path: &str, name: &str) -> Expect {
 
 /// Runs one reconcile against a mocked API server that answers `script` in order.
 async fn converse(rollout: Rollout, metrics: Arc<dyn MetricWindows>, script: Vec<Expect>) {
+    converse_seeing(rollout, metrics, script, None).await;
+}
+
+/// [`converse`], with the controller's cache of HorizontalPodAutoscalers holding `autoscalers`.
+async fn converse_seeing(
+    rollout: Rollout,
+    metrics: Arc<dyn MetricWindows>,
+    script: Vec<Expect>,
+    autoscalers: Option<Vec<HorizontalPodAutoscaler>>,
+) {
     let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     let client = kube::Client::new(service, "default");
     let server = tokio::spawn(async move {
@@ -303,7 +315,15 @@ async fn converse(rollout: Rollout, metrics: Arc<dyn MetricWindows>, script: Vec
             );
         }
     });
-    let ctx = Arc::new(Context::new(client, metrics, clock));
+    let mut ctx = Context::new(client, metrics, clock);
+    if let Some(hpas) = autoscalers {
+        let (store, mut writer) = reflector::store::<HorizontalPodAutoscaler>();
+        for hpa in hpas {
+            writer.apply_watcher_event(&watcher::Event::Apply(hpa));
+        }
+        ctx.autoscalers = Some(store);
+    }
+    let ctx = Arc::new(ctx);
     tokio::time::timeout(Duration::from_secs(5), reconcile(Arc::new(rollout), ctx))
         .await
         .expect("reconcile finished")
@@ -339,7 +359,8 @@ async fn the_first_reconcile_of_a_new_revision_starts_step_zero() {
         then(
             reads(10, None),
             vec![
-                applies(STABLE_APPLY, workload_body(Role::Stable, "web:1", 9)),
+                // The stable keeps its 10 pods (no write) until the canary's pod is available;
+                // only then does step 0's weight come into force.
                 applies(CANARY_APPLY, workload_body(Role::Canary, "web:2", 1)),
                 expect(
                     Method::PATCH,
@@ -352,7 +373,23 @@ async fn the_first_reconcile_of_a_new_revision_starts_step_zero() {
                         assert_eq!(s["canaryRevision"], expected_revision.as_str());
                         assert_eq!(
                             (s["currentStepIndex"].as_i64(), s["canaryWeight"].as_i64()),
-                            (Some(0), Some(10))
+                            (Some(0), Some(0))
+                        );
+                        assert_eq!(s["stepStartedAt"], Value::Null);
+                        assert_eq!(s["waitingSince"], "2025-11-23T00:05:00Z");
+                        assert_eq!(
+                            s["message"],
+                            "step 0 (10%) waits for web-canary: 0/1 available"
+                        );
+                        assert!(
+                            s["conditions"]
+                                .as_array()
+                                .unwrap()
+                                .iter()
+                                .any(|c| c["type"] == "CanaryAvailable"
+                                    && c["status"] == "False"
+                                    && c["reason"] == "WaitingForPods"),
+                            "{body}"
                         );
                         assert_eq!(s["startedAt"], "2025-11-23T00:05:00Z");
                         assert_eq!(s["observedGeneration"], 3);
@@ -370,6 +407,68 @@ async fn the_first_reconcile_of_a_new_revision_starts_step_zero() {
                     Method::POST,
                     EVENTS,
                     event_with("RolloutStarted", "Normal"),
+                    json!({}),
+                ),
+                expect(
+                    Method::POST,
+                    EVENTS,
+                    event_with("WaitingForPods", "Normal"),
+                    json!({}),
+                ),
+            ],
+        ),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn the_step_weight_comes_into_force_once_the_canary_pod_is_available() {
+    let rollout = rollout(
+        canary_spec(),
+        json!({"phase": "Progressing", "stableRevision": rev("web:1"), "canaryRevision": rev("web:2"),
+            "replicas": 10, "canaryWeight": 0, "currentStepIndex": 0,
+            "startedAt": "2025-11-23T00:04:00Z", "waitingSince": "2025-11-23T00:04:00Z"}),
+    );
+    converse(
+        rollout.clone(),
+        Arc::new(CLEAN),
+        then(
+            reads(10, Some(1)),
+            vec![
+                expect(Method::GET, TEMPLATE_GET, |_| {}, template_object()),
+                // Now the stable gives up the pod the canary took over.
+                applies(STABLE_APPLY, workload_body(Role::Stable, "web:1", 9)),
+                expect(
+                    Method::PATCH,
+                    STATUS_PATCH,
+                    |body| {
+                        let s = &body["status"];
+                        assert_eq!(
+                            (s["phase"].as_str(), s["canaryWeight"].as_i64()),
+                            (Some("Progressing"), Some(10)),
+                            "{body}"
+                        );
+                        assert_eq!(s["stepStartedAt"], "2025-11-23T00:05:00Z");
+                        assert_eq!(s["waitingSince"], Value::Null);
+                        assert_eq!(
+                            s["stepHistory"],
+                            json!([{"step": 0, "startedAt": "2025-11-23T00:05:00Z"}])
+                        );
+                        assert!(
+                            s["conditions"]
+                                .as_array()
+                                .unwrap()
+                                .iter()
+                                .any(|c| c["type"] == "CanaryAvailable" && c["status"] == "True"),
+                            "{body}"
+                        );
+                    },
+                    serde_json::to_value(&rollout).unwrap(),
+                ),
+                expect(
+                    Method::POST,
+                    EVENTS,
+                    event_with("StepAdvanced", "Normal"),
                     json!({}),
                 ),
             ],
@@ -502,7 +601,10 @@ const TEMPLATE_GET: &str =
 /// Status of a rollout of web:2 at `step`, begun at T0, the step begun at `step_started`.
 fn rolling(step: i64, step_started: &str, phase: &str) -> Value {
     let canary = revision(&deployment("web:2").spec.unwrap().template);
+    // The weight in force: the steps' 10 % then 50 %.
+    let weight = if step == 0 { 10 } else { 50 };
     json!({"phase": phase, "stableRevision": rev("web:1"), "canaryRevision": canary, "replicas": 10,
+        "canaryWeight": weight,
         "startedAt": "2025-11-23T00:00:00Z", "stepStartedAt": step_started, "currentStepIndex": step,
         "stepHistory": [{"step": 0, "startedAt": "2025-11-23T00:00:00Z"}]})
 }
@@ -514,7 +616,7 @@ fn two_steps() -> Value {
 }
 
 #[tokio::test]
-async fn a_passing_step_advances_to_the_next_weight() {
+async fn a_passing_step_advances_and_its_weight_waits_for_the_canary_pods() {
     let rollout = rollout(
         two_steps(),
         rolling(0, "2025-11-23T00:00:00Z", "Progressing"),
@@ -526,7 +628,8 @@ async fn a_passing_step_advances_to_the_next_weight() {
             reads(9, Some(1)),
             vec![
                 expect(Method::GET, TEMPLATE_GET, |_| {}, template_object()),
-                applies(STABLE_APPLY, workload_body(Role::Stable, "web:1", 5)),
+                // Step 1 (50 %) needs 5 canary pods: the canary gets them, the stable keeps its
+                // 9 (no write) and 10 % stays in force until they are available.
                 applies(CANARY_APPLY, workload_body(Role::Canary, "web:2", 5)),
                 expect(
                     Method::PATCH,
@@ -535,19 +638,24 @@ async fn a_passing_step_advances_to_the_next_weight() {
                         let s = &body["status"];
                         assert_eq!(
                             (s["currentStepIndex"].as_i64(), s["canaryWeight"].as_i64()),
-                            (Some(1), Some(50)),
+                            (Some(1), Some(10)),
                             "{body}"
                         );
-                        assert_eq!(s["stepStartedAt"], "2025-11-23T00:05:00Z");
-                        assert_eq!(s["stepHistory"].as_array().unwrap().len(), 2);
+                        assert_eq!(s["stepStartedAt"], Value::Null);
+                        assert_eq!(s["waitingSince"], "2025-11-23T00:05:00Z");
+                        assert_eq!(s["stepHistory"].as_array().unwrap().len(), 1);
                         assert_eq!(s["lastDecision"], "continue");
+                        assert_eq!(
+                            s["message"],
+                            "step 1 (50%) waits for web-canary: 1/5 available"
+                        );
                     },
                     serde_json::to_value(&rollout).unwrap(),
                 ),
                 expect(
                     Method::POST,
                     EVENTS,
-                    event_with("StepAdvanced", "Normal"),
+                    event_with("WaitingForPods", "Normal"),
                     json!({}),
                 ),
             ],
@@ -653,7 +761,8 @@ async fn a_manual_pause_waits_and_a_human_promote_resumes_it() {
         then(
             reads(9, Some(1)),
             vec![
-                applies(STABLE_APPLY, workload_body(Role::Stable, "web:2", 10)),
+                // All traffic moves to the canary only once it has all 10 pods available: it
+                // gets them first; the stable keeps web:1 (no write) and 90 % meanwhile.
                 applies(CANARY_APPLY, workload_body(Role::Canary, "web:2", 10)),
                 expect(
                     Method::PATCH,
@@ -662,10 +771,21 @@ async fn a_manual_pause_waits_and_a_human_promote_resumes_it() {
                         let s = &body["status"];
                         assert_eq!(
                             (s["phase"].as_str(), s["canaryWeight"].as_i64()),
-                            (Some("Promoting"), Some(100)),
+                            (Some("Promoting"), Some(10)),
                             "{body}"
                         );
+                        assert_eq!(s["waitingSince"], "2025-11-23T00:05:00Z");
                         assert_eq!(s["handledAction"], "promote@1");
+                        assert!(
+                            s["conditions"]
+                                .as_array()
+                                .unwrap()
+                                .iter()
+                                .any(|c| c["type"] == "ActionApplied"
+                                    && c["status"] == "True"
+                                    && c["message"] == "promote: step 0 ended"),
+                            "{body}"
+                        );
                     },
                     serde_json::to_value(&asked).unwrap(),
                 ),
@@ -1321,7 +1441,7 @@ async fn a_deleted_target_deployment_is_a_degraded_status_and_nothing_else_is_to
                     // Where the rollout stood is kept for when the Deployment is back.
                     assert_eq!(
                         (s["currentStepIndex"].as_i64(), s["canaryWeight"].as_i64()),
-                        (Some(0), None)
+                        (Some(0), Some(10))
                     );
                     assert_eq!(s["startedAt"], "2025-11-23T00:00:00Z");
                 },
@@ -1334,6 +1454,210 @@ async fn a_deleted_target_deployment_is_a_degraded_status_and_nothing_else_is_to
                 json!({}),
             ),
         ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_canary_past_its_progress_deadline_rolls_back_naming_the_pods_reasons() {
+    let mut spec = canary_spec();
+    spec["progressDeadline"] = json!("5m");
+    let rollout = rollout(
+        spec,
+        json!({"phase": "Progressing", "stableRevision": rev("web:1"), "canaryRevision": rev("web:2"),
+            "replicas": 10, "canaryWeight": 0, "currentStepIndex": 0,
+            "startedAt": "2025-11-23T00:00:00Z", "waitingSince": "2025-11-23T00:00:00Z"}),
+    );
+    // The canary's one pod never becomes available; its Deployment says so, its pod says why.
+    let mut canary = workload(Role::Canary, "web:2", 1);
+    canary["status"] = json!({"observedGeneration": 2, "replicas": 1, "updatedReplicas": 1,
+        "unavailableReplicas": 1, "conditions": [{"type": "Available", "status": "False",
+        "reason": "MinimumReplicasUnavailable", "message": "Deployment does not have minimum availability."}]});
+    let pods = json!({"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": [
+        {"metadata": {"name": "web-canary-7d9-x1", "namespace": "shop"},
+         "status": {"phase": "Running", "containerStatuses": [{"name": "web", "ready": false, "restartCount": 5,
+            "image": "web:2", "imageID": "", "state": {"waiting": {"reason": "CrashLoopBackOff",
+            "message": "back-off 2m40s restarting failed container=web"}},
+            "lastState": {"terminated": {"exitCode": 2, "reason": "Error"}}}]}}]});
+    converse(
+        rollout.clone(),
+        Arc::new(CLEAN),
+        vec![
+            expect(Method::GET, DEPLOYMENT, |_| {}, adopted("web:2")),
+            expect(
+                Method::GET,
+                STABLE,
+                |_| {},
+                workload(Role::Stable, "web:1", 10),
+            ),
+            expect(Method::GET, CANARY, |_| {}, canary),
+            expect(Method::GET, TEMPLATE_GET, |_| {}, template_object()),
+            // Read once, at the deadline: the pods of the canary workload, by its selector.
+            expect(
+                Method::GET,
+                "/api/v1/namespaces/shop/pods?&labelSelector=app%3Dweb%2Ccanarygate.dev%2Fversion%3Dcanary",
+                |_| {},
+                pods,
+            ),
+            applies(CANARY_APPLY, workload_body(Role::Canary, "web:2", 0)),
+            expect(
+                Method::PATCH,
+                STATUS_PATCH,
+                |body| {
+                    let s = &body["status"];
+                    assert_eq!(
+                        (s["phase"].as_str(), s["canaryWeight"].as_i64()),
+                        (Some("RolledBack"), Some(0)),
+                        "{body}"
+                    );
+                    let progressing = s["conditions"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .find(|c| c["type"] == "Progressing")
+                        .unwrap();
+                    assert_eq!(progressing["status"], "False");
+                    assert_eq!(progressing["reason"], "ProgressDeadlineExceeded");
+                    assert_eq!(
+                        progressing["message"],
+                        "progress deadline 5m passed: web-canary: 0/1 available (MinimumReplicasUnavailable: Deployment does not have minimum availability.; 1 pod: CrashLoopBackOff (container web), last exit 2 Error: back-off 2m40s restarting failed container=web)"
+                    );
+                },
+                serde_json::to_value(&rollout).unwrap(),
+            ),
+            expect(
+                Method::POST,
+                EVENTS,
+                event_with("ProgressDeadlineExceeded", "Warning"),
+                json!({}),
+            ),
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn an_hpa_scaling_the_target_deployment_is_a_condition_with_the_fix_and_one_warning() {
+    let rollout = rollout(
+        canary_spec(),
+        json!({"phase": "Healthy", "stableRevision": rev("web:2"), "replicas": 10, "canaryWeight": 0}),
+    );
+    let hpa: HorizontalPodAutoscaler = serde_json::from_value(json!({
+        "apiVersion": "autoscaling/v1", "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": "web", "namespace": "shop"},
+        "spec": {"minReplicas": 2, "maxReplicas": 20,
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"}}
+    }))
+    .unwrap();
+    let on_rollout: HorizontalPodAutoscaler = serde_json::from_value(json!({
+        "apiVersion": "autoscaling/v1", "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": "api", "namespace": "shop"},
+        "spec": {"maxReplicas": 20,
+            "scaleTargetRef": {"apiVersion": "canarygate.dev/v1alpha1", "kind": "Rollout", "name": "api"}}
+    }))
+    .unwrap();
+    converse_seeing(
+        rollout.clone(),
+        Arc::new(CLEAN),
+        vec![
+            expect(Method::GET, DEPLOYMENT, |_| {}, adopted("web:2")),
+            expect(
+                Method::GET,
+                STABLE,
+                |_| {},
+                workload(Role::Stable, "web:2", 10),
+            ),
+            missing(CANARY, "web-canary"),
+            expect(
+                Method::PATCH,
+                STATUS_PATCH,
+                |body| {
+                    let s = &body["status"];
+                    assert_eq!(s["phase"], "Healthy", "{body}");
+                    assert_eq!(s["selector"], "app=web");
+                    let c = s["conditions"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .find(|c| c["type"] == "AutoscalerConflict")
+                        .unwrap();
+                    assert_eq!((c["status"].as_str(), c["reason"].as_str()), (Some("True"), Some("HPATargetsDeployment")));
+                    assert!(
+                        c["message"].as_str().unwrap().contains(
+                            "point its scaleTargetRef at the Rollout instead (apiVersion: canarygate.dev/v1alpha1, kind: Rollout, name: web)"
+                        ),
+                        "{c}"
+                    );
+                },
+                serde_json::to_value(&rollout).unwrap(),
+            ),
+            expect(
+                Method::POST,
+                EVENTS,
+                event_with("AutoscalerConflict", "Warning"),
+                json!({}),
+            ),
+        ],
+        Some(vec![hpa, on_rollout]),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn undo_of_a_rolled_back_rollout_reverts_the_deployment_or_says_why_it_cannot() {
+    let mut status = rolling(0, "2025-11-23T00:00:00Z", "RolledBack");
+    status["canaryWeight"] = json!(0);
+    let mut rollout = rollout(two_steps(), status);
+    rollout.metadata.annotations =
+        Some([("canarygate.dev/action".to_string(), "undo@1".to_string())].into());
+    // No ReplicaSet holds web:1 any more: the undo cannot be carried out, and the status says so.
+    converse(
+        rollout.clone(),
+        Arc::new(CLEAN),
+        then(
+            reads(10, Some(0)),
+            vec![
+                expect(
+                    Method::GET,
+                    "/apis/apps/v1/namespaces/shop/replicasets?",
+                    |_| {},
+                    json!({"apiVersion": "apps/v1", "kind": "ReplicaSetList", "metadata": {}, "items": []}),
+                ),
+                expect(
+                    Method::PATCH,
+                    STATUS_PATCH,
+                    |body| {
+                        let s = &body["status"];
+                        assert_eq!(s["handledAction"], "undo@1", "{body}");
+                        let c = s["conditions"]
+                            .as_array()
+                            .unwrap()
+                            .iter()
+                            .find(|c| c["type"] == "ActionApplied")
+                            .unwrap();
+                        assert_eq!(
+                            (c["status"].as_str(), c["reason"].as_str()),
+                            (Some("False"), Some("UndoImpossible")),
+                            "{c}"
+                        );
+                        assert!(c["message"].as_str().unwrap().contains("no ReplicaSet of Deployment shop/web has revision"));
+                    },
+                    serde_json::to_value(&rollout).unwrap(),
+                ),
+                expect(
+                    Method::POST,
+                    EVENTS,
+                    event_with("RolloutUndone", "Warning"),
+                    json!({}),
+                ),
+                expect(
+                    Method::POST,
+                    EVENTS,
+                    event_with("UndoImpossible", "Warning"),
+                    json!({}),
+                ),
+            ],
+        ),
     )
     .await;
 }

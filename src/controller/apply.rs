@@ -13,10 +13,10 @@ use serde_json::{Value, json};
 
 use crate::crd::Rollout;
 use crate::crd::rollout::{RolloutPhase, RolloutStatus};
-use crate::traffic::replicas::{self, Replicas};
 use crate::traffic::workload::{self, Role};
 use crate::traffic::{self, FIELD_MANAGER, ObjectRef, ROLLOUT_LABEL, Split, contains};
 
+use super::availability;
 use super::decide::{Note, parse_rfc3339, set_condition};
 use super::error::ReconcileError;
 use super::observe;
@@ -93,33 +93,23 @@ pub async fn apply(
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), &namespace);
     let target_spec = target.deployment.spec.clone().unwrap_or_default();
 
-    // How many pods in all: what the target asks for. Its 0 is canary-gate's own after the
-    // hand-over (then the last total stands), or a human's (then 0 it is).
-    let asked = target_spec.replicas.unwrap_or(1);
-    if asked > 0 || !replicas_are_ours(target.deployment) {
-        status.replicas = Some(asked);
-    }
-    let total = status.replicas.unwrap_or(asked);
+    // How many pods in all: the Rollout's spec.replicas (an HPA's), else what the target asks
+    // for (its 0 is canary-gate's own after the hand-over, then the last total stands).
+    let total = availability::total(
+        validated.replicas,
+        target.deployment,
+        replicas_are_ours(target.deployment),
+        status.replicas,
+    );
+    status.replicas = Some(total);
+    status.selector = availability::selector_string(target.deployment);
     let phase = status.phase;
     let promoting = phase == Some(RolloutPhase::Promoting);
-    let live = matches!(
-        phase,
-        Some(
-            RolloutPhase::Progressing
-                | RolloutPhase::Holding
-                | RolloutPhase::Paused
-                | RolloutPhase::Promoting
-        )
-    ) && status.canary_revision.is_some();
+    let live = availability::canary_live(phase) && status.canary_revision.is_some();
+    // The weight in force at the routers; the pods also cover the weight being moved to.
     let weight = status.canary_weight.unwrap_or(0);
-    let split_pods = match validated.kind {
-        StrategyKind::BlueGreen => Replicas {
-            stable: total,
-            canary: if live { total } else { 0 },
-        },
-        StrategyKind::Canary if validated.routed => replicas::routed(total, weight, live),
-        StrategyKind::Canary => replicas::ratio(total, weight, live),
-    };
+    let all_on_canary = promoting && weight == 100;
+    let split_pods = availability::placement(validated, status, total);
     // A router may still send in-flight requests to the canary: it keeps its pods until the
     // scale-down time. With the replica ratio the pods are the traffic: they go at once.
     let keep_canary = !live
@@ -144,7 +134,7 @@ pub async fn apply(
             .as_deref()
             .and_then(parse_rfc3339)
             .is_some_and(|at| at > now);
-    let stable_template: Option<(PodTemplateSpec, String)> = if promoting
+    let stable_template: Option<(PodTemplateSpec, String)> = if all_on_canary
         && !switch_back_window
         && let Some(c) = &canary_revision
     {
@@ -162,7 +152,7 @@ pub async fn apply(
             .await?
             .map(|t| (t, stable_revision.clone()))
     };
-    let stable_pods = if promoting { total } else { split_pods.stable };
+    let stable_pods = split_pods.stable;
     match &stable_template {
         Some((template, revision)) => {
             let desired = workload::desired(
@@ -284,8 +274,10 @@ pub async fn apply(
         return Ok(notes);
     }
     let split = Split {
-        weight: if promoting { 100 } else { weight },
-        matches: if live && !promoting {
+        weight,
+        // A/B matches send requests to the canary whatever the weight: only once it has served
+        // a step (its pods were available for one), never to a canary still coming up.
+        matches: if live && !promoting && !status.step_history.is_empty() {
             rollout
                 .spec
                 .traffic_routing
@@ -360,7 +352,7 @@ pub async fn apply(
 }
 
 /// Whether canary-gate's field manager owns the target's `spec.replicas` (it scaled it to zero).
-fn replicas_are_ours(target: &Deployment) -> bool {
+pub fn replicas_are_ours(target: &Deployment) -> bool {
     target.metadata.managed_fields.iter().flatten().any(|m| {
         m.manager.as_deref() == Some(FIELD_MANAGER)
             && m.fields_v1

@@ -12,6 +12,7 @@ use crate::analysis::{Decision, Judgement, NO_DATA};
 use crate::crd::rollout::{DecisionRecord, MetricRecord, RolloutPhase, RolloutStatus, StepStart};
 use crate::rollout::{Phase, PlanState};
 
+use super::availability::{Availability, canary_live, needed, ready, shortfall};
 use super::validate::{StrategyKind, ValidatedRollout};
 
 /// At most this many decisions are kept in the status.
@@ -33,6 +34,19 @@ pub enum Action {
     Undo,
 }
 
+impl Action {
+    /// The word a human writes (`canary-gate <verb>`).
+    pub fn verb(self) -> &'static str {
+        match self {
+            Action::Promote => "promote",
+            Action::PromoteFull => "promote --full",
+            Action::Abort => "abort",
+            Action::Retry => "retry",
+            Action::Undo => "undo",
+        }
+    }
+}
+
 /// What the controller saw.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Observed {
@@ -47,6 +61,11 @@ pub struct Observed {
     pub stable_ready: bool,
     /// The metrics could not be read for this step's analysis.
     pub metrics_outage: Option<MetricsOutage>,
+    /// The pods each version has available, and why some are missing.
+    pub pods: Availability,
+    /// An autoscaler that scales the target Deployment instead of the Rollout (the message,
+    /// with the fix).
+    pub autoscaler_conflict: Option<String>,
 }
 
 /// The metrics source failed: the step holds, and after the template's hold budget its
@@ -86,6 +105,9 @@ pub struct Outcome {
     pub requeue_after: Option<f64>,
     /// Revert the target Deployment's pod template to this revision (a human's `undo`).
     pub revert_to: Option<String>,
+    /// What became of a human's action: carried out (`Ok`, what it did) or refused (`Err`,
+    /// reason and why); `None` without an action.
+    pub action_result: Option<Result<String, (&'static str, String)>>,
 }
 
 /// Whether the judge should run for this status: a rollout is in progress.
@@ -109,6 +131,47 @@ pub fn decide(
     let mut outcome = decide_phase(rollout, status, observed, judgement, interval);
     schedule_scale_down(rollout, status, &mut outcome, observed.now);
     set_phase_conditions(&mut outcome.status, observed.now);
+    set_availability_conditions(rollout, observed, &mut outcome);
+    report_action(&mut outcome, observed);
+    match &observed.autoscaler_conflict {
+        Some(message) => {
+            let already = outcome
+                .status
+                .conditions
+                .iter()
+                .any(|c| c.type_ == AUTOSCALER_CONDITION && c.status == "True");
+            if !already {
+                outcome
+                    .notes
+                    .push(note("AutoscalerConflict", message.clone(), true));
+            }
+            set_condition(
+                &mut outcome.status.conditions,
+                AUTOSCALER_CONDITION,
+                true,
+                "HPATargetsDeployment",
+                message,
+                observed.now,
+            );
+        }
+        None => {
+            if outcome
+                .status
+                .conditions
+                .iter()
+                .any(|c| c.type_ == AUTOSCALER_CONDITION)
+            {
+                set_condition(
+                    &mut outcome.status.conditions,
+                    AUTOSCALER_CONDITION,
+                    false,
+                    "NoConflict",
+                    "no autoscaler scales the target Deployment",
+                    observed.now,
+                );
+            }
+        }
+    }
     match (&observed.metrics_outage, judgement) {
         (Some(outage), _) => set_condition(
             &mut outcome.status.conditions,
@@ -152,17 +215,114 @@ pub fn decide(
     outcome
 }
 
-/// Whether a phase has a canary that takes traffic or is about to.
-fn canary_live(phase: Option<RolloutPhase>) -> bool {
-    matches!(
-        phase,
-        Some(
-            RolloutPhase::Progressing
-                | RolloutPhase::Holding
-                | RolloutPhase::Paused
-                | RolloutPhase::Promoting
-        )
-    )
+/// The condition that reports an autoscaler scaling the target Deployment instead of the
+/// Rollout.
+pub const AUTOSCALER_CONDITION: &str = "AutoscalerConflict";
+/// The condition that reports what became of the last human action.
+pub const ACTION_CONDITION: &str = "ActionApplied";
+
+/// What became of a human's action: `ActionApplied` True with what it did, or False with why
+/// not (and a Warning Event) — an accepted action is never silently dropped.
+pub fn report_action(outcome: &mut Outcome, observed: &Observed) {
+    match outcome.action_result.clone() {
+        Some(Ok(message)) => set_condition(
+            &mut outcome.status.conditions,
+            ACTION_CONDITION,
+            true,
+            "Applied",
+            &message,
+            observed.now,
+        ),
+        Some(Err((reason, message))) => {
+            outcome.notes.push(note(reason, message.clone(), true));
+            set_condition(
+                &mut outcome.status.conditions,
+                ACTION_CONDITION,
+                false,
+                reason,
+                &message,
+                observed.now,
+            );
+        }
+        None => {}
+    }
+}
+
+/// `CanaryAvailable` while a canary is live (unless the rollout is waiting, which set it false),
+/// `StableAvailable` always, and `Healthy` only with the stable workload's pods available.
+fn set_availability_conditions(
+    rollout: &ValidatedRollout,
+    observed: &Observed,
+    outcome: &mut Outcome,
+) {
+    let now = observed.now;
+    let status = &mut outcome.status;
+    if status.stable_revision.is_none() {
+        return;
+    }
+    let live = canary_live(status.phase) && status.canary_revision.is_some();
+    let weight = status.canary_weight.unwrap_or(0);
+    let pods: &Availability = &observed.pods;
+    let waiting_now = status.waiting_since.is_some();
+    let promoting_stable =
+        status.phase == Some(RolloutPhase::Promoting) && status.canary_weight == Some(100);
+    if live && (!waiting_now || promoting_stable) {
+        let need = needed(rollout, pods.total, weight).canary;
+        let text = format!(
+            "{}: {}/{need} available for {weight}%",
+            crate::traffic::workload::name(&rollout.target, crate::traffic::workload::Role::Canary),
+            pods.canary
+        );
+        let ok = ready(rollout, pods, weight);
+        set_condition(
+            &mut status.conditions,
+            "CanaryAvailable",
+            ok,
+            if ok { "Available" } else { "WaitingForPods" },
+            &if ok {
+                text
+            } else {
+                shortfall(rollout, pods, weight)
+            },
+            now,
+        );
+    } else if !live {
+        // No canary: the condition goes, unless it says why the canary failed (the deadline).
+        status
+            .conditions
+            .retain(|c| c.type_ != "CanaryAvailable" || c.reason == DEADLINE_REASON);
+    }
+    if !(promoting_stable && waiting_now) {
+        let need = if live && rollout.kind == StrategyKind::Canary && !rollout.routed {
+            needed(rollout, pods.total, weight).stable
+        } else {
+            pods.total
+        };
+        let ok = pods.stable >= need;
+        let text = format!(
+            "{}: {}/{need} available",
+            crate::traffic::workload::name(&rollout.target, crate::traffic::workload::Role::Stable),
+            pods.stable
+        );
+        set_condition(
+            &mut status.conditions,
+            "StableAvailable",
+            ok,
+            if ok { "Available" } else { "WaitingForPods" },
+            &text,
+            now,
+        );
+        if !ok && status.phase == Some(RolloutPhase::Healthy) {
+            set_condition(
+                &mut status.conditions,
+                "Healthy",
+                false,
+                "StableUnavailable",
+                &text,
+                now,
+            );
+        }
+    }
 }
 
 /// When a canary stops taking traffic, its pods go after the scale-down delay (in-flight requests
@@ -206,6 +366,7 @@ fn decide_phase(
     let mut next = status.clone();
     let mut notes = Vec::new();
     let plan = &rollout.plan;
+    let mut action = observed.action;
 
     // First sight: the running revision becomes stable.
     let Some(stable) = status.stable_revision.clone() else {
@@ -213,7 +374,7 @@ fn decide_phase(
         set_phase(
             &mut next,
             RolloutPhase::Healthy,
-            format!("revision {} adopted as stable", observed.revision),
+            healthy_message(rollout, observed, &observed.revision, "adopted as stable"),
         );
         next.canary_weight = Some(0);
         notes.push(note(
@@ -226,11 +387,20 @@ fn decide_phase(
             notes,
             requeue_after: None,
             revert_to: None,
+            action_result: action.map(|a| {
+                Err((
+                    "ActionRefused",
+                    format!(
+                        "`{}` does nothing before a stable revision is adopted",
+                        a.verb()
+                    ),
+                ))
+            }),
         };
     };
 
     let rolling_out = status.canary_revision.as_deref() == Some(observed.revision.as_str());
-    if observed.revision == stable && observed.action == Some(Action::Undo) {
+    if observed.revision == stable && action == Some(Action::Undo) {
         return match &status.previous_stable_revision {
             Some(previous) => {
                 notes.push(note(
@@ -243,22 +413,22 @@ fn decide_phase(
                     notes,
                     requeue_after: None,
                     revert_to: Some(previous.clone()),
+                    action_result: Some(Ok(format!(
+                        "undo: the Deployment goes back to revision {previous}"
+                    ))),
                 }
             }
-            None => {
-                notes.push(note(
+            None => Outcome {
+                status: next,
+                notes,
+                requeue_after: None,
+                revert_to: None,
+                action_result: Some(Err((
                     "UndoImpossible",
                     "no previous stable revision is known; revert the Deployment (e.g. in Git)"
                         .into(),
-                    true,
-                ));
-                Outcome {
-                    status: next,
-                    notes,
-                    requeue_after: None,
-                    revert_to: None,
-                }
-            }
+                ))),
+            },
         };
     }
     if observed.revision == stable {
@@ -276,17 +446,27 @@ fn decide_phase(
         next.canary_revision = None;
         next.current_step_index = None;
         next.step_started_at = None;
+        next.waiting_since = None;
         next.canary_weight = Some(0);
         set_phase(
             &mut next,
             RolloutPhase::Healthy,
-            format!("revision {stable} runs with all traffic"),
+            healthy_message(rollout, observed, &stable, "runs with all traffic"),
         );
         return Outcome {
             status: next,
             notes,
             requeue_after: None,
             revert_to: None,
+            action_result: action.map(|a| {
+                Err((
+                    "ActionRefused",
+                    format!(
+                        "`{}` does nothing: revision {stable} runs with all traffic and nothing is rolling out",
+                        a.verb()
+                    ),
+                ))
+            }),
         };
     }
     if !rolling_out {
@@ -310,19 +490,71 @@ fn decide_phase(
                 false,
             ));
         }
-        return start(rollout, next, notes, &observed.revision, now, interval);
+        let mut outcome = start(rollout, next, notes, observed, interval);
+        outcome.action_result = action.map(|a| {
+            Err((
+                "ActionRefused",
+                format!(
+                    "`{}` came with a new revision {}, which starts from step 0; ask again if it still applies",
+                    a.verb(),
+                    observed.revision
+                ),
+            ))
+        });
+        return outcome;
     }
 
     // The canary revision is the target's: act on actions, then on the judge.
     let phase = status.phase.unwrap_or(RolloutPhase::Progressing);
-    match (observed.action, phase) {
+    let mut action_result = None;
+    match (action, phase) {
         (Some(Action::Retry), RolloutPhase::Aborted | RolloutPhase::RolledBack) => {
             notes.push(note(
                 "RolloutRetried",
                 format!("retrying revision {} from step 0", observed.revision),
                 false,
             ));
-            return start(rollout, next, notes, &observed.revision, now, interval);
+            let mut outcome = start(rollout, next, notes, observed, interval);
+            outcome.action_result = Some(Ok(format!(
+                "retry: revision {} starts again from step 0",
+                observed.revision
+            )));
+            return outcome;
+        }
+        (Some(Action::Undo), RolloutPhase::Aborted | RolloutPhase::RolledBack) => {
+            notes.push(note(
+                "RolloutUndone",
+                format!(
+                    "revision {} undone; reverting the Deployment to {stable}",
+                    observed.revision
+                ),
+                true,
+            ));
+            return Outcome {
+                status: next,
+                notes,
+                requeue_after: None,
+                revert_to: Some(stable.clone()),
+                action_result: Some(Ok(format!(
+                    "undo: the Deployment goes back to stable revision {stable}"
+                ))),
+            };
+        }
+        (Some(a), RolloutPhase::Aborted | RolloutPhase::RolledBack | RolloutPhase::Degraded) => {
+            return Outcome {
+                status: next,
+                notes,
+                requeue_after: None,
+                revert_to: None,
+                action_result: Some(Err((
+                    "ActionRefused",
+                    format!(
+                        "`{}` does nothing while the Rollout is {phase:?}: all traffic is on stable revision {stable}; `canary-gate retry` starts revision {} again, `undo` reverts the Deployment",
+                        a.verb(),
+                        observed.revision
+                    ),
+                ))),
+            };
         }
         (_, RolloutPhase::Aborted | RolloutPhase::RolledBack | RolloutPhase::Degraded) => {
             return Outcome {
@@ -330,10 +562,23 @@ fn decide_phase(
                 notes,
                 requeue_after: None,
                 revert_to: None,
+                action_result: None,
             };
+        }
+        (Some(Action::Retry), _) => {
+            // Not meaningful while the rollout runs: say so and carry on.
+            action_result = Some(Err((
+                "ActionRefused",
+                format!(
+                    "`retry` restarts only an aborted or rolled-back revision; revision {} is {phase:?}",
+                    observed.revision
+                ),
+            )));
+            action = None;
         }
         (Some(Action::Undo), _) => {
             next.canary_weight = Some(0);
+            next.waiting_since = None;
             set_phase(
                 &mut next,
                 RolloutPhase::Aborted,
@@ -353,11 +598,15 @@ fn decide_phase(
                 status: next,
                 notes,
                 requeue_after: None,
-                revert_to: Some(stable),
+                revert_to: Some(stable.clone()),
+                action_result: Some(Ok(format!(
+                    "undo: the Deployment goes back to stable revision {stable}"
+                ))),
             };
         }
         (Some(Action::Abort), _) => {
             next.canary_weight = Some(0);
+            next.waiting_since = None;
             set_phase(
                 &mut next,
                 RolloutPhase::Aborted,
@@ -373,64 +622,40 @@ fn decide_phase(
                 notes,
                 requeue_after: None,
                 revert_to: None,
-            };
-        }
-        (_, RolloutPhase::Promoting) if !observed.stable_ready => {
-            // Traffic is on the canary while the stable workload takes the new template.
-            set_phase(
-                &mut next,
-                RolloutPhase::Promoting,
-                format!(
-                    "promoting revision {}: waiting for the stable workload to run it",
-                    observed.revision
-                ),
-            );
-            return Outcome {
-                status: next,
-                notes,
-                requeue_after: Some(PROMOTION_POLL),
-                revert_to: None,
+                action_result: Some(Ok("abort: all traffic is on stable".into())),
             };
         }
         (_, RolloutPhase::Promoting) => {
-            // The stable workload runs the new revision: traffic goes back to it.
-            next.previous_stable_revision = Some(stable.clone());
-            next.stable_revision = Some(observed.revision.clone());
-            next.canary_revision = None;
-            next.current_step_index = None;
-            next.step_started_at = None;
-            next.canary_weight = Some(0);
-            set_phase(
-                &mut next,
-                RolloutPhase::Healthy,
-                format!("revision {} promoted and stable", observed.revision),
-            );
-            notes.push(note(
-                "Promoted",
-                format!("revision {} is the stable version", observed.revision),
-                false,
-            ));
-            return Outcome {
-                status: next,
-                notes,
-                requeue_after: None,
-                revert_to: None,
-            };
+            let mut outcome = promoting(rollout, status, next, notes, observed, &stable);
+            outcome.action_result = action.map(|a| {
+                Err((
+                    "ActionRefused",
+                    format!(
+                        "`{}` does nothing: revision {} is being promoted already",
+                        a.verb(),
+                        observed.revision
+                    ),
+                ))
+            });
+            return outcome;
         }
         _ => {}
     }
 
     let state = plan_state(status, now);
     let ctx = plan.context(&state, now);
+    let in_force = status.canary_weight.unwrap_or(0);
+    let pending = status.step_started_at.is_none();
     let mut outage_reason: Option<String> = None;
-    let new_state = match observed.action {
+    let resumed = match action {
         Some(Action::Promote) => {
             notes.push(note(
                 "ResumedByHuman",
                 format!("step {} ended by a human", state.step),
                 false,
             ));
-            plan.resume(&state, now, false)
+            action_result = Some(Ok(format!("promote: step {} ended", state.step)));
+            Some(plan.resume(&state, now, false))
         }
         Some(Action::PromoteFull) => {
             notes.push(note(
@@ -438,9 +663,18 @@ fn decide_phase(
                 "remaining steps skipped by a human".to_string(),
                 false,
             ));
-            plan.resume(&state, now, true)
+            action_result = Some(Ok("promote --full: remaining steps skipped".into()));
+            Some(plan.resume(&state, now, true))
         }
-        _ => {
+        _ => None,
+    };
+    if resumed.is_some() {
+        // A human ended the step: any wait for pods counts anew from here.
+        next.waiting_since = None;
+    }
+    let new_state = match resumed {
+        Some(s) => s,
+        None => {
             let gated = rollout
                 .step_analysis
                 .get(state.step)
@@ -474,35 +708,101 @@ fn decide_phase(
                 next.metrics_unavailable_since = None;
                 record(&mut next, j, now);
             }
+            // Pods before traffic: a step whose weight waits for the canary's pods, or a
+            // canary that lost them, holds where it is (only a rollback goes ahead).
+            if decision != Decision::Rollback {
+                let goal = if pending {
+                    plan.weight(&state).round() as i32
+                } else {
+                    in_force
+                };
+                if !ready(rollout, &observed.pods, goal) {
+                    let human = status.phase == Some(RolloutPhase::Paused)
+                        || (!pending && plan.waits_for_human(&state));
+                    let mut outcome = waiting(
+                        rollout,
+                        status,
+                        next,
+                        notes,
+                        observed,
+                        Wait {
+                            side: Side::Canary,
+                            what: shortfall(rollout, &observed.pods, goal),
+                            human,
+                            phase: if human {
+                                RolloutPhase::Paused
+                            } else if pending {
+                                RolloutPhase::Progressing
+                            } else {
+                                RolloutPhase::Holding
+                            },
+                            message: if pending {
+                                format!("step {} ({goal}%) waits for the canary's pods", state.step)
+                            } else {
+                                format!("holding at {in_force}%: the canary lost pods")
+                            },
+                        },
+                    );
+                    outcome.action_result = action_result;
+                    return outcome;
+                }
+                // The pods are there (again): no wait counts against the deadline.
+                next.waiting_since = None;
+                if pending {
+                    // The weight comes into force now: the step's clock starts.
+                    let mut outcome = in_force_now(rollout, next, notes, observed, interval);
+                    outcome.action_result = action_result;
+                    return outcome;
+                }
+            }
             plan.apply(&state, &ctx, decision, paused, now)
         }
     };
 
+    let advanced = new_state.step != state.step && !new_state.phase.is_terminal();
+    let new_weight = plan.weight(&new_state).round() as i32;
+    let goal_ready = ready(rollout, &observed.pods, new_weight);
     next.current_step_index = Some(new_state.step as i32);
-    next.step_started_at = Some(rfc3339(new_state.step_started));
-    if new_state.step != state.step {
-        next.step_history.push(StepStart {
-            step: new_state.step as i32,
-            started_at: rfc3339(new_state.step_started),
-        });
-    }
-    next.canary_weight = Some(plan.weight(&new_state).round() as i32);
-    if new_state.step != state.step && new_state.phase == Phase::Progressing {
+    let mut waits_for: Option<String> = None;
+    if advanced && !goal_ready {
+        // The next step's weight waits for its pods; the weight in force stays.
+        next.step_started_at = None;
+        next.canary_weight = Some(in_force);
+        next.waiting_since = Some(rfc3339(now));
+        let what = shortfall(rollout, &observed.pods, new_weight);
         notes.push(note(
-            "StepAdvanced",
-            format!(
-                "step {} → {} at weight {}%",
-                state.step,
-                new_state.step,
-                plan.weight(&new_state)
-            ),
+            "WaitingForPods",
+            format!("step {} ({new_weight}%) waits for {what}", new_state.step),
             false,
         ));
+        waits_for = Some(what);
+    } else {
+        next.step_started_at = Some(rfc3339(new_state.step_started));
+        if advanced {
+            next.step_history.push(StepStart {
+                step: new_state.step as i32,
+                started_at: rfc3339(new_state.step_started),
+            });
+        }
+        next.canary_weight = Some(new_weight);
+        if advanced && new_state.phase == Phase::Progressing {
+            notes.push(note(
+                "StepAdvanced",
+                format!(
+                    "step {} → {} at weight {}%",
+                    state.step,
+                    new_state.step,
+                    plan.weight(&new_state)
+                ),
+                false,
+            ));
+        }
     }
     let reason =
         outage_reason.unwrap_or_else(|| judgement.map_or_else(String::new, |j| j.reason.clone()));
     match new_state.phase {
         Phase::RolledBack => {
+            next.waiting_since = None;
             set_phase(
                 &mut next,
                 RolloutPhase::RolledBack,
@@ -515,7 +815,13 @@ fn decide_phase(
             ));
         }
         Phase::Promoted => {
-            next.canary_weight = Some(100);
+            if goal_ready {
+                next.canary_weight = Some(100);
+            } else {
+                // All traffic moves to the canary once it has the pods for it.
+                next.canary_weight = Some(in_force);
+                next.waiting_since = Some(rfc3339(now));
+            }
             set_phase(
                 &mut next,
                 RolloutPhase::Promoting,
@@ -563,6 +869,17 @@ fn decide_phase(
                 format!("holding at {}%: {reason}", plan.weight(&new_state)),
             );
         }
+        Phase::Progressing if waits_for.is_some() => {
+            set_phase(
+                &mut next,
+                RolloutPhase::Progressing,
+                format!(
+                    "step {} ({new_weight}%) waits for {}",
+                    new_state.step,
+                    waits_for.clone().unwrap_or_default()
+                ),
+            );
+        }
         Phase::Progressing if plan.waits_for_human(&new_state) => {
             set_phase(
                 &mut next,
@@ -581,6 +898,7 @@ fn decide_phase(
     let requeue_after = match new_state.phase {
         // Promoting completes on the next reconcile, once traffic has moved.
         Phase::Promoted => Some(0.0),
+        _ if waits_for.is_some() => Some(POD_POLL.min(rollout.progress_deadline)),
         _ => plan
             .next_wake(&new_state, now, interval)
             .map(|t| (t - now).max(0.0)),
@@ -590,6 +908,401 @@ fn decide_phase(
         notes,
         requeue_after,
         revert_to: None,
+        action_result,
+    }
+}
+
+/// How often a rollout that waits for pods looks again (the workloads' watch usually wakes it
+/// sooner).
+const POD_POLL: f64 = 15.0;
+
+/// Which workload a rollout waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// The canary, for a step's weight (or all traffic before a promotion).
+    Canary,
+    /// The stable workload, rolling out the promoted revision.
+    Stable,
+}
+
+/// A wait for pods.
+struct Wait {
+    side: Side,
+    /// What is short, e.g. `web-canary: 0/3 available`.
+    what: String,
+    /// A human ends this wait (a manual pause, a paused rollout): the deadline does not act.
+    human: bool,
+    /// The phase while waiting.
+    phase: RolloutPhase,
+    /// The status message's beginning.
+    message: String,
+}
+
+/// The condition that reports a side's pods.
+fn availability_condition(side: Side) -> &'static str {
+    match side {
+        Side::Canary => "CanaryAvailable",
+        Side::Stable => "StableAvailable",
+    }
+}
+
+/// The rollout waits for pods: it holds where it is, records since when, and once
+/// `progressDeadline` has passed (unless a human is the one to end the wait) rolls back or
+/// pauses, naming what is short and the pods' own reasons.
+fn waiting(
+    rollout: &ValidatedRollout,
+    status: &RolloutStatus,
+    mut next: RolloutStatus,
+    mut notes: Vec<Note>,
+    observed: &Observed,
+    wait: Wait,
+) -> Outcome {
+    let now = observed.now;
+    let since = status
+        .waiting_since
+        .as_deref()
+        .and_then(parse_rfc3339)
+        .unwrap_or(now);
+    let problems = match wait.side {
+        Side::Canary => &observed.pods.canary_problems,
+        Side::Stable => &observed.pods.stable_problems,
+    };
+    let detail = if problems.is_empty() {
+        wait.what.clone()
+    } else {
+        format!("{} ({})", wait.what, problems.join("; "))
+    };
+    let condition = availability_condition(wait.side);
+    let deadline = rollout.progress_deadline;
+    if now - since >= deadline && !wait.human {
+        let message = format!(
+            "progress deadline {} passed: {detail}",
+            humantime::format_duration(std::time::Duration::from_secs(deadline as u64))
+        );
+        if rollout.deadline_rollback {
+            next.canary_weight = Some(0);
+            next.waiting_since = None;
+            set_phase(
+                &mut next,
+                RolloutPhase::RolledBack,
+                format!("rolled back: {message}"),
+            );
+            notes.push(note(
+                DEADLINE_REASON,
+                format!("revision {} rolled back: {message}", observed.revision),
+                true,
+            ));
+        } else {
+            next.waiting_since = Some(rfc3339(since));
+            set_phase(
+                &mut next,
+                RolloutPhase::Paused,
+                format!(
+                    "paused: {message}; `canary-gate promote` waits again, `abort` or `undo` ends the rollout"
+                ),
+            );
+            notes.push(note(
+                DEADLINE_REASON,
+                format!("revision {} paused: {message}", observed.revision),
+                true,
+            ));
+        }
+        set_condition(
+            &mut next.conditions,
+            "Progressing",
+            false,
+            DEADLINE_REASON,
+            &message,
+            now,
+        );
+        set_condition(
+            &mut next.conditions,
+            condition,
+            false,
+            DEADLINE_REASON,
+            &detail,
+            now,
+        );
+        return Outcome {
+            status: next,
+            notes,
+            requeue_after: None,
+            revert_to: None,
+            action_result: None,
+        };
+    }
+    next.waiting_since = Some(rfc3339(since));
+    if status.waiting_since.is_none() {
+        notes.push(note(
+            "WaitingForPods",
+            format!("{}: {detail}", wait.message),
+            false,
+        ));
+    }
+    let keep_message = wait.human && status.phase == Some(RolloutPhase::Paused);
+    if !keep_message {
+        let left = (deadline - (now - since)).max(0.0);
+        let message = if wait.human {
+            format!("{}: {detail}; waiting for a human", wait.message)
+        } else {
+            format!(
+                "{}: {detail}; progress deadline in {}",
+                wait.message,
+                humantime::format_duration(std::time::Duration::from_secs(left.ceil() as u64))
+            )
+        };
+        set_phase(&mut next, wait.phase, message);
+    }
+    set_condition(
+        &mut next.conditions,
+        condition,
+        false,
+        "WaitingForPods",
+        &detail,
+        now,
+    );
+    let left = deadline - (now - since);
+    Outcome {
+        status: next,
+        notes,
+        requeue_after: Some({
+            let poll = if wait.phase == RolloutPhase::Promoting {
+                PROMOTION_POLL
+            } else {
+                POD_POLL
+            };
+            if wait.human {
+                poll
+            } else {
+                poll.min(left.max(0.0) + 0.5)
+            }
+        }),
+        revert_to: None,
+        action_result: None,
+    }
+}
+
+/// Which workload's pods to read for their reasons: the progress deadline of a rollout that
+/// waits for pods has passed (and a human does not end the wait).
+pub fn deadline_due(rollout: &ValidatedRollout, status: &RolloutStatus, now: f64) -> Option<Side> {
+    let since = status.waiting_since.as_deref().and_then(parse_rfc3339)?;
+    if now - since < rollout.progress_deadline
+        || !canary_live(status.phase)
+        || status.phase == Some(RolloutPhase::Paused)
+    {
+        return None;
+    }
+    Some(
+        if status.phase == Some(RolloutPhase::Promoting) && status.canary_weight == Some(100) {
+            Side::Stable
+        } else {
+            Side::Canary
+        },
+    )
+}
+
+/// The reason of the condition and Event when the progress deadline passes.
+pub const DEADLINE_REASON: &str = "ProgressDeadlineExceeded";
+
+/// A step's weight comes into force: the canary has its pods. The step's pause and analysis
+/// clock start now.
+fn in_force_now(
+    rollout: &ValidatedRollout,
+    mut next: RolloutStatus,
+    mut notes: Vec<Note>,
+    observed: &Observed,
+    interval: f64,
+) -> Outcome {
+    let now = observed.now;
+    let plan = &rollout.plan;
+    let step = next.current_step_index.unwrap_or(0).max(0) as usize;
+    let state = PlanState {
+        step,
+        step_started: now,
+        phase: Phase::Progressing,
+    };
+    let weight = plan.weight(&state).round() as i32;
+    let had = next.canary_weight.unwrap_or(0);
+    next.canary_weight = Some(weight);
+    next.step_started_at = Some(rfc3339(now));
+    next.waiting_since = None;
+    next.step_history.push(StepStart {
+        step: step as i32,
+        started_at: rfc3339(now),
+    });
+    notes.push(note(
+        "StepAdvanced",
+        format!(
+            "step {step} at weight {weight}% (was {had}%): {}",
+            shortfall(rollout, &observed.pods, weight)
+        ),
+        false,
+    ));
+    let phase = if plan.waits_for_human(&state) {
+        RolloutPhase::Paused
+    } else {
+        RolloutPhase::Progressing
+    };
+    set_phase(
+        &mut next,
+        phase,
+        if phase == RolloutPhase::Paused {
+            format!("step {step} waits for `canary-gate promote`")
+        } else {
+            format!("step {step} at {weight}%")
+        },
+    );
+    Outcome {
+        status: next,
+        notes,
+        requeue_after: plan.next_wake(&state, now, interval).map(|t| t - now),
+        revert_to: None,
+        action_result: None,
+    }
+}
+
+/// A promotion: all traffic moves to the canary once it has the pods for it; the stable
+/// workload then takes the new revision, and traffic goes back to it once it runs it on every
+/// pod. Both waits count against the progress deadline.
+fn promoting(
+    rollout: &ValidatedRollout,
+    status: &RolloutStatus,
+    mut next: RolloutStatus,
+    mut notes: Vec<Note>,
+    observed: &Observed,
+    stable: &str,
+) -> Outcome {
+    let now = observed.now;
+    if status.canary_weight != Some(100) {
+        if !ready(rollout, &observed.pods, 100) {
+            return waiting(
+                rollout,
+                status,
+                next,
+                notes,
+                observed,
+                Wait {
+                    side: Side::Canary,
+                    what: shortfall(rollout, &observed.pods, 100),
+                    human: false,
+                    phase: RolloutPhase::Promoting,
+                    message: format!(
+                        "promoting revision {}: all traffic waits for the canary's pods",
+                        observed.revision
+                    ),
+                },
+            );
+        }
+        next.canary_weight = Some(100);
+        next.waiting_since = None;
+        set_phase(
+            &mut next,
+            RolloutPhase::Promoting,
+            format!(
+                "promoting revision {}: all traffic on the canary while the stable workload takes it",
+                observed.revision
+            ),
+        );
+        return Outcome {
+            status: next,
+            notes,
+            requeue_after: Some(PROMOTION_POLL),
+            revert_to: None,
+            action_result: None,
+        };
+    }
+    if !observed.stable_ready {
+        // Blue-green keeps the old pods as they are for the scale-down delay (an abort switches
+        // straight back); the stable workload takes the new revision only after it.
+        let switch_back = rollout.kind == StrategyKind::BlueGreen
+            && status
+                .scale_down_at
+                .as_deref()
+                .and_then(parse_rfc3339)
+                .is_some_and(|at| at > now);
+        if switch_back {
+            set_phase(
+                &mut next,
+                RolloutPhase::Promoting,
+                format!(
+                    "promoting revision {}: waiting for the stable workload to run it",
+                    observed.revision
+                ),
+            );
+            return Outcome {
+                status: next,
+                notes,
+                requeue_after: Some(PROMOTION_POLL),
+                revert_to: None,
+                action_result: None,
+            };
+        }
+        let name =
+            crate::traffic::workload::name(&rollout.target, crate::traffic::workload::Role::Stable);
+        return waiting(
+            rollout,
+            status,
+            next,
+            notes,
+            observed,
+            Wait {
+                side: Side::Stable,
+                what: format!(
+                    "{name}: {}/{} available with revision {}",
+                    observed.pods.stable, observed.pods.total, observed.revision
+                ),
+                human: false,
+                phase: RolloutPhase::Promoting,
+                message: format!(
+                    "promoting revision {}: waiting for the stable workload to run it",
+                    observed.revision
+                ),
+            },
+        );
+    }
+    // The stable workload runs the new revision: traffic goes back to it.
+    next.previous_stable_revision = Some(stable.to_string());
+    next.stable_revision = Some(observed.revision.clone());
+    next.canary_revision = None;
+    next.current_step_index = None;
+    next.step_started_at = None;
+    next.waiting_since = None;
+    next.canary_weight = Some(0);
+    set_phase(
+        &mut next,
+        RolloutPhase::Healthy,
+        format!("revision {} promoted and stable", observed.revision),
+    );
+    notes.push(note(
+        "Promoted",
+        format!("revision {} is the stable version", observed.revision),
+        false,
+    ));
+    Outcome {
+        status: next,
+        notes,
+        requeue_after: None,
+        revert_to: None,
+        action_result: None,
+    }
+}
+
+/// The Healthy phase's message: `revision R <what>`, or what the stable workload still lacks.
+fn healthy_message(
+    rollout: &ValidatedRollout,
+    observed: &Observed,
+    revision: &str,
+    what: &str,
+) -> String {
+    let total = observed.pods.total;
+    if observed.pods.stable >= total {
+        format!("revision {revision} {what}")
+    } else {
+        format!(
+            "revision {revision} is stable; waiting for {}: {}/{total} available",
+            crate::traffic::workload::name(&rollout.target, crate::traffic::workload::Role::Stable),
+            observed.pods.stable
+        )
     }
 }
 
@@ -597,19 +1310,56 @@ fn start(
     rollout: &ValidatedRollout,
     mut next: RolloutStatus,
     notes: Vec<Note>,
-    revision: &str,
-    now: f64,
+    observed: &Observed,
     interval: f64,
 ) -> Outcome {
+    let now = observed.now;
     let plan = &rollout.plan;
     let state = plan.start(now);
-    next.canary_revision = Some(revision.to_string());
+    next.canary_revision = Some(observed.revision.clone());
     next.started_at = Some(rfc3339(now));
-    next.step_started_at = Some(rfc3339(now));
     next.current_step_index = Some(0);
-    next.canary_weight = Some(plan.weight(&state).round() as i32);
     next.decisions.clear();
     next.last_decision = None;
+    next.step_history.clear();
+    next.waiting_since = None;
+    next.metrics_unavailable_since = None;
+    let weight = plan.weight(&state).round() as i32;
+    if !ready(rollout, &observed.pods, weight) {
+        // Step 0's weight reaches the routers once the canary has its pods.
+        next.canary_weight = Some(0);
+        next.step_started_at = None;
+        next.waiting_since = Some(rfc3339(now));
+        let what = shortfall(rollout, &observed.pods, weight);
+        let mut notes = notes;
+        notes.push(note(
+            "WaitingForPods",
+            format!("step 0 ({weight}%) waits for {what}"),
+            false,
+        ));
+        set_phase(
+            &mut next,
+            RolloutPhase::Progressing,
+            format!("step 0 ({weight}%) waits for {what}"),
+        );
+        set_condition(
+            &mut next.conditions,
+            "CanaryAvailable",
+            false,
+            "WaitingForPods",
+            &what,
+            now,
+        );
+        return Outcome {
+            status: next,
+            notes,
+            requeue_after: Some(POD_POLL.min(rollout.progress_deadline)),
+            revert_to: None,
+            action_result: None,
+        };
+    }
+    next.step_started_at = Some(rfc3339(now));
+    next.canary_weight = Some(weight);
     next.step_history = vec![StepStart {
         step: 0,
         started_at: rfc3339(now),
@@ -630,6 +1380,7 @@ fn start(
         notes,
         requeue_after,
         revert_to: None,
+        action_result: None,
     }
 }
 
@@ -751,14 +1502,23 @@ pub fn set_phase_conditions(status: &mut RolloutStatus, now: f64) {
             | RolloutPhase::Paused
             | RolloutPhase::Promoting
     );
-    set_condition(
-        &mut status.conditions,
-        "Progressing",
-        progressing,
-        &reason,
-        &message,
-        now,
-    );
+    // A passed progress deadline stays the Progressing condition's reason while its
+    // rollback or pause stands.
+    let deadline_stands = matches!(phase, RolloutPhase::RolledBack | RolloutPhase::Paused)
+        && status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "Progressing" && c.reason == DEADLINE_REASON);
+    if !deadline_stands {
+        set_condition(
+            &mut status.conditions,
+            "Progressing",
+            progressing,
+            &reason,
+            &message,
+            now,
+        );
+    }
     set_condition(
         &mut status.conditions,
         "Healthy",

@@ -5,6 +5,7 @@
 
 pub mod analyze;
 pub mod apply;
+pub mod availability;
 pub mod decide;
 pub mod error;
 pub mod events;

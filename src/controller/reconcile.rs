@@ -5,8 +5,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use k8s_openapi::api::autoscaling::v1::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action as Requeue;
+use kube::runtime::reflector::Store;
 use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
 
@@ -16,6 +19,7 @@ use crate::crd::rollout::{RolloutPhase, RolloutStatus};
 
 use super::analyze::{MetricWindows, combine};
 use super::apply::{self, Target, Workloads};
+use super::availability::{self, Availability};
 use super::decide::{
     self, MetricsOutage, Note, Observed, analysing, parse_rfc3339, plan_state, set_condition,
 };
@@ -49,6 +53,9 @@ pub struct Context {
     pub telemetry: Option<ControllerMetrics>,
     /// Grafana annotations (best effort), when configured.
     pub annotations: Option<AnnotationSink>,
+    /// The cluster's HorizontalPodAutoscalers (a watch cache), to report one that scales a
+    /// target Deployment instead of its Rollout; `None`: not watched.
+    pub autoscalers: Option<Store<HorizontalPodAutoscaler>>,
 }
 
 impl Context {
@@ -63,6 +70,7 @@ impl Context {
             clock,
             telemetry: None,
             annotations: None,
+            autoscalers: None,
         }
     }
 }
@@ -74,6 +82,15 @@ impl Context {
 /// an invalid spec or a missing target is not an error but a status the user sees.
 #[tracing::instrument(skip(rollout, ctx), fields(rollout = %rollout.name_any(), namespace = rollout.namespace().unwrap_or_default(), step, weight))]
 pub async fn reconcile(
+    rollout: Arc<Rollout>,
+    ctx: Arc<Context>,
+) -> Result<Requeue, ReconcileError> {
+    // The whole pipeline's state lives on the heap: its future is large in debug builds, and a
+    // caller that awaits it on a thread's stack (a test) must not overflow it.
+    Box::pin(reconcile_stages(rollout, ctx)).await
+}
+
+async fn reconcile_stages(
     rollout: Arc<Rollout>,
     ctx: Arc<Context>,
 ) -> Result<Requeue, ReconcileError> {
@@ -228,12 +245,50 @@ pub async fn reconcile(
     }
 
     // decide
+    let total = availability::total(
+        validated.replicas,
+        &target,
+        apply::replicas_are_ours(&target),
+        status.replicas,
+    );
+    let mut pods = Availability::of(
+        total,
+        workloads.stable.as_ref(),
+        status.stable_revision.as_deref(),
+        workloads.canary.as_ref(),
+        status
+            .canary_revision
+            .as_deref()
+            .filter(|c| *c == revision.as_str()),
+    );
+    if let Some(side) = decide::deadline_due(&validated, &status, now) {
+        // Once, when the deadline passes: the pods' own reasons for the message.
+        let workload = match side {
+            decide::Side::Canary => workloads.canary.as_ref(),
+            decide::Side::Stable => workloads.stable.as_ref(),
+        };
+        let reasons = pod_reasons(&ctx.client, &namespace, workload).await?;
+        match side {
+            decide::Side::Canary => pods.canary_problems.extend(reasons),
+            decide::Side::Stable => pods.stable_problems.extend(reasons),
+        }
+    }
+    let autoscaler_conflict = ctx.autoscalers.as_ref().and_then(|store| {
+        availability::autoscaler_conflict(
+            store.state().iter().map(|h| h.as_ref()),
+            &namespace,
+            &validated.target,
+            &rollout.name_any(),
+        )
+    });
     let observed = Observed {
         now,
         stable_ready: workloads.stable_runs(&revision),
         revision: revision.clone(),
         action: action.as_ref().map(|(a, _)| *a),
         metrics_outage: outage,
+        pods,
+        autoscaler_conflict,
     };
     let outcome = decide::decide(&validated, &status, &observed, judgement.as_ref(), interval);
     let mut notes = outcome.notes;
@@ -254,7 +309,22 @@ pub async fn reconcile(
         .await?,
     );
     if let Some(to) = &outcome.revert_to {
-        notes.extend(revert(&ctx.client, &deployments, target, to).await?);
+        match revert(&ctx.client, &deployments, target, to).await? {
+            Ok(done) => notes.push(done),
+            Err(impossible) => {
+                // The undo was accepted but cannot be carried out: say why, never silence.
+                let mut refused = decide::Outcome {
+                    status: next,
+                    notes: Vec::new(),
+                    requeue_after: None,
+                    revert_to: None,
+                    action_result: Some(Err(("UndoImpossible", impossible))),
+                };
+                decide::report_action(&mut refused, &observed);
+                next = refused.status;
+                notes.extend(refused.notes);
+            }
+        }
     }
     if let Some((_, value)) = action {
         next.handled_action = Some(value);
@@ -286,26 +356,38 @@ pub async fn reconcile(
     })
 }
 
+/// The pods' own reasons (CrashLoopBackOff, ImagePullBackOff, Unschedulable …) why a workload's
+/// pods are not available: its pods, listed by its selector.
+async fn pod_reasons(
+    client: &Client,
+    namespace: &str,
+    workload: Option<&Deployment>,
+) -> Result<Vec<String>, ReconcileError> {
+    let Some(selector) = workload.and_then(availability::selector_string) else {
+        return Ok(Vec::new());
+    };
+    let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let list = api.list(&ListParams::default().labels(&selector)).await?;
+    Ok(availability::pod_problems(&list.items))
+}
+
 /// A human's `undo`: puts the template of `revision` back on the Deployment, taken from the
 /// ReplicaSets it owns (as `kubectl rollout undo` does). The replace carries the resourceVersion,
-/// so a concurrent change fails with a conflict and the next reconcile tries again.
+/// so a concurrent change fails with a conflict and the next reconcile tries again. `Err`: why it
+/// is impossible.
 async fn revert(
     client: &Client,
     deployments: &Api<Deployment>,
     mut target: Deployment,
     revision: &str,
-) -> Result<Vec<Note>, ReconcileError> {
+) -> Result<Result<Note, String>, ReconcileError> {
     let name = target.name_any();
     let namespace = target.namespace().unwrap_or_default();
     let template = apply::template_of_revision(client, &target, revision).await?;
     let Some(template) = template else {
-        return Ok(vec![Note {
-            reason: "UndoImpossible",
-            message: format!(
-                "no ReplicaSet of Deployment {namespace}/{name} has revision {revision} any more; revert the Deployment (e.g. in Git)"
-            ),
-            warning: true,
-        }]);
+        return Ok(Err(format!(
+            "no ReplicaSet of Deployment {namespace}/{name} has revision {revision} any more; revert the Deployment (e.g. in Git)"
+        )));
     };
     if let Some(spec) = target.spec.as_mut() {
         spec.template = template;
@@ -318,11 +400,11 @@ async fn revert(
             format!("Deployment {namespace}/{name}"),
             resource_version,
         ))?;
-    Ok(vec![Note {
+    Ok(Ok(Note {
         reason: "DeploymentReverted",
         message: format!("Deployment {namespace}/{name} is back on revision {revision}"),
         warning: false,
-    }])
+    }))
 }
 
 /// The finalizer that lets a deleted Rollout give the target Deployment its pods back.

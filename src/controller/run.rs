@@ -12,12 +12,13 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v1::HorizontalPodAutoscaler;
 use kube::api::Api;
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::{Action as Requeue, Controller};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::utils::{Backoff, ResetTimerBackoff};
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt, reflector, watcher};
 use kube::{Client, Resource, ResourceExt};
 use prometheus_client::registry::Registry;
 
@@ -217,12 +218,34 @@ pub async fn run(config: ControllerConfig) -> Result<(), RunError> {
     }
 
     let targets = Arc::new(TargetIndex::default());
+    // HorizontalPodAutoscalers, cached: one that scales a target Deployment (which canary-gate
+    // keeps at zero pods) is reported on its Rollout with the fix.
+    let (autoscalers, writer) = reflector::store::<HorizontalPodAutoscaler>();
+    tokio::spawn(
+        reflector(
+            writer,
+            watcher(
+                Api::<HorizontalPodAutoscaler>::all(client.clone()),
+                watcher::Config::default(),
+            ),
+        )
+        .default_backoff()
+        .for_each(|event| async move {
+            if let Err(e) = event {
+                tracing::warn!(
+                    error = &e as &dyn std::error::Error,
+                    "HorizontalPodAutoscaler watch"
+                );
+            }
+        }),
+    );
     let context = Arc::new(RunContext {
         targets: targets.clone(),
         inner: Arc::new(Context {
             events: EventWriter::new(client.clone(), Some(config.identity.clone())),
             telemetry: Some(telemetry.clone()),
             annotations,
+            autoscalers: Some(autoscalers),
             ..Context::new(
                 client.clone(),
                 Arc::new(PrometheusWindows(config.prometheus)),
@@ -276,6 +299,27 @@ pub async fn run(config: ControllerConfig) -> Result<(), RunError> {
                         .rollouts_for(&namespace, &d.name_any(), d.labels())
                         .into_iter()
                         .map(|name| ObjectRef::new(&name).within(&namespace))
+                        .collect::<Vec<_>>()
+                }
+            },
+        )
+        // An autoscaler that appears, changes or goes: the Rollouts of the Deployment it scales.
+        .watches(
+            Api::<HorizontalPodAutoscaler>::all(client.clone()),
+            watcher::Config::default(),
+            {
+                let targets = targets.clone();
+                move |h: HorizontalPodAutoscaler| {
+                    let namespace = h.namespace().unwrap_or_default();
+                    let name = h
+                        .spec
+                        .as_ref()
+                        .map(|s| s.scale_target_ref.name.clone())
+                        .unwrap_or_default();
+                    targets
+                        .rollouts_for(&namespace, &name, &std::collections::BTreeMap::new())
+                        .into_iter()
+                        .map(|rollout| ObjectRef::new(&rollout).within(&namespace))
                         .collect::<Vec<_>>()
                 }
             },

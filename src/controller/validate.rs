@@ -50,7 +50,17 @@ pub struct ValidatedRollout {
     pub scale_down_delay: f64,
     /// Whether a traffic router splits requests (else the pod ratio is the split).
     pub routed: bool,
+    /// Pods in all when the spec sets them (an HPA through the scale subresource), else the
+    /// target Deployment's.
+    pub replicas: Option<i32>,
+    /// Seconds the pods a step or a promotion waits for may take to become available.
+    pub progress_deadline: f64,
+    /// At the progress deadline: roll back (true) or pause for a human (false).
+    pub deadline_rollback: bool,
 }
+
+/// Default of `progressDeadline` (as a Deployment's `progressDeadlineSeconds`).
+pub const DEFAULT_PROGRESS_DEADLINE: f64 = 600.0;
 
 /// Default of `scaleDownDelay`.
 const DEFAULT_SCALE_DOWN_DELAY: f64 = 30.0;
@@ -120,12 +130,36 @@ pub fn validate(spec: &RolloutSpec) -> Result<ValidatedRollout, SpecError> {
                 background: None,
                 scale_down_delay,
                 routed: true,
+                replicas: None,
+                progress_deadline: DEFAULT_PROGRESS_DEADLINE,
+                deadline_rollback: true,
             })
         }
     }?;
     if let Some(routing) = &spec.traffic_routing {
         validated.routed = check_routing(validated.kind, routing)?;
     }
+    if let Some(replicas) = spec.replicas {
+        if replicas < 0 {
+            return Err(invalid(
+                "spec.replicas",
+                format!("is {replicas}; give the number of pods in all (0 or more)"),
+            ));
+        }
+        validated.replicas = Some(replicas);
+    }
+    if let Some(text) = &spec.progress_deadline {
+        let seconds = duration("spec.progressDeadline", text)?;
+        if seconds < 1.0 {
+            return Err(invalid(
+                "spec.progressDeadline",
+                format!("{text:?} is shorter than a second; pods need time to start, e.g. 10m"),
+            ));
+        }
+        validated.progress_deadline = seconds;
+    }
+    validated.deadline_rollback = spec.on_progress_deadline.unwrap_or_default()
+        == crate::crd::rollout::DeadlinePolicy::Rollback;
     Ok(validated)
 }
 
@@ -358,6 +392,9 @@ fn canary_plan(target: &str, canary: &CanaryStrategy) -> Result<ValidatedRollout
         background,
         scale_down_delay,
         routed: false,
+        replicas: None,
+        progress_deadline: DEFAULT_PROGRESS_DEADLINE,
+        deadline_rollback: true,
     })
 }
 

@@ -16,6 +16,11 @@ use serde::{Deserialize, Serialize};
     doc = "A progressive rollout of a Deployment, step by step, gated by canary-gate's statistical judge.",
     namespaced,
     status = "RolloutStatus",
+    scale(
+        spec_replicas_path = ".spec.replicas",
+        status_replicas_path = ".status.replicas",
+        label_selector_path = ".status.selector"
+    ),
     shortname = "cgr",
     category = "canary-gate",
     printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
@@ -35,6 +40,34 @@ pub struct RolloutSpec {
     /// canary's share follows its share of replicas.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub traffic_routing: Option<TrafficRouting>,
+    /// Pods of the application in all, split between the stable and the canary workloads. An
+    /// HPA or KEDA ScaledObject sets it through the Rollout's `scale` subresource (point its
+    /// `scaleTargetRef` at this Rollout: `apiVersion: canarygate.dev/v1alpha1`, `kind: Rollout`).
+    /// Absent: the target Deployment's `spec.replicas` at adoption (and whenever it changes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<i32>,
+    /// How long the canary (for a step's weight) or the stable workload (while a promotion
+    /// rolls it out) may take to have its pods available before `onProgressDeadline` acts, e.g.
+    /// `10m` (the default, as for Deployments). Also counts while a canary that was available
+    /// loses its pods mid-step. A `pause: {}` waiting for a human is never ended by it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress_deadline: Option<String>,
+    /// What happens when `progressDeadline` passes: `Rollback` (the default: all traffic back
+    /// on the stable version) or `Pause` (stay at the weight in force and wait for a human:
+    /// `canary-gate promote` waits again, `abort` or `undo` ends it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_progress_deadline: Option<DeadlinePolicy>,
+}
+
+/// What a passed progress deadline does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+pub enum DeadlinePolicy {
+    /// Send all traffic back to the stable version (phase RolledBack; `canary-gate retry` starts
+    /// again).
+    #[default]
+    Rollback,
+    /// Keep the weight in force and wait for a human (phase Paused).
+    Pause,
 }
 
 /// A reference to the workload being rolled out.
@@ -279,7 +312,8 @@ pub struct RolloutStatus {
     /// Index of the current step in `spec.strategy.canary.steps`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub current_step_index: Option<i32>,
-    /// Traffic percentage the canary receives now.
+    /// Traffic percentage the canary receives now (the weight in force at the routers; a step's
+    /// weight comes into force once the canary has the pods it needs available).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub canary_weight: Option<i32>,
     /// Pod-template hash of the version that has all traffic when nothing is rolling out.
@@ -295,6 +329,15 @@ pub struct RolloutStatus {
     /// over by the stable and canary workloads).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replicas: Option<i32>,
+    /// The label selector of the application's pods (both versions), as a string: what an HPA
+    /// targeting the Rollout through its `scale` subresource measures.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<String>,
+    /// Since when the rollout has waited for pods to become available (RFC 3339): the canary's
+    /// for the weight of its step (which reaches the routers only then), or the stable
+    /// workload's while a promotion rolls it out. `spec.progressDeadline` counts from here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting_since: Option<String>,
     /// When the canary workload goes to zero pods (RFC 3339), after a rollback, an abort or a
     /// promotion.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -309,7 +352,8 @@ pub struct RolloutStatus {
     /// When the rollout of the canary revision began (RFC 3339): the start of its analysis window.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at: Option<String>,
-    /// When the current step began (RFC 3339).
+    /// When the current step's weight came into force (RFC 3339): its pause and analysis count
+    /// from here. Absent while the step waits for the canary's pods.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub step_started_at: Option<String>,
     /// When each step of the current rollout began, oldest first: the analysis of a restarted
@@ -322,7 +366,9 @@ pub struct RolloutStatus {
     /// The latest decision: continue, hold, promote or rollback.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_decision: Option<String>,
-    /// Standard conditions (`Progressing`, `Healthy`, `Paused`, `InvalidSpec`, `TrafficRouted`).
+    /// Standard conditions (`Progressing`, `Healthy`, `Paused`, `InvalidSpec`, `TrafficRouted`,
+    /// `CanaryAvailable`, `StableAvailable`, `MetricsAvailable`, `AutoscalerConflict`,
+    /// `ActionApplied`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
     /// The decision record, newest last: one entry per decision that changed something, at most

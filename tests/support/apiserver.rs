@@ -203,3 +203,32 @@ impl canary_gate::controller::analyze::MetricWindows for NoMetrics {
         Box::pin(async { Ok(Vec::new()) })
     }
 }
+
+/// The Deployment controller's and the kubelet's part (the test server runs neither): the
+/// workload `name` reports `available` of its pods available (all of them with `None`), on its
+/// current template, with `conditions` as given.
+pub async fn pods_available(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+    available: Option<i32>,
+    conditions: serde_json::Value,
+) {
+    use k8s_openapi::api::apps::v1::Deployment;
+    use kube::api::{Api, Patch, PatchParams};
+    let api: Api<Deployment> = Api::namespaced(client.clone(), namespace);
+    let current = api.get(name).await.expect("the workload exists");
+    let want = current.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+    let available = available.unwrap_or(want);
+    api.patch_status(
+        name,
+        &PatchParams::default(),
+        &Patch::Merge(serde_json::json!({"status": {
+            "observedGeneration": current.metadata.generation,
+            "replicas": want, "updatedReplicas": want, "readyReplicas": available,
+            "availableReplicas": available, "unavailableReplicas": want - available,
+            "conditions": conditions}})),
+    )
+    .await
+    .expect("the workload's status is written");
+}

@@ -43,6 +43,18 @@ fn seen(now: f64, revision: &str, action: Option<Action>) -> Observed {
         action,
         stable_ready: true,
         metrics_outage: None,
+        pods: all_pods(),
+        autoscaler_conflict: None,
+    }
+}
+
+/// Ten pods in all, every one of both versions available.
+fn all_pods() -> Availability {
+    Availability {
+        total: 10,
+        stable: 10,
+        canary: 10,
+        ..Availability::default()
     }
 }
 
@@ -696,7 +708,10 @@ fn undo_reverts_to_stable_during_a_rollout_and_to_the_previous_stable_after_prom
     );
     let promoted = decide(
         &rollout(),
-        &rolling(2, T0, RolloutPhase::Promoting),
+        &RolloutStatus {
+            canary_weight: Some(100),
+            ..rolling(2, T0, RolloutPhase::Promoting)
+        },
         &seen(T0 + 5.0, "v2", None),
         None,
         10.0,
@@ -743,4 +758,374 @@ fn the_decision_record_keeps_the_newest_twenty() {
     assert_eq!(s.decisions.len(), MAX_DECISIONS);
     assert_eq!(s.decisions.last().unwrap().reason, "evidence building 29");
     assert_eq!(s.decisions[0].reason, "evidence building 10");
+}
+
+fn ungated(extra: &str) -> ValidatedRollout {
+    let spec = serde_saphyr::from_str(&format!(
+        r#"
+targetRef: {{name: web}}
+{extra}
+strategy:
+  canary:
+    steps:
+      - setWeight: 10
+      - pause: {{duration: 60s}}
+      - setWeight: 50
+      - pause: {{duration: 60s}}
+"#
+    ))
+    .unwrap();
+    validate(&spec).unwrap()
+}
+
+fn with_pods(now: f64, canary: i32, problems: &[&str]) -> Observed {
+    Observed {
+        pods: Availability {
+            canary,
+            canary_problems: problems.iter().map(|p| p.to_string()).collect(),
+            ..all_pods()
+        },
+        ..seen(now, "v2", None)
+    }
+}
+
+fn condition<'a>(s: &'a RolloutStatus, type_: &str) -> Option<(&'a str, &'a str, &'a str)> {
+    s.conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+        .map(|c| (c.status.as_str(), c.reason.as_str(), c.message.as_str()))
+}
+
+fn healthy() -> RolloutStatus {
+    RolloutStatus {
+        phase: Some(RolloutPhase::Healthy),
+        stable_revision: Some("v1".into()),
+        ..RolloutStatus::default()
+    }
+}
+
+#[test]
+fn a_step_weight_waits_for_the_canary_pods_and_its_clock_starts_when_it_is_in_force() {
+    let r = ungated("");
+    let o = decide(&r, &healthy(), &with_pods(T0, 0, &[]), None, 10.0);
+    assert_eq!(
+        (
+            o.status.phase,
+            o.status.current_step_index,
+            o.status.canary_weight
+        ),
+        (Some(RolloutPhase::Progressing), Some(0), Some(0))
+    );
+    assert_eq!(o.status.step_started_at, None);
+    assert_eq!(o.status.waiting_since, Some(rfc3339(T0)));
+    assert_eq!(
+        condition(&o.status, "CanaryAvailable"),
+        Some(("False", "WaitingForPods", "web-canary: 0/1 available"))
+    );
+    assert_eq!(reasons(&o), ["RolloutStarted", "WaitingForPods"]);
+    assert_eq!(o.requeue_after, Some(15.0));
+    // 40 s later the pod is available: the weight comes into force, the step's 60 s start now.
+    let live = decide(&r, &o.status, &with_pods(T0 + 40.0, 1, &[]), None, 10.0);
+    assert_eq!(live.status.canary_weight, Some(10));
+    assert_eq!(live.status.step_started_at, Some(rfc3339(T0 + 40.0)));
+    assert_eq!(live.status.waiting_since, None);
+    assert_eq!(live.status.step_history.len(), 1);
+    assert_eq!(reasons(&live), ["StepAdvanced"]);
+    assert_eq!(
+        condition(&live.status, "CanaryAvailable").map(|c| c.0),
+        Some("True")
+    );
+    // The ungated step ends 60 s after the weight came into force, not after the start.
+    let early = decide(&r, &live.status, &with_pods(T0 + 60.0, 1, &[]), None, 10.0);
+    assert_eq!(early.status.current_step_index, Some(0));
+    let due = decide(&r, &live.status, &with_pods(T0 + 100.0, 1, &[]), None, 10.0);
+    // Step 1 (50 %) needs 5 canary pods: it waits for them with 10 % still in force.
+    assert_eq!(
+        (
+            due.status.current_step_index,
+            due.status.canary_weight,
+            due.status.step_started_at.clone()
+        ),
+        (Some(1), Some(10), None)
+    );
+    assert!(
+        due.status
+            .message
+            .as_deref()
+            .unwrap()
+            .contains("step 1 (50%) waits for web-canary: 1/5 available"),
+        "{:?}",
+        due.status.message
+    );
+    assert_eq!(reasons(&due), ["WaitingForPods"]);
+}
+
+#[test]
+fn a_crashlooping_canary_with_ungated_steps_is_never_promoted_and_rolls_back_at_the_deadline() {
+    let r = ungated("progressDeadline: 5m");
+    let crash = ["1 pod: CrashLoopBackOff (container web), last exit 1 Error"];
+    let mut s = decide(&r, &healthy(), &with_pods(T0, 0, &crash), None, 10.0).status;
+    for t in [60.0, 120.0, 299.0] {
+        let o = decide(&r, &s, &with_pods(T0 + t, 0, &crash), None, 10.0);
+        assert_eq!(
+            (o.status.phase, o.status.canary_weight),
+            (Some(RolloutPhase::Progressing), Some(0)),
+            "at {t}s"
+        );
+        assert!(
+            o.notes.is_empty(),
+            "one WaitingForPods Event only: {:?}",
+            o.notes
+        );
+        s = o.status;
+    }
+    let o = decide(&r, &s, &with_pods(T0 + 300.0, 0, &crash), None, 10.0);
+    assert_eq!(
+        (o.status.phase, o.status.canary_weight),
+        (Some(RolloutPhase::RolledBack), Some(0))
+    );
+    let (status, reason, message) = condition(&o.status, "Progressing").unwrap();
+    assert_eq!((status, reason), ("False", DEADLINE_REASON));
+    assert_eq!(
+        message,
+        "progress deadline 5m passed: web-canary: 0/1 available (1 pod: CrashLoopBackOff (container web), last exit 1 Error)"
+    );
+    assert_eq!(reasons(&o), [DEADLINE_REASON]);
+    assert!(o.notes[0].warning);
+    assert_eq!(
+        o.requeue_after,
+        Some(30.5),
+        "only the canary's scale-down is left"
+    );
+    // The reason stays on the condition while the rollback stands.
+    let later = decide(&r, &o.status, &with_pods(T0 + 400.0, 0, &crash), None, 10.0);
+    assert_eq!(
+        condition(&later.status, "Progressing").map(|c| c.1),
+        Some(DEADLINE_REASON)
+    );
+}
+
+#[test]
+fn the_pause_policy_waits_for_a_human_at_the_deadline_and_promote_waits_again() {
+    let r = ungated("progressDeadline: 5m\nonProgressDeadline: Pause");
+    let s = decide(&r, &healthy(), &with_pods(T0, 0, &[]), None, 10.0).status;
+    let o = decide(&r, &s, &with_pods(T0 + 300.0, 0, &[]), None, 10.0);
+    assert_eq!(o.status.phase, Some(RolloutPhase::Paused));
+    assert_eq!(
+        condition(&o.status, "Progressing").map(|c| (c.0, c.1)),
+        Some(("False", DEADLINE_REASON))
+    );
+    // Paused: an hour later nothing has changed and nothing rolls back.
+    let later = decide(&r, &o.status, &with_pods(T0 + 3900.0, 0, &[]), None, 10.0);
+    assert_eq!(later.status.phase, Some(RolloutPhase::Paused));
+    assert_eq!(later.status.message, o.status.message);
+    assert!(later.notes.is_empty());
+}
+
+#[test]
+fn a_canary_that_loses_its_pods_mid_step_holds_the_step_and_counts_against_the_deadline() {
+    let r = ungated("progressDeadline: 5m");
+    let s = RolloutStatus {
+        canary_weight: Some(10),
+        ..rolling(0, T0, RolloutPhase::Progressing)
+    };
+    // The step's pause is over, but the canary has no pod: no advance.
+    let o = decide(&r, &s, &with_pods(T0 + 100.0, 0, &[]), None, 10.0);
+    assert_eq!(
+        (
+            o.status.phase,
+            o.status.current_step_index,
+            o.status.canary_weight
+        ),
+        (Some(RolloutPhase::Holding), Some(0), Some(10))
+    );
+    assert_eq!(o.status.waiting_since, Some(rfc3339(T0 + 100.0)));
+    // A judge's rollback still goes ahead.
+    let fail = judged(Decision::Rollback, false, "error-rate: evidence of harm");
+    let rolled = decide(&r, &s, &with_pods(T0 + 100.0, 0, &[]), Some(&fail), 10.0);
+    assert_eq!(rolled.status.phase, Some(RolloutPhase::RolledBack));
+    // The pods come back: the step goes on from where it was.
+    let back = decide(&r, &o.status, &with_pods(T0 + 130.0, 5, &[]), None, 10.0);
+    assert_eq!(
+        (back.status.current_step_index, back.status.canary_weight),
+        (Some(1), Some(50))
+    );
+    assert_eq!(back.status.waiting_since, None);
+    // They do not: rolled back 5 minutes after they went.
+    let gone = decide(&r, &o.status, &with_pods(T0 + 400.0, 0, &[]), None, 10.0);
+    assert_eq!(gone.status.phase, Some(RolloutPhase::RolledBack));
+}
+
+#[test]
+fn a_manual_pause_is_never_ended_by_the_deadline() {
+    let r = rollout(); // step 1 is `pause: {}` at 50 %
+    let s = RolloutStatus {
+        canary_weight: Some(50),
+        waiting_since: Some(rfc3339(T0)),
+        ..rolling(1, T0, RolloutPhase::Paused)
+    };
+    let o = decide(&r, &s, &with_pods(T0 + 86_400.0, 0, &[]), None, 10.0);
+    assert_eq!(o.status.phase, Some(RolloutPhase::Paused));
+    assert_eq!(
+        condition(&o.status, "CanaryAvailable").map(|c| (c.0, c.1)),
+        Some(("False", "WaitingForPods"))
+    );
+    assert_eq!(deadline_due(&r, &s, T0 + 86_400.0), None);
+}
+
+#[test]
+fn a_promotion_moves_all_traffic_only_to_an_available_canary_then_waits_for_the_stable() {
+    let r = ungated("progressDeadline: 5m");
+    let s = RolloutStatus {
+        canary_weight: Some(50),
+        ..rolling(1, T0, RolloutPhase::Progressing)
+    };
+    // The last step's pause is over: promote, but 100 % needs all 10 pods on the canary.
+    let o = decide(&r, &s, &with_pods(T0 + 60.0, 5, &[]), None, 10.0);
+    assert_eq!(
+        (o.status.phase, o.status.canary_weight),
+        (Some(RolloutPhase::Promoting), Some(50))
+    );
+    let still = decide(&r, &o.status, &with_pods(T0 + 70.0, 7, &[]), None, 10.0);
+    assert_eq!(still.status.canary_weight, Some(50));
+    assert_eq!(
+        condition(&still.status, "CanaryAvailable"),
+        Some(("False", "WaitingForPods", "web-canary: 7/10 available"))
+    );
+    let all = decide(
+        &r,
+        &still.status,
+        &with_pods(T0 + 80.0, 10, &[]),
+        None,
+        10.0,
+    );
+    assert_eq!(all.status.canary_weight, Some(100));
+    assert_eq!(all.status.waiting_since, None);
+    // The stable workload never rolls the new revision out: rolled back at its deadline.
+    let stable_stuck = |t: f64| Observed {
+        stable_ready: false,
+        pods: Availability {
+            stable: 3,
+            stable_problems: vec!["FailedCreate: exceeded quota".into()],
+            ..all_pods()
+        },
+        ..seen(t, "v2", None)
+    };
+    let wait = decide(&r, &all.status, &stable_stuck(T0 + 90.0), None, 10.0);
+    assert_eq!(wait.status.phase, Some(RolloutPhase::Promoting));
+    assert_eq!(
+        deadline_due(&r, &wait.status, T0 + 390.0),
+        Some(Side::Stable)
+    );
+    let o = decide(&r, &wait.status, &stable_stuck(T0 + 390.0), None, 10.0);
+    assert_eq!(
+        (o.status.phase, o.status.canary_weight),
+        (Some(RolloutPhase::RolledBack), Some(0))
+    );
+    assert!(
+        o.status.message.as_deref().unwrap().ends_with(
+            "web-stable: 3/10 available with revision v2 (FailedCreate: exceeded quota)"
+        ),
+        "{:?}",
+        o.status.message
+    );
+}
+
+#[test]
+fn an_action_that_cannot_be_carried_out_says_why_in_a_condition_and_a_warning() {
+    let rolled = RolloutStatus {
+        canary_weight: Some(0),
+        ..rolling(0, T0, RolloutPhase::RolledBack)
+    };
+    let o = decide(
+        &rollout(),
+        &rolled,
+        &seen(T0, "v2", Some(Action::Promote)),
+        None,
+        10.0,
+    );
+    let (status, reason, message) = condition(&o.status, ACTION_CONDITION).unwrap();
+    assert_eq!((status, reason), ("False", "ActionRefused"));
+    assert!(
+        message.contains("`canary-gate retry` starts revision v2 again"),
+        "{message}"
+    );
+    assert_eq!(reasons(&o), ["ActionRefused"]);
+    assert!(o.notes[0].warning);
+    // Undo of an aborted or rolled-back rollout reverts the Deployment to the stable revision.
+    let undo = decide(
+        &rollout(),
+        &rolled,
+        &seen(T0, "v2", Some(Action::Undo)),
+        None,
+        10.0,
+    );
+    assert_eq!(undo.revert_to.as_deref(), Some("v1"));
+    assert_eq!(
+        condition(&undo.status, ACTION_CONDITION).map(|c| (c.0, c.1)),
+        Some(("True", "Applied"))
+    );
+    // Undo with nothing to go back to.
+    let none = decide(
+        &rollout(),
+        &healthy(),
+        &seen(T0, "v1", Some(Action::Undo)),
+        None,
+        10.0,
+    );
+    assert_eq!(
+        condition(&none.status, ACTION_CONDITION).map(|c| (c.0, c.1)),
+        Some(("False", "UndoImpossible"))
+    );
+    assert_eq!(reasons(&none), ["UndoImpossible"]);
+}
+
+#[test]
+fn an_hpa_on_the_target_is_reported_once_with_the_fix() {
+    let conflict = Observed {
+        autoscaler_conflict: Some("HorizontalPodAutoscaler web scales Deployment shop/web".into()),
+        ..seen(T0, "v1", None)
+    };
+    let o = decide(&rollout(), &healthy(), &conflict, None, 10.0);
+    assert_eq!(
+        condition(&o.status, AUTOSCALER_CONDITION).map(|c| (c.0, c.1)),
+        Some(("True", "HPATargetsDeployment"))
+    );
+    assert_eq!(reasons(&o), ["AutoscalerConflict"]);
+    let again = decide(&rollout(), &o.status, &conflict, None, 10.0);
+    assert!(again.notes.is_empty());
+    let gone = decide(&rollout(), &again.status, &seen(T0, "v1", None), None, 10.0);
+    assert_eq!(
+        condition(&gone.status, AUTOSCALER_CONDITION).map(|c| c.0),
+        Some("False")
+    );
+}
+
+#[test]
+fn adoption_is_not_healthy_until_the_stable_workload_has_its_pods() {
+    let o = decide(
+        &rollout(),
+        &RolloutStatus::default(),
+        &Observed {
+            pods: Availability {
+                stable: 0,
+                ..all_pods()
+            },
+            ..seen(T0, "v1", None)
+        },
+        None,
+        10.0,
+    );
+    assert_eq!(
+        o.status.message.as_deref(),
+        Some("revision v1 is stable; waiting for web-stable: 0/10 available")
+    );
+    assert_eq!(
+        condition(&o.status, "Healthy").map(|c| (c.0, c.1)),
+        Some(("False", "StableUnavailable"))
+    );
+    assert_eq!(
+        condition(&o.status, "StableAvailable").map(|c| c.0),
+        Some("False")
+    );
 }
