@@ -92,6 +92,12 @@ impl ApiServer {
         }
     }
 
+    /// The admin kubeconfig (for the real `kubectl`).
+    #[allow(dead_code)] // not every test binary runs kubectl
+    pub fn kubeconfig(&self) -> &std::path::Path {
+        &self.kubeconfig
+    }
+
     /// An admin client.
     pub async fn client(&self) -> kube::Client {
         let config = kube::Config::from_custom_kubeconfig(
