@@ -1,6 +1,7 @@
 //! A template's metrics read from Prometheus: one range query per template query over a window,
 //! pivoted into per-interval, per-version judge samples (labels kept as returned).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::analysis::MetricSample;
@@ -8,7 +9,7 @@ use crate::template::Template;
 
 use super::prometheus::{Prometheus, PrometheusError};
 use super::query::{
-    Bindings, LabeledValue, MetricQueries, QueryError, render_template, resolve_args,
+    Bindings, LabeledValue, Labels, MetricQueries, QueryError, render_template, resolve_args,
     sample_for_metric,
 };
 
@@ -144,7 +145,14 @@ impl<'a> PrometheusSource<'a> {
                         Ok(series) => {
                             let base = per_interval.len();
                             per_interval.resize(base + chunk.len(), Ok(Vec::new()));
+                            // Only the version label and `le` matter to the judge: series with
+                            // the same (version, le) are summed here, point by point, so memory
+                            // grows with intervals × versions × buckets, not with the answer.
+                            let mut keys: Vec<Labels> = Vec::new();
                             for s in series {
+                                let Some(key) = self.key(&s.labels, &mut keys) else {
+                                    continue;
+                                };
                                 for (ts, v) in s.points {
                                     let k = ((ts - start) / interval).round();
                                     if k >= 0.0
@@ -152,7 +160,11 @@ impl<'a> PrometheusSource<'a> {
                                         && (start + k * interval - ts).abs() < 1e-3
                                         && let Ok(values) = &mut per_interval[base + k as usize]
                                     {
-                                        values.push((s.labels.clone(), v));
+                                        match values.iter_mut().find(|(l, _)| Arc::ptr_eq(l, &key))
+                                        {
+                                            Some((_, sum)) => *sum += v,
+                                            None => values.push((key.clone(), v)),
+                                        }
                                     }
                                 }
                             }
@@ -209,6 +221,27 @@ impl<'a> PrometheusSource<'a> {
             .collect())
     }
 
+    /// The labels of a series that the judge reads (the version label and `le`), interned in
+    /// `keys`; `None` for a series of neither version.
+    fn key(&self, labels: &BTreeMap<String, String>, keys: &mut Vec<Labels>) -> Option<Labels> {
+        let label = &self.bindings.version_label;
+        let version = labels.get(label)?;
+        if version != &self.bindings.stable && version != &self.bindings.canary {
+            return None;
+        }
+        let mut key = BTreeMap::new();
+        key.insert(label.clone(), version.clone());
+        if let Some(le) = labels.get("le") {
+            key.insert("le".to_string(), le.clone());
+        }
+        if let Some(found) = keys.iter().find(|k| ***k == key) {
+            return Some(found.clone());
+        }
+        let key = Labels::new(key);
+        keys.push(key.clone());
+        Some(key)
+    }
+
     /// Runs every query once at `t` and returns what each gave, errors included.
     pub async fn probe(&self, t: f64) -> Vec<QueryResult> {
         let mut out = Vec::new();
@@ -218,7 +251,12 @@ impl<'a> PrometheusSource<'a> {
                     .client
                     .query(query, t)
                     .await
-                    .map(|samples| samples.into_iter().map(|s| (s.labels, s.value)).collect())
+                    .map(|samples| {
+                        samples
+                            .into_iter()
+                            .map(|s| (Labels::new(s.labels), s.value))
+                            .collect()
+                    })
                     .map_err(|e| e.to_string());
                 out.push(QueryResult {
                     metric: metric.name.clone(),
