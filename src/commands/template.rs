@@ -116,7 +116,7 @@ pub fn test(a: TestArgs) -> Result<bool> {
     let t = template::load(&a.file)?;
     let args = parse_args(&a.args)?;
     let client = a.prometheus.client()?;
-    let source = PrometheusSource::new(&client, &t, &args)?;
+    let source = PrometheusSource::new(&client, &t, &args).map_err(super::source_error)?;
     let at = match &a.time {
         Some(text) => parse_time(text)?,
         None => std::time::SystemTime::now()

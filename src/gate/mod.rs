@@ -29,6 +29,7 @@ use crate::analysis::{Decision, MetricVerdict};
 use crate::analyze::judge_window;
 use crate::metrics::prometheus::{Prometheus, PrometheusError};
 use crate::metrics::prometheus_source::{PrometheusSource, SourceError};
+use crate::metrics::query::QueryError;
 use crate::template::Template;
 
 /// The longest window a request may ask for.
@@ -221,8 +222,14 @@ async fn run(state: &GateState, request: &JudgeRequest) -> Result<JudgeResponse,
         .iter()
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
-    let source = PrometheusSource::new(&state.prometheus, template, &args)
-        .map_err(|e| unprocessable(e.to_string()))?;
+    let source = PrometheusSource::new(&state.prometheus, template, &args).map_err(|e| {
+        unprocessable(match &e {
+            SourceError::Query(QueryError::MissingArgs(_)) => format!(
+                "{e}; give them in the request's \"args\" (Flagger: in the webhook's metadata)"
+            ),
+            _ => e.to_string(),
+        })
+    })?;
     let intervals = source.window(from, to).await.map_err(|e| match &e {
         SourceError::Prometheus {
             source: PrometheusError::Timeout { .. },

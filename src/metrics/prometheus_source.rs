@@ -17,6 +17,13 @@ use super::query::{
 /// series.
 pub const MAX_POINTS: usize = 10_000;
 
+/// The most intervals one window may hold (a week at 10 s intervals is 60 480); longer windows
+/// are refused before any request.
+pub const MAX_WINDOW_INTERVALS: usize = 100_000;
+
+/// The latest time accepted, unix seconds (year 5000).
+const MAX_TIME: f64 = 95_617_584_000.0;
+
 /// Errors reading a template's metrics.
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
@@ -33,6 +40,32 @@ pub enum SourceError {
         /// The client's error (names the query).
         #[source]
         source: PrometheusError,
+    },
+    /// The window holds more intervals than [`MAX_WINDOW_INTERVALS`].
+    #[error(
+        "the window from {from} to {to} holds {intervals:.0} intervals of {interval}s, more than {max}; judge a shorter window"
+    )]
+    WindowTooLong {
+        /// Start, unix seconds.
+        from: f64,
+        /// End, unix seconds.
+        to: f64,
+        /// Intervals it would hold.
+        intervals: f64,
+        /// Interval length, seconds.
+        interval: f64,
+        /// The limit.
+        max: usize,
+    },
+    /// A window bound is not a time Prometheus can hold.
+    #[error(
+        "{which} = {value} is not a time between 1970 and 5000 (unix seconds); give unix seconds or RFC 3339"
+    )]
+    Time {
+        /// `from` or `to`.
+        which: &'static str,
+        /// The value.
+        value: f64,
     },
     /// The window is empty or reversed.
     #[error("the window from {from} to {to} holds no complete interval of {interval}s")]
@@ -116,8 +149,23 @@ impl<'a> PrometheusSource<'a> {
     pub async fn window(&self, from: f64, to: f64) -> Result<Vec<WindowInterval>, SourceError> {
         let step = self.template.interval;
         let interval = step.as_secs_f64();
-        let n = ((to - from) / interval + 1e-9).floor() as usize;
-        if n == 0 || !(from.is_finite() && to.is_finite()) {
+        for (which, value) in [("from", from), ("to", to)] {
+            if !(0.0..=MAX_TIME).contains(&value) {
+                return Err(SourceError::Time { which, value });
+            }
+        }
+        let intervals = ((to - from) / interval + 1e-9).floor();
+        if intervals > MAX_WINDOW_INTERVALS as f64 {
+            return Err(SourceError::WindowTooLong {
+                from,
+                to,
+                intervals,
+                interval,
+                max: MAX_WINDOW_INTERVALS,
+            });
+        }
+        let n = intervals.max(0.0) as usize;
+        if n == 0 {
             return Err(SourceError::Window { from, to, interval });
         }
         let times: Vec<f64> = (1..=n).map(|k| from + k as f64 * interval).collect();
@@ -125,7 +173,10 @@ impl<'a> PrometheusSource<'a> {
         let mut results: Vec<Vec<Vec<IntervalValues>>> = Vec::new();
         for (metric, queries) in self.template.file.spec.metrics.iter().zip(&self.queries) {
             let mut per_query = Vec::new();
+            // Whether each query returned any series at all in the window.
+            let mut seen = Vec::new();
             for (field, query) in queries.queries() {
+                let mut any_series = false;
                 let mut per_interval = Vec::with_capacity(n);
                 let chunks = times.chunks(MAX_POINTS);
                 let last_chunk = chunks.len() - 1;
@@ -143,6 +194,7 @@ impl<'a> PrometheusSource<'a> {
                     };
                     match answer {
                         Ok(series) => {
+                            any_series |= !series.is_empty();
                             let base = per_interval.len();
                             per_interval.resize(base + chunk.len(), Ok(Vec::new()));
                             // Only the version label and `le` matter to the judge: series with
@@ -192,6 +244,22 @@ impl<'a> PrometheusSource<'a> {
                     }
                 }
                 per_query.push(per_interval);
+                seen.push(any_series);
+            }
+            // Absent errors mean zero errors only once the error query has been seen to match:
+            // one that never returns a series while the requests query does may simply never
+            // match (a label the exporter does not have), and reading that as "no errors"
+            // would pass any canary.
+            if let (MetricQueries::ErrorRate { errors, .. }, [false, true]) =
+                (queries, seen.as_slice())
+            {
+                let why: Arc<str> = format!(
+                    "no data: query.errors {errors:?} returned no series in the whole window while query.requests did; \
+                     check that it matches your metrics (`canary-gate template test`), and if the service \
+                     really served no errors yet, make the query return 0 (append `or 0 * (<the requests query>)`)"
+                )
+                .into();
+                per_query[0] = vec![Err(why); n];
             }
             results.push(per_query);
         }

@@ -163,7 +163,7 @@ pub fn load(path: &Path) -> Result<Template, TemplateError> {
 pub fn parse(text: &str, source_name: &str) -> Result<Template, TemplateError> {
     let file: TemplateFile = serde_saphyr::from_str(text).map_err(|e| TemplateError::Parse {
         source_name: source_name.to_string(),
-        message: e.to_string(),
+        message: with_placeholder_hint(e.to_string(), text),
     })?;
     let invalid = |field: &str, problem: String| TemplateError::Invalid {
         source_name: source_name.to_string(),
@@ -192,6 +192,22 @@ pub fn parse(text: &str, source_name: &str) -> Result<Template, TemplateError> {
         ));
     }
     validated(file, source_name)
+}
+
+/// A parse error on a line holding a placeholder says where placeholders are allowed.
+fn with_placeholder_hint(message: String, text: &str) -> String {
+    let line = message
+        .split("line ")
+        .nth(1)
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse::<usize>().ok());
+    match line.and_then(|n| text.lines().nth(n.checked_sub(1)?)) {
+        Some(l) if l.contains("{{") => format!(
+            "{message}\nplaceholders ({{{{args.NAME}}}}, {{{{interval}}}}, …) are filled in only in query.* and versions.*; \
+             thresholds, alpha, tolerances and other numbers must be literal (one template per limit)"
+        ),
+        _ => message,
+    }
 }
 
 /// Validates a template that came from the cluster (an `AnalysisTemplate` or
