@@ -134,6 +134,7 @@ fn text(out: &Output) -> String {
 }
 
 async fn post(url: &str, body: &Value) -> (u16, Value) {
+    support::init_crypto();
     let r = reqwest::Client::new()
         .post(url)
         .json(body)
@@ -744,4 +745,218 @@ async fn errors_are_said_once_and_in_the_words_of_the_interface_that_got_them() 
             && !stderr.contains("line-two"),
         "{stderr}"
     );
+}
+
+/// `gate serve` as a process with tight limits, its URL read from its first line.
+struct GateProcess {
+    child: std::process::Child,
+    url: String,
+    addr: String,
+}
+
+impl GateProcess {
+    fn start(prometheus: &str) -> Self {
+        use std::io::BufRead;
+        let mut child = Command::new(BIN)
+            .args([
+                "gate",
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "-t",
+                GENERIC,
+                "--prometheus",
+                prometheus,
+                "--retries",
+                "0",
+                "--query-timeout",
+                "30s",
+                "--header-timeout",
+                "1s",
+                "--request-timeout",
+                "2s",
+                "--max-connections",
+                "4",
+                "--shutdown-timeout",
+                "3s",
+            ])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start gate serve");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let url = line.trim().rsplit(' ').next().unwrap().to_string();
+        assert!(url.starts_with("http://127.0.0.1:"), "{line}");
+        let addr = url.trim_start_matches("http://").to_string();
+        Self { child, url, addr }
+    }
+
+    fn signal(&self, name: &str) {
+        let ok = Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -{name}");
+    }
+
+    /// Waits for the process to exit; its exit code and how long that took.
+    fn wait(&mut self, limit: std::time::Duration) -> (Option<i32>, std::time::Duration) {
+        let started = std::time::Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return (status.code(), started.elapsed());
+            }
+            if started.elapsed() > limit {
+                let _ = self.child.kill();
+                panic!("gate serve did not exit within {limit:?}");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for GateProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Seconds until the server closes `stream` (reads return 0), or `None` past `limit`.
+async fn closed_after(
+    stream: &mut tokio::net::TcpStream,
+    limit: std::time::Duration,
+) -> Option<f64> {
+    use tokio::io::AsyncReadExt;
+    let started = std::time::Instant::now();
+    let mut buf = [0u8; 4096];
+    loop {
+        match tokio::time::timeout(
+            limit.saturating_sub(started.elapsed()),
+            stream.read(&mut buf),
+        )
+        .await
+        {
+            Ok(Ok(0)) | Ok(Err(_)) => return Some(started.elapsed().as_secs_f64()),
+            Ok(Ok(_)) => {}
+            Err(_) => return None,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gate_serve_bounds_slow_clients_slow_prometheus_and_shuts_down_on_sigterm() {
+    use tokio::io::AsyncWriteExt;
+    use tokio::net::TcpStream;
+    support::init_crypto();
+    let second = std::time::Duration::from_secs(1);
+    // A Prometheus that takes 1.2 s per answer: two queries make a judge request take 2.4 s,
+    // beyond the 2 s request deadline.
+    let slow = fake_http::serve(|_| Answer {
+        delay: std::time::Duration::from_millis(1200),
+        ..Answer::json(
+            200,
+            r#"{"status":"success","data":{"resultType":"matrix","result":[]}}"#,
+        )
+    })
+    .await;
+    let mut gate = GateProcess::start(&slow.url);
+
+    // Rows: (what the client does, the longest the connection may stay open).
+    // An idle connection and a half-sent header are closed by the 1 s header timeout.
+    let mut idle = TcpStream::connect(&gate.addr).await.unwrap();
+    let mut half = TcpStream::connect(&gate.addr).await.unwrap();
+    half.write_all(b"POST /v1/judge HTTP/1.1\r\nHost: gate\r\nContent-Le")
+        .await
+        .unwrap();
+    // A body that never finishes is answered 504 at the 2 s request deadline.
+    let mut slow_body = TcpStream::connect(&gate.addr).await.unwrap();
+    slow_body
+        .write_all(b"POST /v1/judge HTTP/1.1\r\nHost: gate\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"templ")
+        .await
+        .unwrap();
+    for (name, stream, limit) in [
+        ("idle", &mut idle, 3 * second),
+        ("half-sent header", &mut half, 3 * second),
+        ("unfinished body", &mut slow_body, 4 * second),
+    ] {
+        let after = closed_after(stream, limit).await;
+        assert!(after.is_some(), "{name}: still open after {limit:?}");
+    }
+
+    // A judge request against the slow Prometheus: 504 with the reason at the deadline, not
+    // after the 27–31 s the issue measured.
+    let started = std::time::Instant::now();
+    let (status, body) = post(
+        &format!("{}/v1/judge", gate.url),
+        &json!({"template": "generic-http", "args": {"service": "web"}, "lookback": "10m"}),
+    )
+    .await;
+    let took = started.elapsed().as_secs_f64();
+    assert_eq!(status, 504, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("request deadline"),
+        "{body}"
+    );
+    assert!((1.9..3.5).contains(&took), "answered after {took:.2}s");
+
+    // At most 4 connections: with 4 idle ones open, a fifth is served only once the header
+    // timeout has closed them.
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        held.push(TcpStream::connect(&gate.addr).await.unwrap());
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let started = std::time::Instant::now();
+    let answer = reqwest::get(format!("{}/healthz", gate.url)).await.unwrap();
+    let waited = started.elapsed().as_secs_f64();
+    assert_eq!(answer.status(), 200);
+    assert!(
+        waited > 0.5 && waited < 3.0,
+        "the fifth connection waited {waited:.2}s"
+    );
+    drop(held);
+
+    // SIGTERM with a request in flight: it is answered, then the process exits 0 within the
+    // shutdown timeout, and nothing listens any more.
+    let url = gate.url.clone();
+    let in_flight = tokio::spawn(async move {
+        post(
+            &format!("{url}/v1/judge"),
+            &json!({"template": "generic-http", "args": {"service": "web"}, "lookback": "10m"}),
+        )
+        .await
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let mut lingering = TcpStream::connect(&gate.addr).await.unwrap();
+    lingering
+        .write_all(b"GET /healthz HTTP/1.1\r\nHo")
+        .await
+        .unwrap();
+    gate.signal("TERM");
+    let (status, _) = in_flight.await.unwrap();
+    assert_eq!(status, 504, "the request in flight got its answer");
+    let (code, took) = gate.wait(6 * second);
+    assert_eq!(code, Some(0));
+    assert!(took.as_secs_f64() < 4.0, "exited {took:?} after SIGTERM");
+    assert!(
+        TcpStream::connect(&gate.addr).await.is_err(),
+        "still listening"
+    );
+
+    // Ctrl-C (SIGINT) with only a half-sent request open exits at once.
+    let mut gate = GateProcess::start(&slow.url);
+    let mut half = TcpStream::connect(&gate.addr).await.unwrap();
+    half.write_all(b"POST /v1/judge HTTP/1.1\r\n")
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    gate.signal("INT");
+    let (code, took) = gate.wait(6 * second);
+    assert_eq!(code, Some(0));
+    assert!(took.as_secs_f64() < 2.0, "exited {took:?} after SIGINT");
 }

@@ -11,7 +11,10 @@
 //!   passes; otherwise 403 and Flagger waits.
 //! - `GET /healthz`.
 //!
-//! Bad requests get 4xx with the reason; Prometheus failures 502 (504 on a timeout).
+//! Bad requests get 4xx with the reason; Prometheus failures 502 (504 on a timeout). The
+//! limits on connections, headers, bodies and time per request are [`serve`]'s.
+
+pub mod serve;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

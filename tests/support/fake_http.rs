@@ -25,6 +25,8 @@ pub struct Answer {
     pub body: Vec<u8>,
     /// `repeat` sent this many times after `body` (a streamed body without Content-Length).
     pub repeat: (Vec<u8>, usize),
+    /// Wait this long before answering.
+    pub delay: std::time::Duration,
 }
 
 impl Answer {
@@ -35,6 +37,7 @@ impl Answer {
             content_type: "application/json",
             body: body.into(),
             repeat: (Vec::new(), 0),
+            delay: std::time::Duration::ZERO,
         }
     }
 
@@ -101,6 +104,7 @@ pub async fn serve(answer: impl Fn(&Received) -> Answer + Send + Sync + 'static)
                 };
                 let a = answer(&request);
                 log.lock().unwrap().push(request);
+                tokio::time::sleep(a.delay).await;
                 let streamed = a.repeat.1 > 0;
                 let mut out = format!(
                     "HTTP/1.1 {} X\r\ncontent-type: {}\r\nconnection: close\r\n",
