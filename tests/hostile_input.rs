@@ -633,6 +633,11 @@ async fn lint_refuses_templates_that_make_the_judge_meaningless_with_the_fix() {
         );
     }
 
+    // A template whose argument declares a pattern lints (the stand-in is not checked).
+    let file = support::write_file(dir.path(), "pattern.yaml", GENERIC_PATTERN);
+    let out = canary_gate(&["template", "lint", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+
     // --prometheus: a 200 that is not the API's success is not "parsed by Prometheus".
     for (name, answer) in [
         (

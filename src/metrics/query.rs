@@ -259,6 +259,21 @@ pub fn lint_args(template: &Template) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Bindings for `template lint`: defaults, and [`lint_args`] stand-ins for required arguments,
+/// which are not checked against the arguments' patterns (the stand-in is no real value).
+///
+/// # Errors
+/// As [`Bindings::new`].
+pub fn lint_bindings(template: &Template) -> Result<Bindings, QueryError> {
+    let mut args: BTreeMap<String, String> = lint_args(template).into_iter().collect();
+    for arg in &template.file.spec.args {
+        if let Some(d) = &arg.default {
+            args.insert(arg.name.clone(), d.clone());
+        }
+    }
+    Bindings::new(template, args)
+}
+
 /// Formats a duration the way PromQL range selectors write it (`1m`, `30s`, `1500ms`).
 pub fn promql_duration(d: Duration) -> String {
     let ms = d.as_millis();
