@@ -206,7 +206,8 @@ pub fn resolve_args(
         let value = &out[&arg.name];
         match &arg.pattern {
             Some(pattern) => {
-                if !arg_pattern(&arg.name, pattern)?.is_match(value) {
+                let re = arg_pattern(&arg.name, pattern)?;
+                if !re.is_match(value) {
                     return Err(QueryError::Pattern {
                         name: arg.name.clone(),
                         value: shown(value),

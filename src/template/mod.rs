@@ -277,7 +277,7 @@ fn in_range(field: &str, value: f64, lo: f64, hi: f64, hint: &str) -> Result<f64
 /// Validates a spec into the judge configuration and the observation interval.
 fn judge_config(spec: &AnalysisTemplateSpec) -> Result<(JudgeConfig, Duration), FieldError> {
     let alpha = match spec.alpha {
-        Some(a) if !(a >= MIN_ALPHA && a <= 0.5) => {
+        Some(a) if !(MIN_ALPHA..=0.5).contains(&a) => {
             return Err((
                 "alpha".into(),
                 format!(
