@@ -14,7 +14,7 @@ use canary_gate::analysis::Decision;
 use canary_gate::analyze::judge_window;
 use canary_gate::controller::analyze::{MetricWindows, PrometheusWindows};
 use canary_gate::gate::{GateState, router};
-use canary_gate::metrics::prometheus::{Prometheus, PrometheusConfig};
+use canary_gate::metrics::prometheus::{Credentials, Prometheus, PrometheusConfig, Secret};
 use serde_json::{Value, json};
 use support::PrometheusServer;
 use support::fake_http::{self, Answer};
@@ -501,6 +501,26 @@ async fn a_secret_echoed_across_any_cut_never_shows() {
             );
         }
     }
+
+    // The gate's 502 body goes to any HTTP client: the same holds there.
+    let body = format!("{}{TOKEN} and more", "x".repeat(500));
+    let fake = fake_http::serve(move |_| Answer::text(503, "text/plain", body.clone())).await;
+    let mut config = PrometheusConfig::new(fake.url.clone());
+    config.credentials = Credentials::Bearer(Secret::new(TOKEN));
+    config.retries = 0;
+    let generic = canary_gate::template::load(Path::new(GENERIC)).unwrap();
+    let gate_url = gate(Prometheus::new(config).unwrap(), vec![generic]).await;
+    let (status, answer) = post(
+        &format!("{gate_url}/v1/judge"),
+        &json!({"template": "generic-http", "args": {"service": "web"}, "lookback": "10m"}),
+    )
+    .await;
+    assert_eq!(status, 502, "{answer}");
+    let error = answer["error"].as_str().unwrap();
+    assert!(
+        error.contains("[redacted]") && !error.contains(&TOKEN[..8]),
+        "{error}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1138,7 +1138,118 @@ mod tests {
         );
     }
 
+    /// Pieces random templates are made of: (template text, where its placeholder lands, if it
+    /// has one).
+    const PIECES: &[(&str, Option<Context>)] = &[
+        ("sum by (version) (increase(x", None),
+        ("{a=", None),
+        (", b!=", None),
+        ("}[1m])) or ", None),
+        (r#""lit""#, None),
+        (
+            r#""{{args.s}}""#,
+            Some(Context::Quoted {
+                quote: '"',
+                regex: false,
+                after_backslash: false,
+            }),
+        ),
+        (
+            r#""pre-{{args.s}}-post""#,
+            Some(Context::Quoted {
+                quote: '"',
+                regex: false,
+                after_backslash: false,
+            }),
+        ),
+        (
+            "'{{args.s}}'",
+            Some(Context::Quoted {
+                quote: '\'',
+                regex: false,
+                after_backslash: false,
+            }),
+        ),
+        (
+            r#"=~"{{args.s}}|x""#,
+            Some(Context::Quoted {
+                quote: '"',
+                regex: true,
+                after_backslash: false,
+            }),
+        ),
+        (
+            "!~ '^{{args.s}}'",
+            Some(Context::Quoted {
+                quote: '\'',
+                regex: true,
+                after_backslash: false,
+            }),
+        ),
+        (r#""a\"b""#, None),
+        (
+            "`{{args.s}}`",
+            Some(Context::Quoted {
+                quote: '`',
+                regex: false,
+                after_backslash: false,
+            }),
+        ),
+        (" {{args.s}} ", Some(Context::Bare)),
+        ("# note {{args.s}}\n", Some(Context::Bare)),
+    ];
+
     proptest::proptest! {
+        /// A template assembled from random pieces, rendered with any value: either the value
+        /// is refused (only where it lands bare or in a raw string), or every string of the
+        /// query decodes to what the template says with the value in it — nothing outside the
+        /// strings changes, whatever the value holds.
+        #[test]
+        fn random_templates_keep_their_structure_for_any_value(
+            picks in proptest::collection::vec(0usize..PIECES.len(), 1..8),
+            value in proptest::prelude::any::<String>(),
+        ) {
+            let template: String = picks.iter().map(|&i| PIECES[i].0).collect();
+            let contexts: Vec<Context> = picks.iter().filter_map(|&i| PIECES[i].1).collect();
+            let plain = |v: &str| !v.is_empty()
+                && v.chars().all(|c| c.is_ascii_alphanumeric() || "_:.".contains(c))
+                && !KEYWORDS.contains(&v.to_ascii_lowercase().as_str());
+            let marker = "Zq9";
+            let benign = bindings(marker).render("m", "errors", &template).unwrap();
+            match bindings(&value).render("m", "errors", &template) {
+                Ok(rendered) => {
+                    for c in &contexts {
+                        match c {
+                            Context::Bare => proptest::prop_assert!(plain(&value), "{:?} placed bare", value),
+                            Context::Quoted { quote: '`', .. } => proptest::prop_assert!(!value.contains('`')),
+                            Context::Quoted { .. } => {}
+                        }
+                    }
+                    let (code, strings) = structure(&rendered);
+                    let (benign_code, benign_strings) = structure(&benign);
+                    // Outside strings only bare placeholders differ, by the plain value.
+                    proptest::prop_assert_eq!(code, benign_code.replace(marker, &value));
+                    proptest::prop_assert_eq!(strings.len(), benign_strings.len());
+                    for (got, want) in strings.iter().zip(&benign_strings) {
+                        let regex_escaped = want.replace(marker, &regex_escape(&value));
+                        let literal = want.replace(marker, &value);
+                        proptest::prop_assert!(
+                            *got == literal || *got == regex_escaped,
+                            "{:?} in {}: {} (wanted {:?})", value, template, rendered, literal
+                        );
+                    }
+                }
+                Err(e) => {
+                    let refusable = contexts.iter().any(|c| match c {
+                        Context::Bare => !plain(&value),
+                        Context::Quoted { quote: '`', .. } => value.contains('`'),
+                        Context::Quoted { .. } => false,
+                    });
+                    proptest::prop_assert!(refusable, "refused {:?} in {}: {}", value, template, e);
+                }
+            }
+        }
+
         /// Any value — any characters, any length — placed in a double-quoted, a single-quoted
         /// or a regex-matcher string leaves the query's structure as it was and decodes back
         /// to itself; in a bare position it is a plain token or refused.
