@@ -437,6 +437,46 @@ async fn a_prometheus_that_repeats_a_series_is_an_error_naming_the_query_never_m
         body["error"].as_str().unwrap().contains("more than once"),
         "{body}"
     );
+
+    // More series than an answer may hold (a query without `sum by` over thousands of pods),
+    // and more points per series than were asked for: errors naming the query and the fix.
+    let many = fake_http::serve(move |r| {
+        if r.body.contains("errors") {
+            let labels: Vec<String> = (0..10_001)
+                .map(|i| format!(r#"{{"version":"canary","pod":"p{i}"}}"#))
+                .collect();
+            let series: Vec<(&str, f64)> = labels.iter().map(|l| (l.as_str(), 1.0)).collect();
+            Answer::json(200, matrix(&series, from, from + 60))
+        } else {
+            Answer::json(
+                200,
+                matrix(
+                    &[(r#"{"version":"canary"}"#, 1.0)],
+                    from,
+                    from + 12_000 * 60,
+                ),
+            )
+        }
+    })
+    .await;
+    let client = Prometheus::new(PrometheusConfig::new(many.url.clone())).unwrap();
+    let step = std::time::Duration::from_secs(60);
+    let err = client
+        .query_range_sparse("errors_by_pod", from as f64, to as f64, step)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("\"errors_by_pod\" returned 10001 series, more than 10000")
+            && err.contains("sum by (version)"),
+        "{err}"
+    );
+    let err = client
+        .query_range_sparse("requests", from as f64, to as f64, step)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("returned 12000 points"), "{err}");
 }
 
 const TOKEN: &str = "tok-5ecret-0123456789abcdefghijklmnopqrstuvwxyz";
@@ -454,6 +494,7 @@ async fn a_secret_echoed_across_any_cut_never_shows() {
         ("400 error JSON", 400, "application/json", 0),
         ("200 junk", 200, "text/html", 110),
         ("200 status error", 200, "application/json", 0),
+        ("302 Location", 302, "text/plain", 0),
     ];
     for (name, status, content_type, at) in rows {
         let body = match (status, at) {
@@ -467,8 +508,18 @@ async fn a_secret_echoed_across_any_cut_never_shows() {
             ),
             _ => format!("{}{TOKEN} and more text after it", "x".repeat(at)),
         };
-        let fake =
-            fake_http::serve(move |_| Answer::text(status, content_type, body.clone())).await;
+        let fake = fake_http::serve(move |_| {
+            let mut answer = Answer::text(status, content_type, body.clone());
+            if status == 302 {
+                // A redirect target that carries the token across the cut of a header value.
+                answer.headers = vec![(
+                    "location".into(),
+                    format!("https://login.example/{}?t={TOKEN}", "p".repeat(480)),
+                )];
+            }
+            answer
+        })
+        .await;
         let out = canary_gate(&[
             "analyze",
             "-t",
@@ -928,6 +979,14 @@ async fn gate_serve_bounds_slow_clients_slow_prometheus_and_shuts_down_on_sigter
         "{body}"
     );
     assert!((1.9..3.5).contains(&took), "answered after {took:.2}s");
+
+    // A body over 64 KiB is refused with 413 and the reason.
+    let (status, body) = post(
+        &format!("{}/v1/judge", gate.url),
+        &json!({"template": "generic-http", "args": {"service": "x".repeat(100_000)}}),
+    )
+    .await;
+    assert_eq!(status, 413, "{body}");
 
     // At most 4 connections: with 4 idle ones open, a fifth is served only once the header
     // timeout has closed them.

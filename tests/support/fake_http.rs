@@ -27,6 +27,8 @@ pub struct Answer {
     pub repeat: (Vec<u8>, usize),
     /// Wait this long before answering.
     pub delay: std::time::Duration,
+    /// More response headers.
+    pub headers: Vec<(String, String)>,
 }
 
 impl Answer {
@@ -38,6 +40,7 @@ impl Answer {
             body: body.into(),
             repeat: (Vec::new(), 0),
             delay: std::time::Duration::ZERO,
+            headers: Vec::new(),
         }
     }
 
@@ -112,6 +115,9 @@ pub async fn serve(answer: impl Fn(&Received) -> Answer + Send + Sync + 'static)
                 );
                 if !streamed {
                     out.push_str(&format!("content-length: {}\r\n", a.body.len()));
+                }
+                for (name, value) in &a.headers {
+                    out.push_str(&format!("{name}: {value}\r\n"));
                 }
                 out.push_str("\r\n");
                 if socket.write_all(out.as_bytes()).await.is_err()
