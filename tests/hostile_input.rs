@@ -73,6 +73,14 @@ const API: Shape = Shape {
     ..GENERIC_HTTP
 };
 
+/// A service whose name holds every character that matters in PromQL strings and regexes
+/// (`we"b\x|y.z'`), serving like `web`: escaped values must still match it exactly.
+const ODD_NAME: &str = "we\"b\\x|y.z'";
+const ODD: Shape = Shape {
+    labels: |v| format!("service=\"we\\\"b\\\\x|y.z'\",version=\"{v}\""),
+    ..GENERIC_HTTP
+};
+
 /// An hour in which `web`'s canary fails 10 points more requests than its stable (0.1 %) from
 /// the start — ROLLBACK — next to `api`, whose stable fails 20 % of 50× the traffic.
 fn history() -> String {
@@ -91,10 +99,11 @@ fn history() -> String {
         error_add: 0.2,
         ..web
     };
-    merge_families(
+    let odd = merge_families(
         &openmetrics(&GENERIC_HTTP, &web, 7),
-        &openmetrics(&API, &api, 8),
-    )
+        &openmetrics(&ODD, &web, 9),
+    );
+    merge_families(odd.trim_end_matches("# EOF\n"), &openmetrics(&API, &api, 8))
 }
 
 /// Two OpenMetrics texts with the same families in the same order, as one.
@@ -221,6 +230,24 @@ async fn injected_arguments_never_turn_a_rollback_into_a_pass() {
             (200, Some("fail")),
             "{body}"
         );
+    }
+    // Escaped values are valid PromQL that match exactly themselves: the odd name's data is
+    // found (and rolls back) in both templates.
+    for file in [GENERIC, regex_file] {
+        let out = canary_gate(&[
+            "analyze",
+            "-t",
+            file,
+            "--prometheus",
+            &url,
+            "--arg",
+            &format!("service={ODD_NAME}"),
+            "--from",
+            &from,
+            "--to",
+            &to,
+        ]);
+        assert_eq!(out.status.code(), Some(10), "{file}: {}", text(&out));
     }
     // Unescaped, api's traffic would have made the canary pass: the premise of the regex rows.
     let out = canary_gate(&[
