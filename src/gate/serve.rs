@@ -152,9 +152,7 @@ pub async fn serve(
         // Reap finished connections so the set stays as small as the connection limit.
         while connections.try_join_next().is_some() {}
         let service = TowerToHyperService::new(routes.clone());
-        let connection = http
-            .serve_connection(TokioIo::new(stream), service)
-            .with_upgrades();
+        let connection = http.serve_connection(TokioIo::new(stream), service);
         let mut stopped = stopped.clone();
         connections.spawn(async move {
             let _permit = permit;
