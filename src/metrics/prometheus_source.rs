@@ -1,5 +1,7 @@
 //! A template's metrics read from Prometheus: one range query per template query over a window,
-//! pivoted into per-interval, per-version judge samples (labels kept as returned).
+//! pivoted into per-interval, per-version judge samples. Series are summed per version and `le`
+//! as the answer is read (nothing else about them is kept), and windows are bounded before any
+//! request ([`MAX_WINDOW_INTERVALS`]).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -142,10 +144,14 @@ impl<'a> PrometheusSource<'a> {
     /// queries of at most [`MAX_POINTS`] steps each (Prometheus refuses more than 11 000 points
     /// per series), so a rollout paused for a week is read as a few queries, not refused.
     ///
+    /// An error query that returns no series in the whole window while its requests query
+    /// does is missing data for every interval (it may never match), not zero errors.
+    ///
     /// # Errors
     /// When a query fails for a reason other than returning no data or NaN (those become
-    /// missing samples, which the judge holds on), or when the newest part of the window is
-    /// stale.
+    /// missing samples, which the judge holds on), when the newest part of the window is
+    /// stale, or when the window is outside 1970…5000 or longer than
+    /// [`MAX_WINDOW_INTERVALS`].
     pub async fn window(&self, from: f64, to: f64) -> Result<Vec<WindowInterval>, SourceError> {
         let step = self.template.interval;
         let interval = step.as_secs_f64();

@@ -634,8 +634,11 @@ pub enum MetricQueries {
 }
 
 impl MetricQueries {
-    /// Whether no series at all from the query `field` means zero rather than missing data: an
-    /// error counter appears only after the first error (see [`sample_for_metric`]).
+    /// Whether no series from the query `field` in an interval means zero rather than missing
+    /// data: an error counter appears only after the first error (see [`sample_for_metric`]).
+    /// Only once the query has been seen to match: one that returns no series in a whole
+    /// window while the requests query does is missing data (see
+    /// [`PrometheusSource::window`](super::prometheus_source::PrometheusSource::window)).
     pub fn absent_means_zero(field: &str) -> bool {
         field == "errors"
     }
@@ -777,7 +780,8 @@ pub fn sample_for_metric(
                 let total = sum_for_version(requests, label, version).ok_or_else(|| {
                     format!("query.requests returned no series with {label}=\"{version}\"")
                 })?;
-                // Error series often appear only after the first error: none means zero.
+                // Error series often appear only after the first error: none means zero (the
+                // source has made sure the error query matches at all).
                 let events = sum_for_version(errors, label, version).unwrap_or(0.0);
                 Ok(Counts::new(events, total))
             };
