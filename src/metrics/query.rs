@@ -1123,6 +1123,42 @@ mod tests {
     }
 
     #[test]
+    fn versions_that_render_equal_from_the_arguments_are_refused() {
+        let text = r#"
+apiVersion: canarygate.dev/v1alpha1
+kind: AnalysisTemplate
+metadata: {name: t}
+spec:
+  args: [{name: a}, {name: b}]
+  versions: {stable: "{{args.a}}", canary: "{{args.b}}"}
+  metrics:
+    - {name: errors, kind: errorRate}
+"#;
+        let t = crate::template::parse(text, "t.yaml").unwrap();
+        let args = |a: &str, b: &str| -> BTreeMap<String, String> {
+            [
+                ("a".to_string(), a.to_string()),
+                ("b".to_string(), b.to_string()),
+            ]
+            .into()
+        };
+        let err = Bindings::new(&t, args("web", "web")).unwrap_err();
+        assert_eq!(
+            err,
+            QueryError::SameVersions {
+                value: "\"web\"".into()
+            }
+        );
+        // Version values are data: kept as given, escaped only where a query places them.
+        let b = Bindings::new(&t, args("web\"", "web-canary")).unwrap();
+        assert_eq!(b.stable, "web\"");
+        assert_eq!(
+            b.render("m", "errors", r#"x{v="{{stable}}"}"#).unwrap(),
+            r#"x{v="web\""}"#
+        );
+    }
+
+    #[test]
     fn declared_patterns_and_empty_values_are_checked_before_rendering() {
         let mut declared = [arg("service", None)];
         declared[0].pattern = Some("[a-z-]+".into());

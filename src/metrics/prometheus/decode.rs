@@ -258,6 +258,28 @@ mod tests {
         }
     }
 
+    #[test]
+    fn repeated_label_sets_and_oversized_answers_are_refused_by_name() {
+        let a: BTreeMap<String, String> = [("version".to_string(), "canary".to_string())].into();
+        let b: BTreeMap<String, String> = [("version".to_string(), "stable".to_string())].into();
+        let limits = Limits {
+            max_series: 3,
+            max_points_per_series: 10,
+        };
+        assert!(check_series("q", [(&a, 1), (&b, 10)].into_iter(), limits).is_ok());
+        let err = check_series("q", [(&a, 1), (&b, 1), (&a, 1)].into_iter(), limits).unwrap_err();
+        assert_eq!(err.category(), "duplicate_series");
+        assert!(
+            err.to_string()
+                .contains(r#"series {version="canary"} more than once"#),
+            "{err}"
+        );
+        let err = check_series("q", [(&a, 1), (&b, 11)].into_iter(), limits).unwrap_err();
+        assert_eq!(err.category(), "too_many_points");
+        let err = check_series("q", [(&a, 1); 4].into_iter(), limits).unwrap_err();
+        assert_eq!(err.category(), "too_many_series");
+    }
+
     proptest::proptest! {
         /// Whatever comes back over the wire — a valid answer with random edits, or junk — the
         /// decoder returns a value or an error naming the query; it never panics.
