@@ -22,6 +22,24 @@ pub enum ReplayError {
     /// A line is not a valid recorded interval.
     #[error(transparent)]
     Stream(#[from] MetricsError),
+    /// A line is longer than [`MAX_LINE_BYTES`].
+    #[error(
+        "line {line} is longer than {max} bytes; a recorded interval is a few kilobytes — is this the right file?"
+    )]
+    LineTooLong {
+        /// 1-based line number.
+        line: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A line is not UTF-8.
+    #[error("line {line} is not valid UTF-8 text (byte {at}); the stream is JSON Lines")]
+    NotUtf8 {
+        /// 1-based line number.
+        line: usize,
+        /// Offset of the first invalid byte in the line.
+        at: usize,
+    },
     /// A line's time is before the previous line's.
     #[error(
         "line {line}: t = {t} is before the previous line's t = {previous}; the stream must be in time order"
@@ -43,6 +61,37 @@ pub enum ReplayError {
         #[source]
         source: crate::analysis::AnalysisError,
     },
+}
+
+/// The longest line read (a recorded interval with a latency histogram is about 2 KB).
+pub const MAX_LINE_BYTES: usize = 1024 * 1024;
+
+/// Reads the next line of at most [`MAX_LINE_BYTES`] into `buf` (without its line break);
+/// `false` at the end of the input.
+fn next_line(
+    input: &mut impl BufRead,
+    buf: &mut Vec<u8>,
+    line: usize,
+) -> Result<bool, ReplayError> {
+    buf.clear();
+    let n = std::io::Read::take(&mut *input, MAX_LINE_BYTES as u64 + 1)
+        .read_until(b'\n', buf)
+        .map_err(ReplayError::Read)?;
+    if n == 0 {
+        return Ok(false);
+    }
+    if buf.last() == Some(&b'\n') {
+        buf.pop();
+        if buf.last() == Some(&b'\r') {
+            buf.pop();
+        }
+    } else if buf.len() > MAX_LINE_BYTES {
+        return Err(ReplayError::LineTooLong {
+            line,
+            max: MAX_LINE_BYTES,
+        });
+    }
+    Ok(true)
 }
 
 /// The first line only sets the counters' baseline.
@@ -80,7 +129,7 @@ impl ReplaySummary {
 /// failed write.
 pub fn replay(
     template: &Template,
-    input: impl BufRead,
+    mut input: impl BufRead,
     mut out: impl Write,
 ) -> Result<ReplaySummary, ReplayError> {
     let mut judge = Judge::new(template.judge.clone());
@@ -89,14 +138,22 @@ pub fn replay(
         lines: 0,
         last: None,
     };
-    for (index, line) in input.lines().enumerate() {
-        let line = line.map_err(ReplayError::Read)?;
+    let mut buf = Vec::new();
+    let mut line_no = 0;
+    loop {
+        line_no += 1;
+        if !next_line(&mut input, &mut buf, line_no)? {
+            break;
+        }
+        let line = std::str::from_utf8(&buf).map_err(|e| ReplayError::NotUtf8 {
+            line: line_no,
+            at: e.valid_up_to(),
+        })?;
         if line.trim().is_empty() {
             continue;
         }
-        let line_no = index + 1;
         summary.lines += 1;
-        let current = RecordedInterval::parse(&line, line_no)?;
+        let current = RecordedInterval::parse(line, line_no)?;
         let text = match &previous {
             None => serde_json::to_string(&Baseline {
                 t: current.t,
@@ -217,5 +274,37 @@ spec:
             .unwrap_err()
             .to_string();
         assert!(err.contains("before the previous line"), "{err}");
+    }
+
+    #[test]
+    fn an_overlong_or_non_utf8_line_is_refused_with_its_number() {
+        let template = crate::template::parse(TEMPLATE, "t.yaml").unwrap();
+        let first = line(0.0, 0, false, false, (0.0, 0.0), (0.0, 0.0));
+        let long = format!("{first}\n{}\n", "x".repeat(MAX_LINE_BYTES + 10));
+        let err = replay(&template, long.as_bytes(), Vec::new()).unwrap_err();
+        assert!(
+            matches!(err, ReplayError::LineTooLong { line: 2, .. }),
+            "{err}"
+        );
+        let mut bad = format!("{first}\n").into_bytes();
+        bad.extend_from_slice(b"{\"t\": \xff}\n");
+        let err = replay(&template, &bad[..], Vec::new())
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "line 2 is not valid UTF-8 text (byte 6); the stream is JSON Lines"
+        );
+        // A last line without a line break, and CRLF line ends, are read as usual.
+        let text = format!(
+            "{first}\r\n{}",
+            line(10.0, 0, false, false, (10.0, 0.0), (10.0, 0.0))
+        );
+        assert_eq!(
+            replay(&template, text.as_bytes(), Vec::new())
+                .unwrap()
+                .lines,
+            2
+        );
     }
 }

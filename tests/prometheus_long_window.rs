@@ -34,17 +34,19 @@ const SCRAPE: u64 = 30;
 /// Requests per second: 90 on stable, 10 on the canary.
 const RPS: [(&str, u64); 2] = [("stable", 90), ("canary", 10)];
 
-/// `requests_total{version}` every 30 s for eight days (no errors: the series never appears).
+/// `requests_total{version}` and `errors_total{version}` every 30 s for eight days (no errors:
+/// the error counter stays at 0 — a series that never appears would be "no data").
 fn history() -> String {
-    let mut out = String::from("# TYPE requests_total counter\n");
-    for (version, rps) in RPS {
-        let mut t = T0;
-        while t <= T0 + INTERVALS * 60 {
-            let total = (t - T0) * rps;
-            out.push_str(&format!(
-                "requests_total{{version=\"{version}\"}} {total} {t}\n"
-            ));
-            t += SCRAPE;
+    let mut out = String::new();
+    for (family, per_second) in [("requests_total", 1), ("errors_total", 0)] {
+        out.push_str(&format!("# TYPE {family} counter\n"));
+        for (version, rps) in RPS {
+            let mut t = T0;
+            while t <= T0 + INTERVALS * 60 {
+                let total = (t - T0) * rps * per_second;
+                out.push_str(&format!("{family}{{version=\"{version}\"}} {total} {t}\n"));
+                t += SCRAPE;
+            }
         }
     }
     out.push_str("# EOF\n");

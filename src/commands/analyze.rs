@@ -46,7 +46,7 @@ pub fn run(a: AnalyzeArgs) -> Result<Decision> {
     let (from, to) = (parse_time(&a.from)?, parse_time(&a.to)?);
     let args = parse_args(&a.args)?;
     let client = a.prometheus.client()?;
-    let source = PrometheusSource::new(&client, &template, &args)?;
+    let source = PrometheusSource::new(&client, &template, &args).map_err(super::source_error)?;
     let intervals = runtime()?.block_on(source.window(from, to))?;
     let verdict = judge_window(&template, from, to, &intervals)?;
     if let Some(path) = &a.record {

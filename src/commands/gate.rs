@@ -3,12 +3,15 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 
+use canary_gate::gate::serve::{Drained, ServeLimits, serve, with_limits};
 use canary_gate::gate::{GateState, router};
 use canary_gate::template;
+use tokio::signal::unix::SignalKind;
 
 use super::prometheus_args::PrometheusArgs;
 
@@ -16,7 +19,7 @@ use super::prometheus_args::PrometheusArgs;
 #[derive(Debug, Subcommand)]
 pub enum GateCommand {
     /// Serve the judge over HTTP (POST /v1/judge, /v1/flagger/rollout,
-    /// /v1/flagger/confirm-promotion) until Ctrl-C.
+    /// /v1/flagger/confirm-promotion) until SIGTERM or Ctrl-C.
     Serve(Box<ServeArgs>),
 }
 
@@ -30,6 +33,19 @@ pub struct ServeArgs {
     /// .yaml in it).
     #[arg(long = "template", short, required = true)]
     pub templates: Vec<PathBuf>,
+    /// Time a client has to send a request's headers.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub header_timeout: Duration,
+    /// Time a request has from its headers to its answer, judging included (keep it below the
+    /// clients' timeouts: Argo's timeoutSeconds, Flagger's webhook timeout).
+    #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
+    pub request_timeout: Duration,
+    /// Connections served at once; more wait to be accepted.
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=65536))]
+    pub max_connections: u64,
+    /// How long SIGTERM / Ctrl-C waits for requests in flight before exiting.
+    #[arg(long, default_value = "20s", value_parser = humantime::parse_duration)]
+    pub shutdown_timeout: Duration,
     #[command(flatten)]
     pub prometheus: PrometheusArgs,
 }
@@ -62,6 +78,16 @@ pub fn run(command: GateCommand) -> Result<()> {
         );
     }
     let names = names.join(", ");
+    if args.request_timeout.is_zero() || args.header_timeout.is_zero() {
+        bail!("--request-timeout and --header-timeout must be longer than zero");
+    }
+    let limits = ServeLimits {
+        header_timeout: args.header_timeout,
+        request_deadline: args.request_timeout,
+        max_connections: usize::try_from(args.max_connections).unwrap_or(256),
+        shutdown_timeout: args.shutdown_timeout,
+        ..ServeLimits::default()
+    };
     let client = args.prometheus.client()?;
     let state = Arc::new(GateState::new(templates, client));
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -75,11 +101,22 @@ pub fn run(command: GateCommand) -> Result<()> {
             "canary-gate gate serving {names} on http://{}",
             listener.local_addr()?
         );
-        axum::serve(listener, router(state))
-            .with_graceful_shutdown(async {
-                let _ = tokio::signal::ctrl_c().await;
-            })
-            .await
-            .context("gate server failed")
+        let mut terminate = tokio::signal::unix::signal(SignalKind::terminate())
+            .context("cannot handle SIGTERM")?;
+        let stop = async move {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = terminate.recv() => {}
+            }
+        };
+        let routes = with_limits(router(state), limits);
+        match serve(listener, routes, limits, stop).await? {
+            Drained::Clean => eprintln!("canary-gate gate stopped"),
+            Drained::Dropped(n) => eprintln!(
+                "canary-gate gate stopped; {n} connection(s) still open after {} were dropped",
+                humantime::format_duration(limits.shutdown_timeout)
+            ),
+        }
+        Ok(())
     })
 }

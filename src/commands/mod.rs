@@ -28,3 +28,15 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .enable_all()
         .build()?)
 }
+
+/// A source error for the command line: missing arguments get the flag that gives them.
+pub fn source_error(e: canary_gate::metrics::prometheus_source::SourceError) -> anyhow::Error {
+    use canary_gate::metrics::prometheus_source::SourceError;
+    use canary_gate::metrics::query::QueryError;
+    match &e {
+        SourceError::Query(QueryError::MissingArgs(_)) => {
+            anyhow::anyhow!("{e}; give them as --arg NAME=VALUE")
+        }
+        _ => e.into(),
+    }
+}

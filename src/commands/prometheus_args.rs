@@ -45,6 +45,10 @@ pub struct PrometheusArgs {
     /// are analysed at once).
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=1024))]
     pub max_concurrent_queries: u64,
+    /// The largest answer accepted from Prometheus, in MiB; a larger one is refused while it
+    /// streams in (aggregate the query instead).
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    pub max_response_mib: u64,
 }
 
 impl PrometheusArgs {
@@ -86,6 +90,8 @@ impl PrometheusArgs {
         config.timeout = self.query_timeout;
         config.retries = self.retries;
         config.max_concurrent = usize::try_from(self.max_concurrent_queries).unwrap_or(16);
+        config.max_response_bytes = usize::try_from(self.max_response_mib << 20)
+            .unwrap_or(canary_gate::metrics::prometheus::DEFAULT_MAX_RESPONSE_BYTES);
         Ok(Prometheus::new(config)?)
     }
 }

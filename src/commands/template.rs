@@ -8,7 +8,7 @@ use clap::Args;
 
 use canary_gate::metrics::prometheus::{Prometheus, PrometheusConfig};
 use canary_gate::metrics::prometheus_source::PrometheusSource;
-use canary_gate::metrics::query::{Bindings, lint_args, parse_args, render_template, resolve_args};
+use canary_gate::metrics::query::{lint_bindings, parse_args, render_template};
 use canary_gate::template;
 
 use super::prometheus_args::PrometheusArgs;
@@ -49,8 +49,7 @@ pub fn lint(a: LintArgs) -> Result<usize> {
         if t.file.spec.metrics.iter().any(|m| m.query.is_some()) {
             // Queries must render with the declared arguments (placeholders are checked
             // offline; required arguments get stand-in values).
-            let rendered = resolve_args(&t.file.spec.args, &lint_args(&t))
-                .and_then(|args| render_template(&t, &Bindings::new(&t, args)?));
+            let rendered = lint_bindings(&t).and_then(|b| render_template(&t, &b));
             match rendered {
                 Err(e) => problems.push(e.to_string()),
                 Ok(queries) => {
@@ -116,7 +115,7 @@ pub fn test(a: TestArgs) -> Result<bool> {
     let t = template::load(&a.file)?;
     let args = parse_args(&a.args)?;
     let client = a.prometheus.client()?;
-    let source = PrometheusSource::new(&client, &t, &args)?;
+    let source = PrometheusSource::new(&client, &t, &args).map_err(super::source_error)?;
     let at = match &a.time {
         Some(text) => parse_time(text)?,
         None => std::time::SystemTime::now()

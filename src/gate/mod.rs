@@ -11,7 +11,10 @@
 //!   passes; otherwise 403 and Flagger waits.
 //! - `GET /healthz`.
 //!
-//! Bad requests get 4xx with the reason; Prometheus failures 502 (504 on a timeout).
+//! Bad requests get 4xx with the reason; Prometheus failures 502 (504 on a timeout). The
+//! limits on connections, headers, bodies and time per request are [`serve`]'s.
+
+pub mod serve;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -29,6 +32,7 @@ use crate::analysis::{Decision, MetricVerdict};
 use crate::analyze::judge_window;
 use crate::metrics::prometheus::{Prometheus, PrometheusError};
 use crate::metrics::prometheus_source::{PrometheusSource, SourceError};
+use crate::metrics::query::QueryError;
 use crate::template::Template;
 
 /// The longest window a request may ask for.
@@ -221,8 +225,14 @@ async fn run(state: &GateState, request: &JudgeRequest) -> Result<JudgeResponse,
         .iter()
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
-    let source = PrometheusSource::new(&state.prometheus, template, &args)
-        .map_err(|e| unprocessable(e.to_string()))?;
+    let source = PrometheusSource::new(&state.prometheus, template, &args).map_err(|e| {
+        unprocessable(match &e {
+            SourceError::Query(QueryError::MissingArgs(_)) => format!(
+                "{e}; give them in the request's \"args\" (Flagger: in the webhook's metadata)"
+            ),
+            _ => e.to_string(),
+        })
+    })?;
     let intervals = source.window(from, to).await.map_err(|e| match &e {
         SourceError::Prometheus {
             source: PrometheusError::Timeout { .. },

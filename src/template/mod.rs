@@ -22,6 +22,75 @@ pub const DEFAULT_ERROR_JITTER: f64 = 0.1;
 pub const DEFAULT_LATENCY_JITTER: f64 = 0.05;
 /// Default minimum requests per version and step.
 pub const DEFAULT_MIN_SAMPLES: f64 = 50.0;
+/// The smallest `alpha`: below it the evidence asked for (an e-value of `1/alpha`) is out of
+/// reach of any canary, so every canary would pass.
+pub const MIN_ALPHA: f64 = 1e-6;
+/// The shortest interval (`1ns` would ask Prometheus for billions of points).
+pub const MIN_INTERVAL: Duration = Duration::from_secs(1);
+/// The longest interval.
+pub const MAX_INTERVAL: Duration = Duration::from_secs(24 * 3600);
+
+/// Whether `name` is a Prometheus label name.
+pub fn is_label_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Whether PromQL calls `rate(` or `irate(` outside strings and comments: per-second rates, not
+/// the counts an errorRate or latency query must return.
+pub fn calls_rate(promql: &str) -> Option<&'static str> {
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
+    let mut comment = false;
+    let mut word = String::new();
+    let mut pending: Option<&'static str> = None;
+    for c in promql.chars() {
+        if let Some(q) = quote {
+            if escaped {
+                escaped = false;
+            } else if c == '\\' && q != '`' {
+                escaped = true;
+            } else if c == q {
+                quote = None;
+            }
+            continue;
+        }
+        if comment {
+            comment = c != '\n';
+            continue;
+        }
+        if c.is_ascii_alphanumeric() || c == '_' || c == ':' {
+            word.push(c);
+            pending = None;
+            continue;
+        }
+        if !word.is_empty() {
+            pending = match word.as_str() {
+                "rate" => Some("rate"),
+                "irate" => Some("irate"),
+                _ => None,
+            };
+            word.clear();
+        }
+        match c {
+            '(' if pending.is_some() => return pending,
+            c if c.is_whitespace() => {}
+            '"' | '\'' | '`' => {
+                quote = Some(c);
+                pending = None;
+            }
+            '#' => {
+                comment = true;
+                pending = None;
+            }
+            _ => pending = None,
+        }
+    }
+    None
+}
 
 /// Errors reading or validating a template.
 #[derive(Debug, thiserror::Error)]
@@ -94,7 +163,7 @@ pub fn load(path: &Path) -> Result<Template, TemplateError> {
 pub fn parse(text: &str, source_name: &str) -> Result<Template, TemplateError> {
     let file: TemplateFile = serde_saphyr::from_str(text).map_err(|e| TemplateError::Parse {
         source_name: source_name.to_string(),
-        message: e.to_string(),
+        message: with_placeholder_hint(e.to_string(), text),
     })?;
     let invalid = |field: &str, problem: String| TemplateError::Invalid {
         source_name: source_name.to_string(),
@@ -123,6 +192,22 @@ pub fn parse(text: &str, source_name: &str) -> Result<Template, TemplateError> {
         ));
     }
     validated(file, source_name)
+}
+
+/// A parse error on a line holding a placeholder says where placeholders are allowed.
+fn with_placeholder_hint(message: String, text: &str) -> String {
+    let line = message
+        .split("line ")
+        .nth(1)
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse::<usize>().ok());
+    match line.and_then(|n| text.lines().nth(n.checked_sub(1)?)) {
+        Some(l) if l.contains("{{") => format!(
+            "{message}\nplaceholders ({{{{args.NAME}}}}, {{{{interval}}}}, …) are filled in only in query.* and versions.*; \
+             thresholds, alpha, tolerances and other numbers must be literal (one template per limit)"
+        ),
+        _ => message,
+    }
 }
 
 /// Validates a template that came from the cluster (an `AnalysisTemplate` or
@@ -192,10 +277,12 @@ fn in_range(field: &str, value: f64, lo: f64, hi: f64, hint: &str) -> Result<f64
 /// Validates a spec into the judge configuration and the observation interval.
 fn judge_config(spec: &AnalysisTemplateSpec) -> Result<(JudgeConfig, Duration), FieldError> {
     let alpha = match spec.alpha {
-        Some(a) if !(a > 0.0 && a <= 0.5) => {
+        Some(a) if !(MIN_ALPHA..=0.5).contains(&a) => {
             return Err((
                 "alpha".into(),
-                format!("is {a}; must be in (0, 0.5], e.g. 0.01 for a 1 % false-rollback budget"),
+                format!(
+                    "is {a:?}; must be between {MIN_ALPHA:?} and 0.5, e.g. 0.01 for a 1 % false-rollback budget (a smaller alpha asks for evidence no canary can gather, so every canary would pass)"
+                ),
             ));
         }
         Some(a) => a,
@@ -205,8 +292,57 @@ fn judge_config(spec: &AnalysisTemplateSpec) -> Result<(JudgeConfig, Duration), 
         Some(text) => duration("interval", text)?,
         None => Duration::from_secs(60),
     };
-    if interval.is_zero() {
-        return Err(("interval".into(), "must be longer than zero".into()));
+    if interval < MIN_INTERVAL || interval > MAX_INTERVAL {
+        return Err((
+            "interval".into(),
+            format!(
+                "is {}; must be between {} and {} (whole milliseconds), e.g. \"1m\"",
+                humantime::format_duration(interval),
+                humantime::format_duration(MIN_INTERVAL),
+                humantime::format_duration(MAX_INTERVAL)
+            ),
+        ));
+    }
+    if interval.subsec_nanos() % 1_000_000 != 0 {
+        return Err((
+            "interval".into(),
+            format!(
+                "is {}; PromQL durations have millisecond resolution, use whole milliseconds",
+                humantime::format_duration(interval)
+            ),
+        ));
+    }
+    if let Some(label) = &spec.version_label
+        && !is_label_name(label)
+    {
+        return Err((
+            "versionLabel".into(),
+            format!(
+                "{label:?} is not a Prometheus label name; use letters, digits and '_' (not starting with a digit), e.g. \"version\""
+            ),
+        ));
+    }
+    if let Some(v) = &spec.versions {
+        for (field, value) in [
+            ("versions.stable", &v.stable),
+            ("versions.canary", &v.canary),
+        ] {
+            if value.trim().is_empty() {
+                return Err((
+                    field.into(),
+                    "is empty; give the version label's value on this version".into(),
+                ));
+            }
+        }
+        if v.stable == v.canary {
+            return Err((
+                "versions".into(),
+                format!(
+                    "stable and canary are both {:?}; the judge would compare the canary with itself — give the two versions' label values",
+                    v.stable
+                ),
+            ));
+        }
     }
     let policy = spec.policy.clone().unwrap_or_default();
     let hold_budget = match &policy.hold_budget {
@@ -248,6 +384,22 @@ fn judge_config(spec: &AnalysisTemplateSpec) -> Result<(JudgeConfig, Duration), 
                 format!("args[{i}].name"),
                 format!("{:?} is declared twice", arg.name),
             ));
+        }
+        if let Some(pattern) = &arg.pattern {
+            let re = crate::metrics::query::arg_pattern(&arg.name, pattern).map_err(|e| {
+                (
+                    format!("args[{i}].pattern"),
+                    format!("{pattern:?} is not a regular expression: {e}"),
+                )
+            })?;
+            if let Some(d) = &arg.default
+                && !re.is_match(d)
+            {
+                return Err((
+                    format!("args[{i}].default"),
+                    format!("{d:?} does not match the argument's pattern {pattern:?}"),
+                ));
+            }
         }
     }
     if spec.metrics.is_empty() {
@@ -330,6 +482,22 @@ fn metric_config(m: &MetricSpec, at: &dyn Fn(&str) -> String) -> Result<MetricCo
                 at(&format!("query.{field}")),
                 format!("is missing; {takes}"),
             ));
+        }
+        // Counts, not rates: the judge's evidence grows with the number of requests, and a
+        // per-second rate shrinks them by the interval's length (60× for 1m).
+        for (field, text) in [
+            ("errors", &q.errors),
+            ("requests", &q.requests),
+            ("buckets", &q.buckets),
+        ] {
+            if let Some(f) = text.as_deref().and_then(calls_rate) {
+                return Err((
+                    at(&format!("query.{field}")),
+                    format!(
+                        "uses {f}(), a per-second rate; this query must return counts per interval: use increase(…[{{{{interval}}}}]) instead"
+                    ),
+                ));
+            }
         }
     }
     if let Some(t) = &m.threshold
@@ -703,5 +871,84 @@ spec:
         let text = MINIMAL.replace("canarygate.dev/v1alpha1", "argoproj.io/v1alpha1");
         let err = parse(&text, "t.yaml").unwrap_err().to_string();
         assert!(err.contains("apiVersion"), "{err}");
+    }
+
+    #[test]
+    fn templates_that_make_the_judge_meaningless_are_refused_with_the_fix() {
+        let cases = [
+            (
+                "spec:\n  versions: {stable: canary, canary: canary}\n",
+                "spec.versions: stable and canary are both \"canary\"",
+            ),
+            (
+                "spec:\n  alpha: 1.0e-320\n",
+                "spec.alpha: is 1e-320; must be between 1e-6 and 0.5",
+            ),
+            (
+                "spec:\n  versionLabel: \"\"\n",
+                "spec.versionLabel: \"\" is not a Prometheus label name",
+            ),
+            (
+                "spec:\n  versionLabel: \"a b\"\n",
+                "spec.versionLabel: \"a b\" is not a Prometheus label name",
+            ),
+            (
+                "spec:\n  interval: 1ns\n",
+                "spec.interval: is 1ns; must be between 1s and 1day",
+            ),
+            (
+                "spec:\n  interval: 2days\n",
+                "spec.interval: is 2days; must be between 1s and 1day",
+            ),
+            (
+                "spec:\n  args: [{name: s, pattern: \"[a-z\"}]\n",
+                "spec.args[0].pattern: \"[a-z\" is not a regular expression",
+            ),
+            (
+                "spec:\n  args: [{name: s, pattern: \"[a-z]+\", default: \"A\"}]\n",
+                "spec.args[0].default: \"A\" does not match",
+            ),
+        ];
+        for (insert, want) in cases {
+            let text = MINIMAL.replace("spec:\n", insert);
+            let err = parse(&text, "t.yaml").unwrap_err().to_string();
+            assert!(
+                err.starts_with(&format!("t.yaml: {want}")),
+                "{insert}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_count_query_using_rate_is_refused() {
+        for (query, refused) in [
+            (
+                "sum by (version) (rate(x{code=~\"5..\"}[1m]))",
+                Some("rate"),
+            ),
+            ("sum by (version) (irate (x[1m]))", Some("irate")),
+            ("sum by (version) (increase(x[1m]))", None),
+            ("sum by (version) (increase(x{route=\"rate(\"}[1m]))", None),
+            ("sum by (version) (increase(my_rate(x[1m])))", None),
+            ("sum by (version) (increase(x:rate5m[1m]))", None),
+        ] {
+            let text = MINIMAL.replace(
+                "kind: errorRate\n",
+                &format!("kind: errorRate\n      query: {{errors: '{query}', requests: 'sum by (version) (increase(x[1m]))'}}\n"),
+            );
+            match (parse(&text, "t.yaml"), refused) {
+                (Ok(_), None) => {}
+                (Err(e), Some(f)) => {
+                    let e = e.to_string();
+                    assert!(
+                        e.contains(&format!(
+                            "spec.metrics[0].query.errors: uses {f}(), a per-second rate"
+                        )) && e.contains("increase("),
+                        "{e}"
+                    );
+                }
+                (got, want) => panic!("{query}: {got:?}, wanted {want:?}"),
+            }
+        }
     }
 }

@@ -79,6 +79,15 @@ pub struct ArgSpec {
     /// What the argument is for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// A regular expression every value must match as a whole (e.g. `[a-z0-9-]+`); values that
+    /// do not are refused before any query is rendered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pattern: Option<String>,
+    /// The value is a regular expression: inside a regex matcher (`=~`, `!~`) it is inserted
+    /// as a regex instead of being matched literally (default false). It is still escaped for
+    /// the string it lands in, so it cannot end the string.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub regex: Option<bool>,
 }
 
 /// Label values that identify the two versions; they may use `{{args.NAME}}`.

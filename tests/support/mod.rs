@@ -7,6 +7,7 @@
 #![allow(dead_code)] // Each test binary uses a different part of this module.
 
 pub mod apiserver;
+pub mod fake_http;
 pub mod history;
 
 use std::io::Write;

@@ -11,12 +11,17 @@ use serde::de::IgnoredAny;
 use tracing::{debug, warn};
 
 use super::config::{PrometheusConfig, build_headers, parse_base_url};
-use super::decode::{ApiBody, QueryData, Sample, Series, decode_data, decode_error, parse_value};
+use super::decode::{
+    ApiBody, Limits, QueryData, Sample, Series, check_series, decode_data, decode_error,
+};
 use super::error::{PrometheusError, format_labels, shorten, truncate_body};
 use super::form::{form_append, format_number};
 use super::retry::{Failure, Transient, backoff_delay};
 use super::secret::Credentials;
 use crate::metrics::error_chain;
+
+/// The most of an error (non-2xx) body read: enough for Prometheus' error JSON.
+const MAX_ERROR_BODY: usize = 64 * 1024;
 
 /// The API endpoints used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -138,27 +143,30 @@ impl Prometheus {
         let body = self
             .call(Endpoint::Query, promql, &[("time", format_number(time))])
             .await?;
-        let data = decode_data(promql, &body).map_err(|e| self.redact_error(e))?;
+        let data = decode_data(promql, &body, &|t| self.redact(t))?;
+        drop(body);
         let samples = match data {
-            QueryData::Vector(raw) => raw
-                .into_iter()
-                .map(|s| {
-                    let Some((timestamp, value)) = s.value else {
-                        return Err(decode_error(
-                            promql,
-                            "sample has no \"value\" (native histograms are not supported)",
-                        ));
-                    };
-                    Ok(Sample {
-                        labels: s.metric,
-                        value: parse_value(promql, &value)?,
-                        timestamp,
+            QueryData::Vector(raw) => {
+                check_series(promql, raw.iter().map(|s| (&s.metric, 1)), self.limits())?;
+                raw.into_iter()
+                    .map(|s| {
+                        let Some((timestamp, value)) = s.value else {
+                            return Err(decode_error(
+                                promql,
+                                "sample has no \"value\" (native histograms are not supported)",
+                            ));
+                        };
+                        Ok(Sample {
+                            labels: s.metric,
+                            value: value.0,
+                            timestamp,
+                        })
                     })
-                })
-                .collect::<Result<Vec<_>, _>>()?,
+                    .collect::<Result<Vec<_>, _>>()?
+            }
             QueryData::Scalar((timestamp, value)) => vec![Sample {
                 labels: BTreeMap::new(),
-                value: parse_value(promql, &value)?,
+                value: value.0,
                 timestamp,
             }],
             QueryData::Matrix(_) => {
@@ -248,7 +256,7 @@ impl Prometheus {
                 ],
             )
             .await?;
-        let raw = match decode_data(promql, &body).map_err(|e| self.redact_error(e))? {
+        let raw = match decode_data(promql, &body, &|t| self.redact(t))? {
             QueryData::Matrix(raw) => raw,
             other => {
                 return Err(decode_error(
@@ -257,6 +265,12 @@ impl Prometheus {
                 ));
             }
         };
+        drop(body);
+        check_series(
+            promql,
+            raw.iter().map(|s| (&s.metric, s.values.len())),
+            self.limits(),
+        )?;
         let mut series = Vec::with_capacity(raw.len());
         for s in raw {
             if s.values.is_empty() && s.histograms.is_some() {
@@ -265,11 +279,7 @@ impl Prometheus {
                     "series has only native histogram points, which are not supported",
                 ));
             }
-            let points = s
-                .values
-                .into_iter()
-                .map(|(t, v)| parse_value(promql, &v).map(|v| (t, v)))
-                .collect::<Result<Vec<_>, _>>()?;
+            let points: Vec<(f64, f64)> = s.values.into_iter().map(|(t, v)| (t, v.0)).collect();
             if let Some(&(_, value)) = points.iter().find(|p| !p.1.is_finite()) {
                 return Err(PrometheusError::NotANumber {
                     query: shorten(promql),
@@ -294,7 +304,12 @@ impl Prometheus {
     pub async fn check_syntax(&self, promql: &str) -> Result<(), PrometheusError> {
         if !self.format_query_missing.load(Ordering::Relaxed) {
             match self.call(Endpoint::FormatQuery, promql, &[]).await {
-                Ok(_) => return Ok(()),
+                // A 200 only counts with the API's `{"status": "success", "data": …}`: an HTML
+                // page or `"status": "error"` from a proxy is not Prometheus parsing the query.
+                Ok(body) => {
+                    return decode_data::<IgnoredAny>(promql, &body, &|t| self.redact(t))
+                        .map(|_| ());
+                }
                 Err(PrometheusError::HttpStatus { status, .. })
                     if status == 404 || status == 405 =>
                 {
@@ -307,9 +322,17 @@ impl Prometheus {
                 Err(e) => return Err(e),
             }
         }
-        self.call(Endpoint::Query, promql, &[("time", "0".to_string())])
-            .await
-            .map(|_| ())
+        let body = self
+            .call(Endpoint::Query, promql, &[("time", "0".to_string())])
+            .await?;
+        decode_data::<QueryData>(promql, &body, &|t| self.redact(t)).map(|_| ())
+    }
+
+    fn limits(&self) -> Limits {
+        Limits {
+            max_series: self.config.max_series,
+            max_points_per_series: self.config.max_points_per_series,
+        }
     }
 
     /// Sends one API request with retries; returns the body of a 2xx response.
@@ -402,21 +425,27 @@ impl Prometheus {
             .get(reqwest::header::LOCATION)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| self.transport_failure(url_text, e))?
-            .to_vec();
+        // Read at most the limit (an error body needs only its start), while it streams in:
+        // one oversized answer must not take the process down.
+        let limit = if status.is_success() {
+            self.config.max_response_bytes
+        } else {
+            MAX_ERROR_BODY
+        };
+        let body = self
+            .read_body(response, limit, status.is_success(), url_text, query)
+            .await?;
         debug!(query = %query, status = status.as_u16(), bytes = body.len(), "prometheus response");
 
         if status.is_success() {
             return Ok(body);
         }
         let code = status.as_u16();
+        let redact = |t: &str| self.redact(t);
         if status.is_server_error() {
             return Err(Failure::Transient(Transient::Status {
                 status: code,
-                body: self.redact(&truncate_body(&body)),
+                body: truncate_body(&body, &redact),
             }));
         }
         Err(Failure::Final(match status {
@@ -424,34 +453,76 @@ impl Prometheus {
                 let (error_type, error) = match serde_json::from_slice::<ApiBody<IgnoredAny>>(&body)
                 {
                     Ok(api) => (
-                        api.error_type.unwrap_or_default(),
-                        api.error.unwrap_or_default(),
+                        truncate_body(api.error_type.unwrap_or_default().as_bytes(), &redact),
+                        truncate_body(api.error.unwrap_or_default().as_bytes(), &redact),
                     ),
-                    Err(_) => (String::new(), truncate_body(&body)),
+                    Err(_) => (String::new(), truncate_body(&body, &redact)),
                 };
                 PrometheusError::BadQuery {
                     query: query.to_string(),
                     status: code,
-                    error_type: self.redact(&error_type),
-                    error: self.redact(&error),
+                    error_type,
+                    error,
                 }
             }
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => PrometheusError::Unauthorized {
                 url: url_text.to_string(),
                 status: code,
-                body: self.redact(&truncate_body(&body)),
+                body: truncate_body(&body, &redact),
             },
             _ => PrometheusError::HttpStatus {
                 url: url_text.to_string(),
                 status: code,
                 body: match location {
                     Some(to) if status.is_redirection() => {
-                        format!("redirect to {} (not followed)", self.redact(&to))
+                        format!(
+                            "redirect to {} (not followed)",
+                            truncate_body(to.as_bytes(), &redact)
+                        )
                     }
-                    _ => self.redact(&truncate_body(&body)),
+                    _ => truncate_body(&body, &redact),
                 },
             },
         }))
+    }
+
+    /// Reads a body of at most `limit` bytes chunk by chunk. A larger 2xx body is
+    /// [`PrometheusError::ResponseTooLarge`] (refused from `Content-Length` before reading when
+    /// the server sends one); a larger error body is cut at the limit.
+    async fn read_body(
+        &self,
+        mut response: reqwest::Response,
+        limit: usize,
+        refuse_larger: bool,
+        url_text: &str,
+        query: &str,
+    ) -> Result<Vec<u8>, Failure> {
+        let too_large = || {
+            Failure::Final(PrometheusError::ResponseTooLarge {
+                query: query.to_string(),
+                limit,
+            })
+        };
+        let announced = response.content_length().unwrap_or(0);
+        if refuse_larger && announced > limit as u64 {
+            return Err(too_large());
+        }
+        let mut body = Vec::with_capacity(usize::try_from(announced).unwrap_or(0).min(limit));
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| self.transport_failure(url_text, e))?
+        {
+            if body.len() + chunk.len() > limit {
+                if refuse_larger {
+                    return Err(too_large());
+                }
+                body.extend_from_slice(&chunk[..limit - body.len()]);
+                break;
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
     }
 
     fn transport_failure(&self, url_text: &str, e: reqwest::Error) -> Failure {
@@ -472,17 +543,6 @@ impl Prometheus {
             });
         }
         Failure::Transient(Transient::Connection(detail))
-    }
-
-    /// Removes credentials from a decode error, which quotes the response body.
-    fn redact_error(&self, e: PrometheusError) -> PrometheusError {
-        match e {
-            PrometheusError::Decode { query, detail } => PrometheusError::Decode {
-                query,
-                detail: self.redact(&detail),
-            },
-            other => other,
-        }
     }
 
     /// Removes every credential from text that came from the network or a transport error.

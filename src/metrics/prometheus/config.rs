@@ -31,11 +31,28 @@ pub struct PrometheusConfig {
     /// Requests in flight at most (one client shared by every Rollout: 10 000 Rollouts waking
     /// together queue here instead of stampeding Prometheus). At least 1.
     pub max_concurrent: usize,
+    /// The largest answer read, bytes; a larger one is
+    /// [`PrometheusError::ResponseTooLarge`](super::PrometheusError::ResponseTooLarge), refused
+    /// while it streams in.
+    pub max_response_bytes: usize,
+    /// The most series one answer may hold.
+    pub max_series: usize,
+    /// The most points one series of an answer may hold (Prometheus itself refuses range
+    /// queries of more than 11 000 points per series).
+    pub max_points_per_series: usize,
 }
+
+/// Default [`PrometheusConfig::max_response_bytes`]: 32 MiB.
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 32 * 1024 * 1024;
+/// Default [`PrometheusConfig::max_series`].
+pub const DEFAULT_MAX_SERIES: usize = 10_000;
+/// Default [`PrometheusConfig::max_points_per_series`].
+pub const DEFAULT_MAX_POINTS_PER_SERIES: usize = 11_000;
 
 impl PrometheusConfig {
     /// A configuration for `url` with no credentials, no extra headers, system CA roots, a 10 s
-    /// timeout per attempt, 2 retries, a 200 ms first backoff and at most 16 requests in flight.
+    /// timeout per attempt, 2 retries, a 200 ms first backoff, at most 16 requests in flight,
+    /// and answers of at most 32 MiB, 10 000 series and 11 000 points per series.
     pub fn new(url: impl Into<String>) -> Self {
         Self {
             url: url.into(),
@@ -46,6 +63,9 @@ impl PrometheusConfig {
             retries: 2,
             backoff: Duration::from_millis(200),
             max_concurrent: 16,
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            max_series: DEFAULT_MAX_SERIES,
+            max_points_per_series: DEFAULT_MAX_POINTS_PER_SERIES,
         }
     }
 }
@@ -85,6 +105,9 @@ impl fmt::Debug for PrometheusConfig {
             .field("retries", &self.retries)
             .field("backoff", &self.backoff)
             .field("max_concurrent", &self.max_concurrent)
+            .field("max_response_bytes", &self.max_response_bytes)
+            .field("max_series", &self.max_series)
+            .field("max_points_per_series", &self.max_points_per_series)
             .finish()
     }
 }

@@ -43,15 +43,76 @@ pub(super) fn decode_error(promql: &str, detail: &str) -> PrometheusError {
 }
 
 /// Parses a sample value as the API encodes it (`"1.5"`, `"NaN"`, `"+Inf"`, `"-Inf"`).
-pub(super) fn parse_value(promql: &str, text: &str) -> Result<f64, PrometheusError> {
+fn parse_number(text: &str) -> Option<f64> {
     match text {
-        "NaN" => Ok(f64::NAN),
-        "+Inf" | "Inf" => Ok(f64::INFINITY),
-        "-Inf" => Ok(f64::NEG_INFINITY),
-        other => other
-            .parse::<f64>()
-            .map_err(|_| decode_error(promql, &format!("sample value {other:?} is not a number"))),
+        "NaN" => Some(f64::NAN),
+        "+Inf" | "Inf" => Some(f64::INFINITY),
+        "-Inf" => Some(f64::NEG_INFINITY),
+        other => other.parse::<f64>().ok(),
     }
+}
+
+/// A sample value, parsed while the JSON is decoded: 8 bytes a point, not a `String`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) struct RawValue(pub(super) f64);
+
+impl<'de> Deserialize<'de> for RawValue {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = RawValue;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a sample value as a string, like \"1.5\"")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<RawValue, E> {
+                parse_number(v).map(RawValue).ok_or_else(|| {
+                    E::custom(format!("sample value {:?} is not a number", shorten(v)))
+                })
+            }
+        }
+        d.deserialize_str(Visitor)
+    }
+}
+
+/// Bounds on one response's series, checked before anything is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Limits {
+    pub(super) max_series: usize,
+    pub(super) max_points_per_series: usize,
+}
+
+/// Refuses more series or points than `limits` allow, and two series with identical labels
+/// (which Prometheus never returns; summing them would multiply the evidence).
+pub(super) fn check_series<'a>(
+    promql: &str,
+    series: impl ExactSizeIterator<Item = (&'a BTreeMap<String, String>, usize)>,
+    limits: Limits,
+) -> Result<(), PrometheusError> {
+    if series.len() > limits.max_series {
+        return Err(PrometheusError::TooManySeries {
+            query: shorten(promql),
+            series: series.len(),
+            limit: limits.max_series,
+        });
+    }
+    let mut seen = std::collections::HashSet::with_capacity(series.len());
+    for (labels, points) in series {
+        if points > limits.max_points_per_series {
+            return Err(PrometheusError::TooManyPoints {
+                query: shorten(promql),
+                labels: super::error::format_labels(labels),
+                points,
+                limit: limits.max_points_per_series,
+            });
+        }
+        if !seen.insert(labels) {
+            return Err(PrometheusError::DuplicateSeries {
+                query: shorten(promql),
+                labels: super::error::format_labels(labels),
+            });
+        }
+    }
+    Ok(())
 }
 
 #[derive(Deserialize)]
@@ -86,7 +147,7 @@ impl QueryData {
     }
 }
 
-pub(super) type RawPoint = (f64, String);
+pub(super) type RawPoint = (f64, RawValue);
 
 #[derive(Deserialize)]
 pub(super) struct RawSample {
@@ -106,34 +167,46 @@ pub(super) struct RawSeries {
     pub(super) histograms: Option<IgnoredAny>,
 }
 
-/// Decodes a 2xx query response into its `data`.
-pub(super) fn decode_data(promql: &str, body: &[u8]) -> Result<QueryData, PrometheusError> {
-    let api: ApiBody<QueryData> = serde_json::from_slice(body).map_err(|e| {
+/// Decodes a 2xx response into its `data`; `redact` scrubs credentials from any text of the
+/// body quoted in an error or a log line, before it is shortened.
+pub(super) fn decode_data<T: serde::de::DeserializeOwned>(
+    promql: &str,
+    body: &[u8],
+    redact: &dyn Fn(&str) -> String,
+) -> Result<T, PrometheusError> {
+    let api: ApiBody<T> = serde_json::from_slice(body).map_err(|e| {
         decode_error(
             promql,
-            &format!("{e}; body starts with {:?}", truncate_chars(body, 120)),
+            &format!(
+                "{}; body starts with {:?}",
+                redact(&e.to_string()),
+                truncate_chars(&redact(&String::from_utf8_lossy(body)), 120)
+            ),
         )
     })?;
     if api.status != "success" {
         return Err(decode_error(
             promql,
-            &format!(
-                "status {:?} ({}: {}) in a 2xx response",
-                api.status,
-                api.error_type.unwrap_or_default(),
-                api.error.unwrap_or_default()
+            &truncate_chars(
+                &redact(&format!(
+                    "status {:?} ({}: {}) in a 2xx response",
+                    api.status,
+                    api.error_type.unwrap_or_default(),
+                    api.error.unwrap_or_default()
+                )),
+                600,
             ),
         ));
     }
     for warning in &api.warnings {
-        warn!(query = %shorten(promql), warning = %warning, "prometheus warning");
+        warn!(query = %shorten(promql), warning = %truncate_chars(&redact(warning), 300), "prometheus warning");
     }
     api.data
         .ok_or_else(|| decode_error(promql, "successful response without \"data\""))
 }
 
-fn truncate_chars(body: &[u8], n: usize) -> String {
-    String::from_utf8_lossy(body).chars().take(n).collect()
+fn truncate_chars(text: &str, n: usize) -> String {
+    text.chars().take(n).collect()
 }
 
 #[cfg(test)]
@@ -142,31 +215,69 @@ mod tests {
 
     #[test]
     fn values_parse_like_the_api_encodes_them() {
-        assert_eq!(parse_value("q", "1.5").unwrap(), 1.5);
-        assert!(parse_value("q", "NaN").unwrap().is_nan());
-        assert_eq!(parse_value("q", "+Inf").unwrap(), f64::INFINITY);
-        assert_eq!(parse_value("q", "-Inf").unwrap(), f64::NEG_INFINITY);
-        assert_eq!(parse_value("q", "x").unwrap_err().category(), "decode");
+        assert_eq!(parse_number("1.5"), Some(1.5));
+        assert!(parse_number("NaN").unwrap().is_nan());
+        assert_eq!(parse_number("+Inf"), Some(f64::INFINITY));
+        assert_eq!(parse_number("-Inf"), Some(f64::NEG_INFINITY));
+        assert_eq!(parse_number("x"), None);
+        let Err(err) = decode_data::<QueryData>(
+            "q",
+            br#"{"status":"success","data":{"resultType":"scalar","result":[1,"x"]}}"#,
+            &|s: &str| s.to_string(),
+        ) else {
+            panic!("decoded a non-number")
+        };
+        assert_eq!(err.category(), "decode");
+        assert!(
+            err.to_string()
+                .contains("sample value \"x\" is not a number"),
+            "{err}"
+        );
     }
 
     #[test]
     fn decode_rejects_unexpected_shapes() {
-        assert!(decode_data("q", b"<html>").is_err());
-        assert!(decode_data("q", br#"{"status":"success"}"#).is_err());
+        let keep = |s: &str| s.to_string();
+        assert!(decode_data::<QueryData>("q", b"<html>", &keep).is_err());
+        assert!(decode_data::<QueryData>("q", br#"{"status":"success"}"#, &keep).is_err());
         assert!(
-            decode_data(
+            decode_data::<QueryData>(
                 "q",
-                br#"{"status":"success","data":{"resultType":"vector","result":{}}}"#
+                br#"{"status":"success","data":{"resultType":"vector","result":{}}}"#,
+                &keep
             )
             .is_err()
         );
         match decode_data(
             "q",
             br#"{"status":"success","data":{"resultType":"scalar","result":[1,"2"]}}"#,
+            &keep,
         ) {
-            Ok(QueryData::Scalar((t, v))) => assert_eq!((t, v.as_str()), (1.0, "2")),
+            Ok(QueryData::Scalar((t, v))) => assert_eq!((t, v.0), (1.0, 2.0)),
             _ => panic!("scalar expected"),
         }
+    }
+
+    #[test]
+    fn repeated_label_sets_and_oversized_answers_are_refused_by_name() {
+        let a: BTreeMap<String, String> = [("version".to_string(), "canary".to_string())].into();
+        let b: BTreeMap<String, String> = [("version".to_string(), "stable".to_string())].into();
+        let limits = Limits {
+            max_series: 3,
+            max_points_per_series: 10,
+        };
+        assert!(check_series("q", [(&a, 1), (&b, 10)].into_iter(), limits).is_ok());
+        let err = check_series("q", [(&a, 1), (&b, 1), (&a, 1)].into_iter(), limits).unwrap_err();
+        assert_eq!(err.category(), "duplicate_series");
+        assert!(
+            err.to_string()
+                .contains(r#"series {version="canary"} more than once"#),
+            "{err}"
+        );
+        let err = check_series("q", [(&a, 1), (&b, 11)].into_iter(), limits).unwrap_err();
+        assert_eq!(err.category(), "too_many_points");
+        let err = check_series("q", [(&a, 1); 4].into_iter(), limits).unwrap_err();
+        assert_eq!(err.category(), "too_many_series");
     }
 
     proptest::proptest! {
@@ -186,12 +297,12 @@ mod tests {
             }
             body.truncate(body.len() - cut % body.len());
             body.extend_from_slice(&junk);
-            if let Err(e) = decode_data("sum(up)", &body) {
+            if let Err(e) = decode_data::<QueryData>("sum(up)", &body, &|s: &str| s.to_string()) {
                 let text = e.to_string();
                 proptest::prop_assert!(text.contains("sum(up)"), "{}", text);
             }
             for value in ["", "1e999", "-", "0x10", "NaN ", "∞"] {
-                let _ = parse_value("q", value);
+                let _ = parse_number(value);
             }
         }
     }

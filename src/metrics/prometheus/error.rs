@@ -113,6 +113,51 @@ pub enum PrometheusError {
         /// The offending value.
         value: f64,
     },
+    /// The response is larger than the client accepts.
+    #[error(
+        "the answer to query {query:?} is larger than {limit} bytes; aggregate the query (e.g. sum by (version) (…)) or raise the limit (--max-response-mib)"
+    )]
+    ResponseTooLarge {
+        /// The PromQL (shortened if long).
+        query: String,
+        /// The limit, bytes.
+        limit: usize,
+    },
+    /// The response holds more series than the client accepts.
+    #[error(
+        "query {query:?} returned {series} series, more than {limit}; aggregate it by the version label (sum by (version) (…))"
+    )]
+    TooManySeries {
+        /// The PromQL (shortened if long).
+        query: String,
+        /// Series returned.
+        series: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// A series holds more points than were asked for.
+    #[error("query {query:?} returned {points} points for series {labels}, more than {limit}")]
+    TooManyPoints {
+        /// The PromQL (shortened if long).
+        query: String,
+        /// The series labels.
+        labels: String,
+        /// Points returned.
+        points: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// Two series of one answer have identical labels; summing them would count the same
+    /// requests twice.
+    #[error(
+        "query {query:?} returned series {labels} more than once; a correct Prometheus never does (a proxy or federation merging answers?), and summing the copies would multiply the evidence"
+    )]
+    DuplicateSeries {
+        /// The PromQL (shortened if long).
+        query: String,
+        /// The duplicated label set.
+        labels: String,
+    },
     /// The newest point of a range query is older than `end − 2 × step`: data stopped arriving.
     #[error(
         "query {query:?} is stale: newest point is {} old at the end of the range (step {})",
@@ -132,7 +177,8 @@ pub enum PrometheusError {
 impl PrometheusError {
     /// A stable short name for metrics labels and logs: `config`, `unreachable`, `tls`,
     /// `timeout`, `bad_query`, `unauthorized`, `http_status`, `server`, `decode`, `empty`,
-    /// `not_a_number` or `stale`.
+    /// `not_a_number`, `stale`, `response_too_large`, `too_many_series`, `too_many_points` or
+    /// `duplicate_series`.
     pub fn category(&self) -> &'static str {
         match self {
             PrometheusError::Config(_) => "config",
@@ -147,6 +193,10 @@ impl PrometheusError {
             PrometheusError::Empty { .. } => "empty",
             PrometheusError::NotANumber { .. } => "not_a_number",
             PrometheusError::Stale { .. } => "stale",
+            PrometheusError::ResponseTooLarge { .. } => "response_too_large",
+            PrometheusError::TooManySeries { .. } => "too_many_series",
+            PrometheusError::TooManyPoints { .. } => "too_many_points",
+            PrometheusError::DuplicateSeries { .. } => "duplicate_series",
         }
     }
 }
@@ -159,8 +209,10 @@ pub(super) fn shorten(promql: &str) -> String {
     }
 }
 
-pub(super) fn truncate_body(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(body);
+/// The start of an error body for an error message: `redact` runs over the whole body first,
+/// so a secret that spans the cut cannot leave a prefix behind.
+pub(super) fn truncate_body(body: &[u8], redact: &dyn Fn(&str) -> String) -> String {
+    let text = redact(&String::from_utf8_lossy(body));
     let text = text.trim();
     match text.char_indices().nth(MAX_BODY_IN_ERROR) {
         Some((cut, _)) => format!("{}… ({} bytes)", &text[..cut], body.len()),

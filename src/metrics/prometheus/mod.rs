@@ -42,7 +42,9 @@ mod retry;
 mod secret;
 
 pub use client::Prometheus;
-pub use config::PrometheusConfig;
+pub use config::{
+    DEFAULT_MAX_POINTS_PER_SERIES, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MAX_SERIES, PrometheusConfig,
+};
 pub use decode::{Sample, Series};
 pub use error::PrometheusError;
 pub use secret::{Credentials, Secret, SecretError};

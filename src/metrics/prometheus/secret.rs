@@ -26,10 +26,17 @@ impl Secret {
             path: path.to_path_buf(),
             source,
         })?;
-        let value = text.trim_end_matches(['\n', '\r']);
+        // Editors and `echo` end files with a newline, `kubectl create secret --from-file`
+        // keeps whatever the file had: surrounding whitespace is never part of a token.
+        let value = text.trim();
         if value.is_empty() {
             return Err(SecretError::EmptyFile {
                 path: path.to_path_buf(),
+            });
+        }
+        if value.chars().any(char::is_control) {
+            return Err(SecretError::ControlCharacter {
+                origin: format!("secret file {}", path.display()),
             });
         }
         Ok(Self(value.to_string()))
@@ -46,7 +53,12 @@ impl Secret {
                 var: var.to_string(),
                 reason: "is empty",
             }),
-            Ok(value) => Ok(Self(value)),
+            Ok(value) if value.trim().chars().any(char::is_control) => {
+                Err(SecretError::ControlCharacter {
+                    origin: format!("environment variable {var}"),
+                })
+            }
+            Ok(value) => Ok(Self(value.trim().to_string())),
             Err(std::env::VarError::NotPresent) => Err(SecretError::Env {
                 var: var.to_string(),
                 reason: "is not set",
@@ -93,6 +105,15 @@ pub enum SecretError {
     EmptyFile {
         /// The file.
         path: PathBuf,
+    },
+    /// The secret holds a line break or another control character inside, which no HTTP
+    /// header can carry.
+    #[error(
+        "{origin} holds a line break or control character inside the secret; it must hold the token (or password) on one line"
+    )]
+    ControlCharacter {
+        /// The file or variable.
+        origin: String,
     },
     /// The environment variable cannot be used.
     #[error("environment variable {var} {reason}")]
