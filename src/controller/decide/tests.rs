@@ -1129,3 +1129,35 @@ fn adoption_is_not_healthy_until_the_stable_workload_has_its_pods() {
         Some("False")
     );
 }
+
+#[test]
+fn blue_green_judges_only_an_available_preview_and_switches_only_to_it() {
+    let spec = serde_saphyr::from_str(
+        "targetRef: {name: web}\nstrategy:\n  blueGreen: {activeService: web, previewService: web-preview}\n",
+    )
+    .unwrap();
+    let r = validate(&spec).unwrap();
+    // The preview needs every pod (10) before its step is in force.
+    let o = decide(&r, &healthy(), &with_pods(T0, 4, &[]), None, 10.0);
+    assert_eq!(o.status.step_started_at, None);
+    assert_eq!(
+        condition(&o.status, "CanaryAvailable").map(|c| c.2.to_string()),
+        Some("web-canary: 4/10 available".into())
+    );
+    let ready = decide(&r, &o.status, &with_pods(T0 + 20.0, 10, &[]), None, 10.0);
+    assert_eq!(ready.status.step_started_at, Some(rfc3339(T0 + 20.0)));
+    // Auto-promotion switches at once, but only while the preview still has its pods.
+    let promote = decide(
+        &r,
+        &ready.status,
+        &with_pods(T0 + 21.0, 10, &[]),
+        None,
+        10.0,
+    );
+    assert_eq!(
+        (promote.status.phase, promote.status.canary_weight),
+        (Some(RolloutPhase::Promoting), Some(100))
+    );
+    let lost = decide(&r, &ready.status, &with_pods(T0 + 21.0, 9, &[]), None, 10.0);
+    assert_ne!(lost.status.canary_weight, Some(100));
+}
