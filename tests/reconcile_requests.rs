@@ -1661,3 +1661,72 @@ async fn undo_of_a_rolled_back_rollout_reverts_the_deployment_or_says_why_it_can
     )
     .await;
 }
+
+#[tokio::test]
+async fn arguments_the_queries_refuse_hold_the_step_as_invalid_arguments_never_spending_a_budget() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    // No Prometheus is asked: the queries are refused before any request.
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let config = canary_gate::metrics::prometheus::PrometheusConfig::new(format!(
+        "http://{}",
+        free.local_addr().unwrap()
+    ));
+    let prometheus = canary_gate::metrics::prometheus::Prometheus::new(config).unwrap();
+    let mut spec = two_steps();
+    spec["strategy"]["canary"]["analysis"]["args"] = json!([{"name": "service", "value": ""}]);
+    // Refused for a day already: far past any hold budget, it still only holds.
+    let mut status = rolling(0, "2025-11-23T00:00:00Z", "Progressing");
+    status["metricsUnavailableSince"] = json!("2025-11-22T00:05:00Z");
+    let rollout = rollout(spec, status);
+    converse(
+        rollout.clone(),
+        Arc::new(canary_gate::controller::analyze::PrometheusWindows(
+            prometheus,
+        )),
+        then(
+            reads(9, Some(1)),
+            vec![
+                expect(Method::GET, TEMPLATE_GET, |_| {}, template_object()),
+                expect(
+                    Method::PATCH,
+                    STATUS_PATCH,
+                    |body| {
+                        let s = &body["status"];
+                        assert_eq!(
+                            (s["phase"].as_str(), s["canaryWeight"].as_i64()),
+                            (Some("Holding"), Some(10)),
+                            "{body}"
+                        );
+                        let c = s["conditions"]
+                            .as_array()
+                            .unwrap()
+                            .iter()
+                            .find(|c| c["type"] == "MetricsAvailable")
+                            .unwrap();
+                        assert_eq!(
+                            (c["status"].as_str(), c["reason"].as_str()),
+                            (Some("False"), Some("InvalidArguments")),
+                            "{c}"
+                        );
+                        let message = c["message"].as_str().unwrap();
+                        assert!(
+                            message.contains("service")
+                                && message.ends_with(
+                                    "fix the Rollout's analysis args (the step holds until then)"
+                                ),
+                            "{message}"
+                        );
+                    },
+                    serde_json::to_value(&rollout).unwrap(),
+                ),
+                expect(
+                    Method::POST,
+                    EVENTS,
+                    event_with("Holding", "Normal"),
+                    json!({}),
+                ),
+            ],
+        ),
+    )
+    .await;
+}

@@ -82,7 +82,16 @@ pub struct MetricsOutage {
     pub budget: f64,
     /// Roll back (true) or pause (false) when the budget is spent.
     pub rollback: bool,
+    /// The condition's and Event's reason: `MetricsUnavailable` (the source failed), or
+    /// `InvalidArguments` (the Rollout's arguments cannot go into the template's queries — a
+    /// spec to fix, which holds without a budget).
+    pub reason: &'static str,
 }
+
+/// [`MetricsOutage::reason`] of a source that failed.
+pub const METRICS_UNAVAILABLE: &str = "MetricsUnavailable";
+/// [`MetricsOutage::reason`] of arguments the template's queries refuse.
+pub const INVALID_ARGUMENTS: &str = "InvalidArguments";
 
 /// How often a promotion looks whether the stable workload has rolled out.
 const PROMOTION_POLL: f64 = 5.0;
@@ -143,7 +152,7 @@ pub fn decide(
             &mut outcome.status.conditions,
             "MetricsAvailable",
             false,
-            "MetricsUnavailable",
+            outage.reason,
             &outage.message,
             observed.now,
         ),
@@ -908,7 +917,7 @@ fn during_outage(
     next.metrics_unavailable_since = Some(rfc3339(since));
     if status.metrics_unavailable_since.is_none() {
         notes.push(note(
-            "MetricsUnavailable",
+            outage.reason,
             format!("holding: {}", outage.message),
             true,
         ));

@@ -30,6 +30,7 @@ use super::observe;
 use super::telemetry::{CategoryLabel, ControllerMetrics, DecisionLabel};
 use super::validate::validate;
 use crate::analysis::InconclusivePolicy;
+use crate::metrics::prometheus_source::SourceError;
 
 /// Field manager of the status (separate from any spec manager: on API servers without
 /// subresource-aware managed fields, sharing one would steal spec ownership).
@@ -210,11 +211,27 @@ async fn reconcile_stages(
                                     })
                                     .inc();
                             }
-                            outage = Some(MetricsOutage {
-                                message: format!("template {}: {e}", template.name()),
-                                budget: template.judge.hold_budget.as_secs_f64(),
-                                rollback: template.judge.on_inconclusive
-                                    == InconclusivePolicy::Rollback,
+                            // Arguments the queries refuse are a spec to fix: the step
+                            // holds (no budget, no policy) until they are.
+                            let invalid = matches!(e, SourceError::Query(_));
+                            outage = Some(if invalid {
+                                MetricsOutage {
+                                    message: format!(
+                                        "template {}: {e}; fix the Rollout's analysis args (the step holds until then)",
+                                        template.name()
+                                    ),
+                                    budget: f64::INFINITY,
+                                    rollback: false,
+                                    reason: decide::INVALID_ARGUMENTS,
+                                }
+                            } else {
+                                MetricsOutage {
+                                    message: format!("template {}: {e}", template.name()),
+                                    budget: template.judge.hold_budget.as_secs_f64(),
+                                    rollback: template.judge.on_inconclusive
+                                        == InconclusivePolicy::Rollback,
+                                    reason: decide::METRICS_UNAVAILABLE,
+                                }
                             });
                             ctx.memory.keep(&namespace, &name, &template, progress);
                             break;

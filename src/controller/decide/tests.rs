@@ -348,6 +348,7 @@ fn blue_green_keeps_the_old_pods_after_the_switch_so_an_abort_switches_straight_
 fn a_metrics_outage_never_ends_a_rollout_that_waits_for_a_human() {
     let outage = Observed {
         metrics_outage: Some(MetricsOutage {
+            reason: METRICS_UNAVAILABLE,
             message: "Prometheus http://prom:9090 unreachable".into(),
             budget: 600.0,
             rollback: true,
@@ -377,6 +378,7 @@ fn a_metrics_outage_never_ends_a_rollout_that_waits_for_a_human() {
 fn a_metrics_outage_holds_then_the_templates_policy_acts_after_the_hold_budget() {
     let outage = |rollback| Observed {
         metrics_outage: Some(MetricsOutage {
+            reason: METRICS_UNAVAILABLE,
             message: "Prometheus http://prom:9090 unreachable (query error-rate)".into(),
             budget: 600.0,
             rollback,
