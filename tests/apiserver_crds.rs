@@ -233,3 +233,67 @@ async fn the_crds_work_on_a_real_api_server() {
         .unwrap();
     assert_eq!(cluster.get(t.name()).await.unwrap().spec.0, t.file.spec);
 }
+
+/// Runs the real `kubectl` against `server` with `stdin`; returns (success, stdout, stderr).
+fn kubectl(server: &ApiServer, args: &[&str], stdin: &str) -> (bool, String, String) {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(server.kubeconfig())
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run kubectl (installed on the image)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+#[tokio::test]
+async fn kubectl_explains_every_field_and_refuses_a_misspelt_one() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let server = ApiServer::start();
+    let client = server.client().await;
+    support::apiserver::install_crds(&client).await;
+    create_namespace(&client, "shop").await;
+    // The published schema takes a moment to reach the OpenAPI document kubectl reads.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let explained = loop {
+        let (ok, out, err) = kubectl(&server, &["explain", "rollouts.spec.strategy.canary"], "");
+        if ok && out.contains("FIELDS:") {
+            break out;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "kubectl explain shows no FIELDS: {out}{err}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    for field in ["steps", "analysis", "maxWeight", "scaleDownDelay"] {
+        assert!(explained.contains(field), "{field} in {explained}");
+    }
+    let (ok, out, _) = kubectl(&server, &["explain", "rollouts.spec.progressDeadline"], "");
+    assert!(ok && out.contains("10m"), "{out}");
+    // kubectl's own validation names a misspelt field instead of storing an empty step.
+    let typo = "apiVersion: canarygate.dev/v1alpha1\nkind: Rollout\nmetadata: {name: web, namespace: shop}\nspec:\n  targetRef: {name: web}\n  strategy:\n    canary:\n      steps: [{setWieght: 10}]\n";
+    let (ok, out, err) = kubectl(&server, &["apply", "-f", "-"], typo);
+    assert!(!ok, "a misspelt field is refused: {out}");
+    assert!(err.contains("setWieght"), "{err}");
+    let fixed = typo.replace("setWieght", "setWeight");
+    let (ok, out, err) = kubectl(&server, &["apply", "-f", "-"], &fixed);
+    assert!(ok, "{out}{err}");
+    let (ok, out, err) = kubectl(&server, &["get", "cgr", "-n", "shop"], "");
+    assert!(ok && out.contains("web"), "{out}{err}");
+}

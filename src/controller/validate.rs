@@ -317,11 +317,20 @@ fn canary_plan(target: &str, canary: &CanaryStrategy) -> Result<ValidatedRollout
             step.pause.is_some(),
             step.analysis.is_some(),
         ];
-        if set.iter().filter(|x| **x).count() != 1 {
-            return Err(invalid(
-                at(""),
-                "set exactly one of setWeight, pause or analysis",
-            ));
+        match set.iter().filter(|x| **x).count() {
+            1 => {}
+            0 => {
+                return Err(invalid(
+                    at(""),
+                    "is empty: set exactly one of setWeight, pause or analysis (the API server drops a field it does not know, so a misspelt one such as `setWieght` arrives as an empty step; `kubectl apply` names it)",
+                ));
+            }
+            _ => {
+                return Err(invalid(
+                    at(""),
+                    "set exactly one of setWeight, pause or analysis",
+                ));
+            }
         }
         if let Some(w) = step.set_weight {
             if !(0..=max_weight).contains(&w) {
@@ -495,7 +504,7 @@ strategy:
             ),
             (
                 CANARY.replace("      - pause: {}\n", "      - {}\n"),
-                "spec.strategy.canary.steps[3]: set exactly one",
+                "spec.strategy.canary.steps[3]: is empty: set exactly one of setWeight, pause or analysis (the API server drops a field it does not know, so a misspelt one such as `setWieght`",
             ),
             (
                 CANARY.replace(

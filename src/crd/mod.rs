@@ -30,6 +30,42 @@ pub fn all() -> Vec<CustomResourceDefinition> {
         AnalysisTemplate::crd(),
         ClusterAnalysisTemplate::crd(),
     ]
+    .into_iter()
+    .map(without_nullable)
+    .collect()
+}
+
+/// The schemas without `nullable: true` (which the Rust types' `Option`s produce). The API
+/// server publishes a nullable field to OpenAPI v2 without its type, so `kubectl explain` showed
+/// no FIELDS and kubectl's own validation could not tell a misspelt field. Absent fields are how
+/// canary-gate writes "none" anyway, and a `null` a user sends is pruned by the API server.
+fn without_nullable(crd: CustomResourceDefinition) -> CustomResourceDefinition {
+    fn strip(value: &mut serde_json::Value) {
+        match value {
+            serde_json::Value::Object(map) => {
+                if map.get("nullable") == Some(&serde_json::Value::Bool(true)) {
+                    map.remove("nullable");
+                }
+                map.values_mut().for_each(strip);
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    let Ok(mut value) = serde_json::to_value(&crd) else {
+        return crd;
+    };
+    if let Some(versions) = value
+        .pointer_mut("/spec/versions")
+        .and_then(serde_json::Value::as_array_mut)
+    {
+        for version in versions {
+            if let Some(schema) = version.pointer_mut("/schema/openAPIV3Schema") {
+                strip(schema);
+            }
+        }
+    }
+    serde_json::from_value(value).unwrap_or(crd)
 }
 
 /// Every CRD as one multi-document YAML stream (what `canary-gate crd` prints).
