@@ -119,14 +119,22 @@ enum TemplateCommand {
 fn main() -> ExitCode {
     // One TLS provider for every client (kube and reqwest would otherwise disagree).
     let _ = rustls::crypto::ring::default_provider().install_default();
+    let cli = Cli::parse();
+    // CANARY_GATE_LOG, else the usual RUST_LOG; by default the servers (controller, gate) log
+    // their start-up and decisions, the one-shot commands only warnings.
+    let default = match &cli.command {
+        Command::Controller(_) | Command::Gate { .. } => "warn,canary_gate=info",
+        _ => "warn",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("CANARY_GATE_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default)),
         )
         .with_writer(io::stderr)
         .init();
-    match run(Cli::parse()) {
+    match run(cli) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("canary-gate: {}", error_text(&e));

@@ -194,14 +194,25 @@ pub fn render(rollout: &Rollout) -> String {
     if let Some(m) = &s.message {
         row(&mut out, "Message:", m);
     }
-    if let Some(canary) = &rollout.spec.strategy.canary {
-        let total = canary.steps.len();
-        if let Some(step) = s.current_step_index {
-            row(
-                &mut out,
-                "Step:",
-                &format!("{step} (of {total} in the spec)"),
-            );
+    // The same step index `kubectl get cgr` shows (STEP): a weight with its pause is one step.
+    if rollout.spec.strategy.canary.is_some()
+        && let Some(step) = s.current_step_index
+    {
+        match crate::controller::validate::validate(&rollout.spec) {
+            Ok(v) => {
+                let plan = v.plan.steps();
+                let at = plan.get(step.max(0) as usize);
+                row(
+                    &mut out,
+                    "Step:",
+                    &format!(
+                        "{step}{} (steps 0–{}, as STEP in kubectl get cgr)",
+                        at.map_or(String::new(), |p| format!(" at {}%", p.weight)),
+                        plan.len().saturating_sub(1)
+                    ),
+                );
+            }
+            Err(_) => row(&mut out, "Step:", &step.to_string()),
         }
     }
     if let Some(w) = s.canary_weight {

@@ -112,7 +112,8 @@ async fn cluster() -> (ApiServer, kube::Client) {
 #[tokio::test]
 async fn the_controller_process_reconciles_and_elects_one_leader() {
     let (server, client) = cluster().await;
-    let a = Replica::start(&server, "replica-a");
+    // A lease of a minute: replica-b can take over within seconds only if replica-a gives it up.
+    let a = Replica::with_lease(&server, "replica-a", "60s");
     a.wait_ready().await;
     assert_eq!(a.get("/livez").await.map(|r| r.0), Some(200));
 
@@ -218,7 +219,8 @@ async fn the_controller_process_reconciles_and_elects_one_leader() {
         "a standby replica does not run the controller"
     );
 
-    // … and takes over once replica-a is gone and the lease expired.
+    // … and takes over as soon as replica-a stops on SIGTERM and releases the lease (it would
+    // otherwise hold it for a minute).
     a.stop();
     eventually("replica-b to lead", Duration::from_secs(15), || {
         let l = leases.clone();

@@ -187,7 +187,7 @@ Target:        Deployment web
 Strategy:      canary
 Phase:         Holding
 Message:       holding at 10%: insufficient traffic
-Step:          0 (of 2 in the spec)
+Step:          0 at 10% (steps 0–0, as STEP in kubectl get cgr)
 Weight:        10%
 Traffic:       HTTPRoute web: 10% canary
 Stable:        aaa

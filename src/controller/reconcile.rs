@@ -360,6 +360,22 @@ async fn reconcile_stages(
             (now * 1000.0) as i64,
         )
     });
+    if (next.phase, next.current_step_index, next.canary_weight)
+        != (
+            status.phase,
+            status.current_step_index,
+            status.canary_weight,
+        )
+    {
+        tracing::info!(
+            phase = ?next.phase,
+            step = next.current_step_index,
+            weight = next.canary_weight,
+            decision = next.last_decision.as_deref(),
+            message = next.message.as_deref(),
+            "rollout moved"
+        );
+    }
     report(&ctx, &rollout, &namespace, &status, next, &notes).await?;
     // Grafana only after the status is written; queued, never awaited.
     if let (Some(sink), Some(marks)) = (&ctx.annotations, marks)

@@ -169,15 +169,17 @@ pub async fn run(config: ControllerConfig) -> Result<(), RunError> {
 
     let lease_namespace = config.lease_namespace.clone();
     let mut lost = None;
+    let mut held: Option<Arc<LeaseLock>> = None;
     if config.leader_election {
         let lease_duration = config.lease_duration;
-        let lock = LeaseLock::new(
+        let lock = Arc::new(LeaseLock::new(
             client.clone(),
             &lease_namespace,
             LEASE_NAME,
             &config.identity,
             lease_duration,
-        );
+        ));
+        held = Some(lock.clone());
         tracing::info!(identity = %config.identity, namespace = %lease_namespace, "waiting to become leader");
         lock.acquire((lease_duration / 5).max(Duration::from_millis(200)))
             .await
@@ -352,7 +354,16 @@ pub async fn run(config: ControllerConfig) -> Result<(), RunError> {
         });
     match lost {
         Some(lost) => tokio::select! {
-            () = work => Ok(()),
+            () = work => {
+                // A graceful stop (SIGTERM, as Kubernetes sends): hand the lease on at once.
+                if let Some(lock) = held {
+                    match lock.release().await {
+                        Ok(()) => tracing::info!("lease released"),
+                        Err(e) => tracing::warn!(error = &e as &dyn std::error::Error, "could not release the lease"),
+                    }
+                }
+                Ok(())
+            }
             _ = lost => Err(RunError::LostLease { namespace: lease_namespace }),
         },
         None => {
