@@ -82,6 +82,7 @@ async fn a_rollout_promotes_on_a_real_cluster() {
         lease_duration: Duration::from_secs(15),
         grafana: None,
         concurrency: 8,
+        gate: None,
     }));
 
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);

@@ -30,6 +30,10 @@ pub struct ControllerArgs {
     /// Do not elect a leader (only for a single replica run by hand).
     #[arg(long)]
     pub no_leader_election: bool,
+    /// Do not serve the judge for Argo Rollouts and Flagger (`/v1/judge`, `/v1/flagger/…` on
+    /// the listen address, with the cluster's AnalysisTemplates and ClusterAnalysisTemplates).
+    #[arg(long)]
+    pub no_gate: bool,
     /// Rollouts reconciled at once at most (never the same Rollout twice at once); the rest
     /// queue. Bounds the controller's memory and API load when thousands wake together.
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..))]
@@ -96,6 +100,9 @@ pub fn run(args: ControllerArgs) -> Result<()> {
         leader_election: !args.no_leader_election,
         lease_duration: args.lease_duration,
         concurrency: args.concurrency,
+        gate: (!args.no_gate)
+            .then(|| args.prometheus.client())
+            .transpose()?,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -90,6 +90,9 @@ pub struct ControllerConfig {
     pub grafana: Option<GrafanaConfig>,
     /// Rollouts reconciled at once at most.
     pub concurrency: u16,
+    /// Serve the judge for Argo Rollouts and Flagger (`/v1/judge`, `/v1/flagger/…`) on the same
+    /// listener, with the cluster's templates, querying this Prometheus; `None`: not served.
+    pub gate: Option<Prometheus>,
 }
 
 /// How long the watches must run without an error before their backoff starts small again.
@@ -165,7 +168,20 @@ pub async fn run(config: ControllerConfig) -> Result<(), RunError> {
             addr: config.listen,
             source,
         })?;
-    tokio::spawn(serve_health(listener, registry, ready.clone()));
+    // The judge over HTTP with the cluster's templates (watch caches of both kinds).
+    let gate = config.gate.map(|prometheus| {
+        let (namespaced, writer) = reflector::store::<AnalysisTemplate>();
+        spawn_reflector(writer, Api::<AnalysisTemplate>::all(client.clone()));
+        let (cluster, writer) = reflector::store::<ClusterAnalysisTemplate>();
+        spawn_reflector(writer, Api::<ClusterAnalysisTemplate>::all(client.clone()));
+        crate::gate::serve::with_limits(
+            crate::gate::router(Arc::new(crate::gate::GateState::cluster(
+                namespaced, cluster, prometheus,
+            ))),
+            crate::gate::serve::ServeLimits::default(),
+        )
+    });
+    tokio::spawn(serve_health(listener, registry, ready.clone(), gate));
 
     let lease_namespace = config.lease_namespace.clone();
     let mut lost = None;
@@ -223,24 +239,7 @@ pub async fn run(config: ControllerConfig) -> Result<(), RunError> {
     // HorizontalPodAutoscalers, cached: one that scales a target Deployment (which canary-gate
     // keeps at zero pods) is reported on its Rollout with the fix.
     let (autoscalers, writer) = reflector::store::<HorizontalPodAutoscaler>();
-    tokio::spawn(
-        reflector(
-            writer,
-            watcher(
-                Api::<HorizontalPodAutoscaler>::all(client.clone()),
-                watcher::Config::default(),
-            ),
-        )
-        .default_backoff()
-        .for_each(|event| async move {
-            if let Err(e) = event {
-                tracing::warn!(
-                    error = &e as &dyn std::error::Error,
-                    "HorizontalPodAutoscaler watch"
-                );
-            }
-        }),
-    );
+    spawn_reflector(writer, Api::<HorizontalPodAutoscaler>::all(client.clone()));
     let context = Arc::new(RunContext {
         targets: targets.clone(),
         inner: Arc::new(Context {
@@ -486,10 +485,35 @@ fn error_policy(
     }
 }
 
+/// Keeps a watch cache of `api`'s objects in `writer`'s store, for the life of the process.
+fn spawn_reflector<K>(writer: reflector::store::Writer<K>, api: Api<K>)
+where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+{
+    let kind = K::kind(&()).to_string();
+    tokio::spawn(
+        reflector(writer, watcher(api, watcher::Config::default()))
+            .default_backoff()
+            .for_each(move |event| {
+                if let Err(e) = &event {
+                    tracing::warn!(kind = %kind, error = e as &dyn std::error::Error, "watch cache");
+                }
+                async {}
+            }),
+    );
+}
+
 async fn serve_health(
     listener: tokio::net::TcpListener,
     registry: Arc<Registry>,
     ready: Arc<AtomicBool>,
+    gate: Option<Router>,
 ) {
     let app = Router::new()
         .route("/livez", get(|| async { "ok" }))
@@ -519,6 +543,10 @@ async fn serve_health(
                 }
             }),
         );
+    let app = match gate {
+        Some(gate) => app.merge(gate),
+        None => app,
+    };
     if let Err(e) = axum::serve(listener, app).await {
         tracing::error!(
             error = &e as &dyn std::error::Error,

@@ -28,8 +28,11 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
+use kube::runtime::reflector::{ObjectRef, Store};
+
 use crate::analysis::{Decision, MetricVerdict};
 use crate::analyze::judge_window;
+use crate::crd::{AnalysisTemplate, ClusterAnalysisTemplate};
 use crate::metrics::prometheus::{Prometheus, PrometheusError};
 use crate::metrics::prometheus_source::{PrometheusSource, SourceError};
 use crate::metrics::query::QueryError;
@@ -40,21 +43,112 @@ pub const MAX_WINDOW: Duration = Duration::from_secs(24 * 3600);
 
 /// What the server judges with.
 pub struct GateState {
-    templates: BTreeMap<String, Template>,
+    templates: Templates,
     prometheus: Prometheus,
     clock: fn() -> f64,
+}
+
+/// Where the gate finds its templates.
+enum Templates {
+    /// Loaded from files (`gate serve --template`), by name.
+    Files(BTreeMap<String, Template>),
+    /// The cluster's AnalysisTemplates and ClusterAnalysisTemplates, from watch caches (the
+    /// controller serving the gate).
+    Cluster {
+        namespaced: Store<AnalysisTemplate>,
+        cluster: Store<ClusterAnalysisTemplate>,
+    },
 }
 
 impl GateState {
     /// Templates (by name) and the Prometheus they query.
     pub fn new(templates: Vec<Template>, prometheus: Prometheus) -> Self {
         Self {
-            templates: templates
-                .into_iter()
-                .map(|t| (t.name().to_string(), t))
-                .collect(),
+            templates: Templates::Files(
+                templates
+                    .into_iter()
+                    .map(|t| (t.name().to_string(), t))
+                    .collect(),
+            ),
             prometheus,
             clock: now,
+        }
+    }
+
+    /// The cluster's templates, read from watch caches: a request that names a `namespace`
+    /// judges with the AnalysisTemplate there, else with the ClusterAnalysisTemplate.
+    pub fn cluster(
+        namespaced: Store<AnalysisTemplate>,
+        cluster: Store<ClusterAnalysisTemplate>,
+        prometheus: Prometheus,
+    ) -> Self {
+        Self {
+            templates: Templates::Cluster {
+                namespaced,
+                cluster,
+            },
+            prometheus,
+            clock: now,
+        }
+    }
+
+    /// The template `name` (in `namespace`, for the cluster's AnalysisTemplates).
+    fn template(&self, name: &str, namespace: Option<&str>) -> Result<Template, Failure> {
+        match &self.templates {
+            Templates::Files(map) => map.get(name).cloned().ok_or_else(|| {
+                Failure(
+                    StatusCode::NOT_FOUND,
+                    format!(
+                        "no template {name:?}; loaded: {}",
+                        map.keys().cloned().collect::<Vec<_>>().join(", ")
+                    ),
+                )
+            }),
+            Templates::Cluster {
+                namespaced,
+                cluster,
+            } => {
+                let (kind, spec, source) = match namespace {
+                    Some(ns) => {
+                        let found = namespaced
+                            .get(&ObjectRef::new(name).within(ns))
+                            .ok_or_else(|| {
+                                Failure(
+                                    StatusCode::NOT_FOUND,
+                                    format!(
+                                        "no AnalysisTemplate {ns}/{name}; create it there (or name a ClusterAnalysisTemplate without a namespace)"
+                                    ),
+                                )
+                            })?;
+                        (
+                            "AnalysisTemplate",
+                            found.spec.0.clone(),
+                            format!("AnalysisTemplate {ns}/{name}"),
+                        )
+                    }
+                    None => {
+                        let found = cluster.get(&ObjectRef::new(name)).ok_or_else(|| {
+                            Failure(
+                                StatusCode::NOT_FOUND,
+                                format!(
+                                    "no ClusterAnalysisTemplate {name}; create it, or give the namespace of an AnalysisTemplate"
+                                ),
+                            )
+                        })?;
+                        (
+                            "ClusterAnalysisTemplate",
+                            found.spec.0.clone(),
+                            format!("ClusterAnalysisTemplate {name}"),
+                        )
+                    }
+                };
+                crate::template::from_spec(kind, name, namespace, spec, &source).map_err(|e| {
+                    Failure(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        format!("{source} is invalid: {e}"),
+                    )
+                })
+            }
         }
     }
 
@@ -87,6 +181,10 @@ pub fn router(state: Arc<GateState>) -> Router {
 pub struct JudgeRequest {
     /// Template name (`metadata.name` of a loaded template).
     pub template: String,
+    /// In the cluster (the controller serving the gate): the namespace of the AnalysisTemplate;
+    /// without it, the ClusterAnalysisTemplate of that name. Ignored for templates from files.
+    #[serde(default)]
+    pub namespace: Option<String>,
     /// Template arguments.
     #[serde(default)]
     pub args: BTreeMap<String, String>,
@@ -182,21 +280,8 @@ async fn judge(
 }
 
 async fn run(state: &GateState, request: &JudgeRequest) -> Result<JudgeResponse, Failure> {
-    let template = state.templates.get(&request.template).ok_or_else(|| {
-        Failure(
-            StatusCode::NOT_FOUND,
-            format!(
-                "no template {:?}; loaded: {}",
-                request.template,
-                state
-                    .templates
-                    .keys()
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        )
-    })?;
+    let template = state.template(&request.template, request.namespace.as_deref())?;
+    let template = &template;
     let to = match &request.to {
         Some(t) => parse_time("to", t)?,
         None => (state.clock)(),
@@ -305,18 +390,35 @@ async fn flagger(
     })?;
     let Json(payload) =
         body.map_err(|e| Failure(e.status(), format!("bad request body: {}", e.body_text())))?;
-    let template = state.templates.get(&query.template);
+    // In the cluster: the canary's namespace holds the AnalysisTemplate, else the
+    // ClusterAnalysisTemplate of that name is used.
+    let namespace = match &state.templates {
+        Templates::Cluster { namespaced, .. }
+            if namespaced
+                .get(&ObjectRef::new(&query.template).within(&payload.namespace))
+                .is_some() =>
+        {
+            Some(payload.namespace.clone())
+        }
+        _ => None,
+    };
+    let template = state.template(&query.template, namespace.as_deref()).ok();
     // Only the template's declared arguments are taken from Flagger's metadata.
     let args = payload
         .metadata
         .into_iter()
-        .filter(|(k, _)| template.is_some_and(|t| t.file.spec.args.iter().any(|a| &a.name == k)))
+        .filter(|(k, _)| {
+            template
+                .as_ref()
+                .is_some_and(|t| t.file.spec.args.iter().any(|a| &a.name == k))
+        })
         .collect();
     tracing::debug!(canary = %payload.name, namespace = %payload.namespace, phase = %payload.phase, "flagger webhook");
     run(
         state,
         &JudgeRequest {
             template: query.template,
+            namespace,
             args,
             lookback: query.lookback,
             from: None,
