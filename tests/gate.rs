@@ -142,6 +142,22 @@ async fn flagger_webhooks_fail_a_check_only_on_failure_and_confirm_only_a_pass()
     assert_eq!(status, 200);
     let (status, _) = post(&format!("{during_regression}{confirm}"), &payload).await;
     assert_eq!(status, 403);
+
+    // Queries that match nothing are never a silent pass: the check fails, naming the query.
+    let nothing = json!({"name": "web", "namespace": "shop", "phase": "Progressing",
+        "metadata": {"service": "no-such-service"}});
+    let (status, body) = post(&format!("{during_regression}{rollout}"), &nothing).await;
+    assert_eq!(status, 424, "{body}");
+    assert!(
+        body["metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["reason"].as_str().unwrap_or("").starts_with("no data")),
+        "{body}"
+    );
+    let (status, _) = post(&format!("{during_regression}{confirm}"), &nothing).await;
+    assert_eq!(status, 403);
 }
 
 #[tokio::test]
@@ -231,5 +247,68 @@ async fn an_unreachable_prometheus_is_a_502_naming_it() {
     assert!(
         body["error"].as_str().unwrap().contains("127.0.0.1"),
         "{body}"
+    );
+}
+
+static NOW: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(BREAK);
+
+fn moving_clock() -> f64 {
+    NOW.load(std::sync::atomic::Ordering::SeqCst) as f64
+}
+
+#[tokio::test]
+async fn a_new_revision_is_never_judged_on_the_previous_canarys_data() {
+    use std::sync::atomic::Ordering;
+    let prometheus = PrometheusServer::builder()
+        .backfill(history())
+        .start()
+        .await;
+    let url = gate(&prometheus.url(), moving_clock).await;
+    let judge = format!("{url}/v1/judge");
+    let ask = |revision: Option<&str>| {
+        let mut body =
+            json!({"template": "generic-http", "args": {"service": "web"}, "lookback": "30m"});
+        if let Some(r) = revision {
+            body["revision"] = json!(r);
+        }
+        body
+    };
+    // The bad canary v2 is first asked about when it starts (the break); 20 minutes later its
+    // evidence fails it.
+    NOW.store(BREAK, Ordering::SeqCst);
+    let (status, first) = post(&judge, &ask(Some("v2"))).await;
+    assert_eq!(
+        (status, first["verdict"].as_str()),
+        (200, Some("inconclusive")),
+        "{first}"
+    );
+    NOW.store(BREAK + 20 * 60, Ordering::SeqCst);
+    let (_, v2) = post(&judge, &ask(Some("v2"))).await;
+    assert_eq!(v2["verdict"], "fail", "{v2}");
+    assert_eq!(
+        v2["from"], BREAK as f64,
+        "the window starts at v2's first check"
+    );
+    // v3 replaces it at that moment. A sliding 30-minute lookback would judge v3 on v2's errors
+    // and fail it; anchored to v3, nothing of v2's is used.
+    let (_, sliding) = post(&judge, &ask(None)).await;
+    assert_eq!(sliding["verdict"], "fail", "{sliding}");
+    let (status, v3) = post(&judge, &ask(Some("v3"))).await;
+    assert_eq!(status, 200, "{v3}");
+    assert_eq!(v3["verdict"], "inconclusive", "{v3}");
+    assert_eq!(v3["intervals"], 0, "{v3}");
+    // Flagger's checksum anchors the same way.
+    let flagger = |checksum: &str| {
+        json!({"name": "web", "namespace": "test", "phase": "Progressing", "checksum": checksum,
+            "metadata": {"service": "web"}})
+    };
+    let (status, body) = post(
+        &format!("{url}/v1/flagger/rollout?template=generic-http&lookback=30m"),
+        &flagger("c3"),
+    )
+    .await;
+    assert_eq!(
+        status, 200,
+        "a new checksum has no evidence yet, and that never fails: {body}"
     );
 }

@@ -46,7 +46,12 @@ pub struct GateState {
     templates: Templates,
     prometheus: Prometheus,
     clock: fn() -> f64,
+    /// When each canary revision was first asked about (see [`JudgeRequest::revision`]).
+    anchors: std::sync::Mutex<BTreeMap<String, f64>>,
 }
+
+/// Revisions remembered for anchoring at most; the oldest are forgotten first.
+pub const MAX_ANCHORS: usize = 10_000;
 
 /// Where the gate finds its templates.
 enum Templates {
@@ -72,7 +77,30 @@ impl GateState {
             ),
             prometheus,
             clock: now,
+            anchors: std::sync::Mutex::new(BTreeMap::new()),
         }
+    }
+
+    /// When the revision `key` was first asked about (now, if it is new). Bounded: past
+    /// [`MAX_ANCHORS`] the revision first seen longest ago is forgotten.
+    fn anchor(&self, key: String, now: f64) -> f64 {
+        let mut anchors = self
+            .anchors
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(t) = anchors.get(&key) {
+            return *t;
+        }
+        if anchors.len() >= MAX_ANCHORS
+            && let Some(oldest) = anchors
+                .iter()
+                .min_by(|a, b| a.1.total_cmp(b.1))
+                .map(|(k, _)| k.clone())
+        {
+            anchors.remove(&oldest);
+        }
+        anchors.insert(key, now);
+        now
     }
 
     /// The cluster's templates, read from watch caches: a request that names a `namespace`
@@ -89,6 +117,7 @@ impl GateState {
             },
             prometheus,
             clock: now,
+            anchors: std::sync::Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -188,6 +217,12 @@ pub struct JudgeRequest {
     /// Template arguments.
     #[serde(default)]
     pub args: BTreeMap<String, String>,
+    /// The canary revision being judged (Argo Rollouts: an analysis arg with
+    /// `valueFrom.podTemplateHashValue: Latest`; Flagger: the webhook's checksum, taken
+    /// automatically). The window then never starts before the gate was first asked about this
+    /// revision, so a new revision is not judged on the previous canary's data.
+    #[serde(default)]
+    pub revision: Option<String>,
     /// Judge the last `lookback` (e.g. `10m`) up to now; default `5m` unless `from` is given.
     #[serde(default)]
     pub lookback: Option<String>,
@@ -299,6 +334,36 @@ async fn run(state: &GateState, request: &JudgeRequest) -> Result<JudgeResponse,
             to - d.as_secs_f64()
         }
     };
+    // Anchored to the revision: nothing from before it was first asked about.
+    let from = match request.revision.as_deref().filter(|r| !r.is_empty()) {
+        Some(revision) => {
+            let key = format!(
+                "{}/{}/{:?}/{revision}",
+                request.namespace.as_deref().unwrap_or(""),
+                request.template,
+                request.args
+            );
+            let anchor = state.anchor(key, (state.clock)());
+            if to - anchor < template.interval.as_secs_f64() {
+                return Ok(JudgeResponse {
+                    template: request.template.clone(),
+                    verdict: "inconclusive".into(),
+                    pass: false,
+                    decision: Decision::Hold.as_str().to_string(),
+                    reason: format!(
+                        "revision {revision} was first asked about at {anchor:.0}: its evidence starts there and no interval has ended yet"
+                    ),
+                    from: anchor,
+                    to,
+                    intervals: 0,
+                    first_rollback_at: None,
+                    metrics: Vec::new(),
+                });
+            }
+            from.max(anchor)
+        }
+        None => from,
+    };
     if to <= from || to - from > MAX_WINDOW.as_secs_f64() {
         return Err(unprocessable(format!(
             "the window from {from} to {to} must be positive and at most {}",
@@ -375,6 +440,10 @@ pub struct FlaggerPayload {
     /// The webhook's `metadata`: template arguments (non-argument keys are ignored).
     #[serde(default)]
     pub metadata: BTreeMap<String, String>,
+    /// The canary's checksum (its revision), which anchors the window (see
+    /// [`JudgeRequest::revision`]).
+    #[serde(default)]
+    pub checksum: String,
 }
 
 async fn flagger(
@@ -419,6 +488,7 @@ async fn flagger(
         &JudgeRequest {
             template: query.template,
             namespace,
+            revision: Some(payload.checksum.clone()).filter(|c| !c.is_empty()),
             args,
             lookback: query.lookback,
             from: None,
@@ -436,6 +506,16 @@ async fn flagger_rollout(
     match flagger(&state, query, body).await {
         Ok(r) if r.verdict == "fail" => {
             (StatusCode::INTERNAL_SERVER_ERROR, Json(r)).into_response()
+        }
+        // A query that returns nothing is never a silent pass: the check fails (424), so a
+        // template that does not match the canary's series is noticed (Flagger counts it
+        // toward the canary's threshold) instead of waving every canary through.
+        Ok(r)
+            if r.metrics
+                .iter()
+                .any(|m| m.reason.starts_with(crate::analysis::NO_DATA)) =>
+        {
+            (StatusCode::FAILED_DEPENDENCY, Json(r)).into_response()
         }
         Ok(r) => (StatusCode::OK, Json(r)).into_response(),
         Err(f) => f.into_response(),
