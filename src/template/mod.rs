@@ -39,6 +39,55 @@ pub fn is_label_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
+/// Whether a query's aggregations drop the version label, so its answer can never tell the
+/// versions apart: a `by (…)` clause that does not keep `label` (when no `by` clause does), or a
+/// `without (…)` clause that names it. Returns the clause. Strings and comments are skipped.
+pub fn drops_label(promql: &str, label: &str) -> Option<String> {
+    // Blank out strings and comments, keeping positions.
+    let mut plain = String::with_capacity(promql.len());
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
+    let mut comment = false;
+    for c in promql.chars() {
+        if let Some(q) = quote {
+            if escaped {
+                escaped = false;
+            } else if c == '\\' && q != '`' {
+                escaped = true;
+            } else if c == q {
+                quote = None;
+            }
+            plain.push(' ');
+            continue;
+        }
+        if comment {
+            comment = c != '\n';
+            plain.push(' ');
+            continue;
+        }
+        match c {
+            '"' | '\'' | '`' => quote = Some(c),
+            '#' => comment = true,
+            _ => {}
+        }
+        plain.push(if quote.is_some() || comment { ' ' } else { c });
+    }
+    let clause = regex::Regex::new(r"\b(by|without)\s*\(([^)]*)\)").ok()?;
+    let mut by_clauses = Vec::new();
+    for caps in clause.captures_iter(&plain) {
+        let keeps = caps[2].split(',').any(|l| l.trim() == label);
+        match &caps[1] {
+            "without" if keeps => return Some(caps[0].to_string()),
+            "by" => by_clauses.push((caps[0].to_string(), keeps)),
+            _ => {}
+        }
+    }
+    if !by_clauses.is_empty() && by_clauses.iter().all(|(_, keeps)| !keeps) {
+        return by_clauses.into_iter().next().map(|(c, _)| c);
+    }
+    None
+}
+
 /// Whether PromQL calls `rate(` or `irate(` outside strings and comments: per-second rates, not
 /// the counts an errorRate or latency query must return.
 pub fn calls_rate(promql: &str) -> Option<&'static str> {
@@ -420,6 +469,26 @@ fn judge_config(spec: &AnalysisTemplateSpec) -> Result<(JudgeConfig, Duration), 
         }
         metrics.push(metric_config(m, &at)?);
     }
+    // Every query must keep the version label, or neither version is ever seen (no data).
+    let label = spec.version_label.as_deref().unwrap_or("version");
+    for (i, m) in spec.metrics.iter().enumerate() {
+        let Some(q) = &m.query else { continue };
+        for (field, text) in [
+            ("errors", &q.errors),
+            ("requests", &q.requests),
+            ("buckets", &q.buckets),
+            ("value", &q.value),
+        ] {
+            if let Some(clause) = text.as_deref().and_then(|t| drops_label(t, label)) {
+                return Err((
+                    format!("metrics[{i}].query.{field}"),
+                    format!(
+                        "aggregates {clause}, which drops the version label {label:?}: the answer can never tell the stable from the canary; keep it (e.g. sum by ({label}) (…)) or set versionLabel to the label this query keeps"
+                    ),
+                ));
+            }
+        }
+    }
     if metrics.iter().all(|m| m.dry_run) {
         return Err((
             "metrics".into(),
@@ -694,6 +763,47 @@ fn value_metric(m: &MetricSpec, at: &dyn Fn(&str) -> String) -> Result<MetricCon
         dry_run: m.dry_run.unwrap_or(false),
         min_samples: 0.0,
     })
+}
+
+#[cfg(test)]
+mod grouping_tests {
+    use super::drops_label;
+
+    #[test]
+    fn an_aggregation_that_drops_the_version_label_is_found() {
+        let q = "sum by (version) (increase(x{code=~\"5..\"}[1m]))";
+        assert_eq!(drops_label(q, "version"), None);
+        assert_eq!(drops_label(q, "app").as_deref(), Some("by (version)"));
+        assert_eq!(
+            drops_label("sum without (pod, version) (x)", "version").as_deref(),
+            Some("without (pod, version)")
+        );
+        assert_eq!(drops_label("sum without (pod) (x)", "version"), None);
+        // Not an aggregation: a label value or a comment that reads like one.
+        assert_eq!(drops_label("x{path=\"by (x)\"} # by (y)", "version"), None);
+        // One clause keeping it is enough (an inner one may group finer).
+        assert_eq!(
+            drops_label("sum by (version) (max by (version, pod) (x))", "version"),
+            None
+        );
+        assert_eq!(drops_label("increase(x[1m])", "version"), None);
+    }
+
+    #[test]
+    fn a_template_whose_queries_drop_its_version_label_is_refused() {
+        // generic-http's queries with versionLabel changed for Flagger (`app`), queries kept.
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/analysis-templates/generic-http.yaml"
+        ))
+        .unwrap()
+        .replace("versionLabel: version", "versionLabel: app");
+        let err = super::parse(&text, "flagger.yaml").unwrap_err().to_string();
+        assert!(
+            err.contains("metrics[0].query.errors: aggregates by (version), which drops the version label \"app\""),
+            "{err}"
+        );
+    }
 }
 
 #[cfg(test)]
