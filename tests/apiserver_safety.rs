@@ -84,7 +84,7 @@ async fn rollout_safety_on_a_real_api_server() {
 
     // The controller's HorizontalPodAutoscaler cache, on the real server.
     let (autoscalers, writer) = reflector::store::<HorizontalPodAutoscaler>();
-    tokio::spawn(
+    let hpa_watch = tokio::spawn(
         reflector(
             writer,
             watcher(
@@ -379,4 +379,7 @@ async fn rollout_safety_on_a_real_api_server() {
         condition(&s, "CanaryAvailable").map(|c| c.0),
         Some("True".into())
     );
+    // An open watch would hold the API server's graceful stop for a minute.
+    hpa_watch.abort();
+    let _ = hpa_watch.await;
 }

@@ -65,10 +65,12 @@ pub struct Target<'a> {
     pub deployment: &'a Deployment,
     /// Its template's revision.
     pub revision: &'a str,
+    /// Pods of the application in all (see `availability::total`).
+    pub total: i32,
 }
 
-/// Applies workloads and routers for the decided `status` (updated in place: replicas, traffic,
-/// the `TrafficRouted` condition). Returns the Events to record.
+/// Applies workloads and routers for the decided `status` (updated in place: replicas, selector,
+/// traffic, the `TrafficRouted` condition). Returns the Events to record.
 ///
 /// # Errors
 /// When the API server fails; a missing router object or CRD is a condition, not an error.
@@ -93,14 +95,7 @@ pub async fn apply(
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), &namespace);
     let target_spec = target.deployment.spec.clone().unwrap_or_default();
 
-    // How many pods in all: the Rollout's spec.replicas (an HPA's), else what the target asks
-    // for (its 0 is canary-gate's own after the hand-over, then the last total stands).
-    let total = availability::total(
-        validated.replicas,
-        target.deployment,
-        replicas_are_ours(target.deployment),
-        status.replicas,
-    );
+    let total = target.total;
     status.replicas = Some(total);
     status.selector = availability::selector_string(target.deployment);
     let phase = status.phase;

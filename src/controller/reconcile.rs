@@ -291,8 +291,10 @@ async fn reconcile_stages(
         }
     }
     let autoscaler_conflict = ctx.autoscalers.as_ref().and_then(|store| {
+        // Only this namespace's autoscalers are looked at (and cloned).
+        let here = store.state_filter(|h| h.metadata.namespace.as_deref() == Some(&namespace));
         availability::autoscaler_conflict(
-            store.state().iter().map(|h| h.as_ref()),
+            here.iter().map(|h| h.as_ref()),
             &namespace,
             &validated.target,
             &rollout.name_any(),
@@ -318,6 +320,7 @@ async fn reconcile_stages(
             &Target {
                 deployment: &target,
                 revision: &revision,
+                total: observed.pods.total,
             },
             &workloads,
             &mut next,
