@@ -18,6 +18,7 @@ pub use conditions::{ACTION_CONDITION, AUTOSCALER_CONDITION, report_action};
 use conditions::{set_autoscaler_condition, set_availability_conditions};
 pub use pods::{DEADLINE_REASON, Side, deadline_due};
 use pods::{POD_POLL, Wait, healthy_message, in_force_now, promoting, waiting};
+use record::record;
 
 /// At most this many decisions are kept in the status.
 pub const MAX_DECISIONS: usize = 20;
@@ -1062,56 +1063,6 @@ fn note(reason: &'static str, message: String, warning: bool) -> Note {
     }
 }
 
-/// Appends the judgement to the decision record when it says something new (bounded).
-fn record(status: &mut RolloutStatus, j: &Judgement, now: f64) {
-    let decision = j.decision.as_str().to_string();
-    let same = status
-        .decisions
-        .last()
-        .is_some_and(|d| d.decision == decision && d.step == j.step as i32 && d.reason == j.reason);
-    status.last_decision = Some(decision.clone());
-    if same {
-        return;
-    }
-    let fmt = |c: &crate::analysis::Counts| format!("{}/{}", c.events, c.total);
-    status.decisions.push(DecisionRecord {
-        time: rfc3339(now),
-        step: j.step as i32,
-        weight: j.weight.round() as i32,
-        decision,
-        reason: j.reason.clone(),
-        window_start: status.started_at.clone(),
-        metrics: j
-            .metrics
-            .iter()
-            .map(|m| MetricRecord {
-                name: m.name.clone(),
-                verdict: format!("{:?}", m.verdict).to_lowercase(),
-                reason: m.reason.clone(),
-                e_value: Some(m.e_value).filter(|v| v.is_finite()),
-                fail_at: Some(m.fail_at).filter(|v| v.is_finite()),
-                estimate: m
-                    .estimate
-                    .as_ref()
-                    .map(|e| e.value)
-                    .filter(|v| v.is_finite()),
-                estimate_low: m.estimate.as_ref().map(|e| e.low).filter(|v| v.is_finite()),
-                estimate_high: m
-                    .estimate
-                    .as_ref()
-                    .map(|e| e.high)
-                    .filter(|v| v.is_finite()),
-                canary: Some(fmt(&m.evidence.canary)),
-                stable: Some(fmt(&m.evidence.stable)),
-            })
-            .collect(),
-    });
-    if status.decisions.len() > MAX_DECISIONS {
-        let drop = status.decisions.len() - MAX_DECISIONS;
-        status.decisions.drain(..drop);
-    }
-}
-
 /// Unix seconds as RFC 3339 (whole seconds, UTC).
 pub fn rfc3339(t: f64) -> String {
     let st = std::time::UNIX_EPOCH + std::time::Duration::from_secs(t.max(0.0) as u64);
@@ -1128,5 +1079,6 @@ pub fn parse_rfc3339(text: &str) -> Option<f64> {
 
 mod conditions;
 mod pods;
+mod record;
 #[cfg(test)]
 mod tests;
