@@ -616,7 +616,7 @@ fn decide_phase(
                 next.waiting_since = None;
                 if pending {
                     // The weight comes into force now: the step's clock starts.
-                    let mut outcome = in_force_now(rollout, next, notes, observed, interval);
+                    let mut outcome = in_force_now(rollout, next, notes, observed, interval, true);
                     outcome.action_result = action_result;
                     return outcome;
                 }
@@ -830,30 +830,8 @@ fn start(
             action_result: None,
         };
     }
-    next.step_started_at = Some(rfc3339(now));
-    next.canary_weight = Some(weight);
-    next.step_history = vec![StepStart {
-        step: 0,
-        started_at: rfc3339(now),
-    }];
-    let phase = if plan.waits_for_human(&state) {
-        RolloutPhase::Paused
-    } else {
-        RolloutPhase::Progressing
-    };
-    set_phase(
-        &mut next,
-        phase,
-        format!("step 0 at {}%", plan.weight(&state)),
-    );
-    let requeue_after = plan.next_wake(&state, now, interval).map(|t| t - now);
-    Outcome {
-        status: next,
-        notes,
-        requeue_after,
-        revert_to: None,
-        action_result: None,
-    }
+    // Step 0's pods are there already: its weight is in force at once (RolloutStarted says so).
+    in_force_now(rollout, next, notes, observed, interval, false)
 }
 
 /// The judge's context for an interval ending at each of `ends`, from the step history: the

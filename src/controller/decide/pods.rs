@@ -197,13 +197,14 @@ pub fn deadline_due(rollout: &ValidatedRollout, status: &RolloutStatus, now: f64
 pub const DEADLINE_REASON: &str = "ProgressDeadlineExceeded";
 
 /// A step's weight comes into force: the canary has its pods. The step's pause and analysis
-/// clock start now.
+/// clock start now; `announce`: with a StepAdvanced Event.
 pub(super) fn in_force_now(
     rollout: &ValidatedRollout,
     mut next: RolloutStatus,
     mut notes: Vec<Note>,
     observed: &Observed,
     interval: f64,
+    announce: bool,
 ) -> Outcome {
     let now = observed.now;
     let plan = &rollout.plan;
@@ -222,14 +223,16 @@ pub(super) fn in_force_now(
         step: step as i32,
         started_at: rfc3339(now),
     });
-    notes.push(note(
-        "StepAdvanced",
-        format!(
-            "step {step} at weight {weight}% (was {had}%): {}",
-            shortfall(rollout, &observed.pods, weight)
-        ),
-        false,
-    ));
+    if announce {
+        notes.push(note(
+            "StepAdvanced",
+            format!(
+                "step {step} at weight {weight}% (was {had}%): {}",
+                shortfall(rollout, &observed.pods, weight)
+            ),
+            false,
+        ));
+    }
     let phase = if plan.waits_for_human(&state) {
         RolloutPhase::Paused
     } else {
