@@ -8,6 +8,7 @@
 //! what the workloads and traffic routers must hold for a split; [`controller`] runs it all in a
 //! cluster.
 
+pub mod advise;
 pub mod analysis;
 pub mod analyze;
 pub mod annotations;

@@ -61,6 +61,10 @@ enum Command {
     /// Exit status: 0 the window passes, 10 it would have rolled back, 11 the evidence is
     /// inconclusive (e.g. no data), 1 an error.
     Analyze(Box<commands::analyze::AnalyzeArgs>),
+    /// How long each canary step must last for the judge to catch a regression (`--effect +1pt`
+    /// or `x1.5`) with a chosen power, from the traffic Prometheus saw, and what it costs in
+    /// bad requests: a power analysis by simulation of the template's judge.
+    Advise(Box<commands::advise::AdviseArgs>),
     /// Run a whole canary for real on loopback: stable and canary services, a weighted router,
     /// load, live metrics and the judge, ending in promote or rollback, with a report.
     /// Exit status: 0 the scenario's expected outcome, 1 another outcome or an error, 130 Ctrl-C.
@@ -226,6 +230,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Decision::Rollback => ExitCode::from(10),
             Decision::Hold => ExitCode::from(11),
         }),
+        Command::Advise(args) => {
+            commands::advise::run(*args)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Demo(args) => Ok(canary_gate::demo::cli::main(&args)?),
         Command::Controller(args) => {
             commands::controller::run(*args)?;

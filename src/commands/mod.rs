@@ -2,6 +2,7 @@
 //! `template lint --prometheus`) or to the cluster (`controller`, `get`, `promote`, …), and the
 //! connection flags they share.
 
+pub mod advise;
 pub mod analyze;
 pub mod controller;
 pub mod gate;
