@@ -93,6 +93,17 @@ enum Command {
         #[arg(long, short)]
         watch: bool,
     },
+    /// Block until the rollout of the target Deployment's current template ends, then print the
+    /// Rollout and its decision record (for CI jobs and GitOps post-sync hooks). Exit status: 0
+    /// promoted, 2 rolled back, 3 aborted, 4 degraded (the Rollout cannot run), 5 timeout, 1 an
+    /// error.
+    Wait {
+        #[command(flatten)]
+        target: commands::operator::Target,
+        /// Give up after this long.
+        #[arg(long, default_value = "30m", value_parser = humantime::parse_duration)]
+        timeout: std::time::Duration,
+    },
     /// End the current pause or hold and go to the next step (`--full`: skip every remaining
     /// step).
     Promote {
@@ -242,6 +253,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Gate { command } => {
             commands::gate::run(command)?;
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Wait { target, timeout } => {
+            Ok(ExitCode::from(commands::operator::wait(&target, timeout)?))
         }
         Command::Get { target, watch } => {
             commands::operator::get(&target, watch)?;

@@ -165,6 +165,49 @@ fn summary(status: &RolloutStatus) -> String {
     }
 }
 
+/// How a rollout ended for `canary-gate wait`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// The revision is the stable version with all traffic.
+    Promoted,
+    /// The judge (or the progress deadline) rolled it back.
+    RolledBack,
+    /// A human aborted (or undid) it.
+    Aborted,
+    /// The Rollout cannot run (invalid spec, missing target): a human must fix it.
+    Degraded,
+}
+
+impl Ended {
+    /// The exit status `canary-gate wait` gives it: 0 promoted, 2 rolled back, 3 aborted, 4
+    /// degraded (5 is the timeout, 1 an error).
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Ended::Promoted => 0,
+            Ended::RolledBack => 2,
+            Ended::Aborted => 3,
+            Ended::Degraded => 4,
+        }
+    }
+}
+
+/// Whether the rollout of `revision` (the target Deployment's current template) has ended, and
+/// how. A rollout the controller has not started yet (the Rollout still shows the previous
+/// stable) has not ended.
+pub fn ended(status: &RolloutStatus, revision: &str) -> Option<Ended> {
+    use crate::crd::rollout::RolloutPhase::{Aborted, Degraded, Healthy, RolledBack};
+    let mine = status.canary_revision.as_deref() == Some(revision);
+    match status.phase {
+        Some(Healthy) if status.stable_revision.as_deref() == Some(revision) => {
+            Some(Ended::Promoted)
+        }
+        Some(RolledBack) if mine => Some(Ended::RolledBack),
+        Some(Aborted) if mine => Some(Ended::Aborted),
+        Some(Degraded) => Some(Ended::Degraded),
+        _ => None,
+    }
+}
+
 /// The human view of a Rollout: where it is, what is in force, and the latest decision with
 /// each metric's evidence (like `kubectl argo rollouts get rollout`).
 pub fn render(rollout: &Rollout) -> String {
@@ -306,6 +349,52 @@ fn short(x: f64) -> String {
     }
     let text = format!("{x:.3}");
     text.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+#[cfg(test)]
+mod wait_tests {
+    use super::*;
+    use crate::crd::rollout::RolloutPhase;
+
+    fn s(phase: RolloutPhase, stable: &str, canary: Option<&str>) -> RolloutStatus {
+        RolloutStatus {
+            phase: Some(phase),
+            stable_revision: Some(stable.into()),
+            canary_revision: canary.map(str::to_string),
+            ..RolloutStatus::default()
+        }
+    }
+
+    #[test]
+    fn a_wait_ends_only_with_the_target_revision() {
+        use RolloutPhase::*;
+        let cases = [
+            // Not started yet: still the old stable, healthy.
+            (s(Healthy, "v1", None), None),
+            (s(Progressing, "v1", Some("v2")), None),
+            (s(Paused, "v1", Some("v2")), None),
+            (s(Promoting, "v1", Some("v2")), None),
+            (s(Healthy, "v2", None), Some(Ended::Promoted)),
+            (s(RolledBack, "v1", Some("v2")), Some(Ended::RolledBack)),
+            (s(Aborted, "v1", Some("v2")), Some(Ended::Aborted)),
+            // Another revision's rollback is not this one's.
+            (s(RolledBack, "v1", Some("v0")), None),
+            (s(Degraded, "v1", None), Some(Ended::Degraded)),
+        ];
+        for (status, want) in cases {
+            assert_eq!(ended(&status, "v2"), want, "{status:?}");
+        }
+        assert_eq!(
+            [
+                Ended::Promoted,
+                Ended::RolledBack,
+                Ended::Aborted,
+                Ended::Degraded
+            ]
+            .map(Ended::exit_code),
+            [0, 2, 3, 4]
+        );
+    }
 }
 
 #[cfg(test)]

@@ -75,3 +75,59 @@ pub fn act(target: &Target, request: Request) -> Result<()> {
         Ok(())
     })
 }
+
+/// `wait`: blocks until the rollout of the target Deployment's current template ends, printing
+/// the Rollout (with its decision record) then; returns the exit status (5 on `timeout`).
+pub fn wait(target: &Target, timeout: std::time::Duration) -> Result<u8> {
+    super::runtime()?.block_on(async {
+        let (client, namespace) = connect(target).await?;
+        let rollout = operator::get(&client, &namespace, &target.name).await?;
+        let deployments: Api<k8s_openapi::api::apps::v1::Deployment> =
+            Api::namespaced(client.clone(), &namespace);
+        let deployment = &rollout.spec.target_ref.name;
+        let template = deployments
+            .get_opt(deployment)
+            .await?
+            .and_then(|d| d.spec)
+            .map(|s| s.template)
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "the target Deployment {namespace}/{deployment} of rollout {} does not exist",
+                    target.name
+                )
+            })?;
+        let revision = canary_gate::controller::observe::revision(&template);
+        let api: Api<Rollout> = Api::namespaced(client, &namespace);
+        let config = watcher::Config::default().fields(&format!("metadata.name={}", target.name));
+        let mut changes = watcher(api, config).applied_objects().boxed();
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut last = rollout;
+        loop {
+            if let Some(end) = last
+                .status
+                .as_ref()
+                .and_then(|s| operator::ended(s, &revision))
+            {
+                print!("{}", operator::render(&last));
+                eprintln!(
+                    "rollout {namespace}/{} of revision {revision}: {end:?}",
+                    target.name
+                );
+                return Ok(end.exit_code());
+            }
+            match tokio::time::timeout_at(deadline, changes.next()).await {
+                Ok(Some(next)) => last = next?,
+                Ok(None) => anyhow::bail!("the watch of rollout {namespace}/{} ended", target.name),
+                Err(_) => {
+                    print!("{}", operator::render(&last));
+                    eprintln!(
+                        "rollout {namespace}/{} of revision {revision} has not ended after {}",
+                        target.name,
+                        humantime::format_duration(timeout)
+                    );
+                    return Ok(5);
+                }
+            }
+        }
+    })
+}
