@@ -93,6 +93,15 @@ enum Command {
         #[arg(long, short)]
         watch: bool,
     },
+    /// A table of the Rollouts: phase, step, weight, the latest verdict and what each says.
+    List {
+        /// Namespace (default: the kubeconfig context's).
+        #[arg(long, short)]
+        namespace: Option<String>,
+        /// Every namespace.
+        #[arg(long, short = 'A')]
+        all_namespaces: bool,
+    },
     /// Block until the rollout of the target Deployment's current template ends, then print the
     /// Rollout and its decision record (for CI jobs and GitOps post-sync hooks). Exit status: 0
     /// promoted, 2 rolled back, 3 aborted, 4 degraded (the Rollout cannot run), 5 timeout, 1 an
@@ -252,6 +261,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Gate { command } => {
             commands::gate::run(command)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::List {
+            namespace,
+            all_namespaces,
+        } => {
+            commands::operator::list(namespace.as_deref(), all_namespaces)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Wait { target, timeout } => {

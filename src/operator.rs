@@ -165,6 +165,65 @@ fn summary(status: &RolloutStatus) -> String {
     }
 }
 
+/// Every Rollout in `namespace` (all namespaces with `None`), as `canary-gate list` shows them.
+///
+/// # Errors
+/// When the API server cannot be reached.
+pub async fn list(client: &Client, namespace: Option<&str>) -> Result<Vec<Rollout>, OperatorError> {
+    let api: Api<Rollout> = match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    let mut items = api.list(&Default::default()).await?.items;
+    items.sort_by(|a, b| (a.namespace(), a.name_any()).cmp(&(b.namespace(), b.name_any())));
+    Ok(items)
+}
+
+/// A table of Rollouts: namespace (with `all_namespaces`), name, phase, step (as STEP in
+/// `kubectl get cgr`), weight, the latest verdict and what the Rollout says.
+pub fn list_table(rollouts: &[Rollout], all_namespaces: bool) -> String {
+    let mut rows = vec![vec![
+        "NAMESPACE".to_string(),
+        "NAME".into(),
+        "PHASE".into(),
+        "STEP".into(),
+        "WEIGHT".into(),
+        "VERDICT".into(),
+        "MESSAGE".into(),
+    ]];
+    for r in rollouts {
+        let s = r.status.clone().unwrap_or_default();
+        rows.push(vec![
+            r.namespace().unwrap_or_default(),
+            r.name_any(),
+            phase_name(s.phase),
+            s.current_step_index.map_or("-".into(), |i| i.to_string()),
+            s.canary_weight.map_or("-".into(), |w| format!("{w}%")),
+            s.last_decision.clone().unwrap_or_else(|| "-".into()),
+            s.message.clone().unwrap_or_default(),
+        ]);
+    }
+    let skip = usize::from(!all_namespaces);
+    let columns = rows[0].len();
+    let widths: Vec<usize> = (0..columns)
+        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for row in &rows {
+        let cells: Vec<String> = (skip..columns)
+            .map(|c| {
+                if c + 1 == columns {
+                    row[c].clone()
+                } else {
+                    format!("{:<w$}", row[c], w = widths[c])
+                }
+            })
+            .collect();
+        let _ = writeln!(out, "{}", cells.join("   ").trim_end());
+    }
+    out
+}
+
 /// How a rollout ended for `canary-gate wait`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ended {

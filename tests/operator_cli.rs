@@ -233,3 +233,49 @@ fn the_binary_works_as_the_kubectl_plugin_kubectl_canary() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn list_shows_every_rollouts_phase_step_weight_and_verdict() {
+    let (service, mut handle) = tower_test::mock::pair::<HttpRequest<Body>, Response<Body>>();
+    let client = kube::Client::new(service, "default");
+    let server = tokio::spawn(async move {
+        let (get, send) = handle.next_request().await.expect("a LIST");
+        assert_eq!(get.method(), Method::GET);
+        assert_eq!(
+            get.uri().to_string(),
+            "/apis/canarygate.dev/v1alpha1/rollouts?"
+        );
+        let mut other = rollout(json!({"phase": "Healthy", "canaryWeight": 0,
+            "message": "revision abc runs with all traffic"}));
+        other["metadata"] = json!({"name": "api", "namespace": "team-b"});
+        let list = json!({"apiVersion": "canarygate.dev/v1alpha1", "kind": "RolloutList", "metadata": {},
+            "items": [rollout(json!({"phase": "Holding", "currentStepIndex": 0, "canaryWeight": 10,
+                "lastDecision": "hold", "message": "holding at 10%: insufficient traffic"})), other]});
+        send.send_response(
+            Response::builder()
+                .body(Body::from(serde_json::to_vec(&list).unwrap()))
+                .unwrap(),
+        );
+    });
+    let rollouts = tokio::time::timeout(
+        Duration::from_secs(5),
+        canary_gate::operator::list(&client, None),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    server.await.unwrap();
+    assert_eq!(
+        canary_gate::operator::list_table(&rollouts, true),
+        "\
+NAMESPACE   NAME   PHASE     STEP   WEIGHT   VERDICT   MESSAGE
+shop        web    Holding   0      10%      hold      holding at 10%: insufficient traffic
+team-b      api    Healthy   -      0%       -         revision abc runs with all traffic
+"
+    );
+    // One namespace: no namespace column.
+    assert!(
+        canary_gate::operator::list_table(&rollouts[..1], false)
+            .starts_with("NAME   PHASE     STEP   WEIGHT   VERDICT   MESSAGE\nweb ")
+    );
+}

@@ -131,3 +131,33 @@ pub fn wait(target: &Target, timeout: std::time::Duration) -> Result<u8> {
         }
     })
 }
+
+/// `list`: a table of the Rollouts in the namespace (every namespace with `all`).
+pub fn list(namespace: Option<&str>, all: bool) -> Result<()> {
+    super::runtime()?.block_on(async {
+        let client = Client::try_default().await.map_err(|e| {
+            anyhow::anyhow!(
+                "cannot reach the cluster from the kubeconfig (KUBECONFIG or ~/.kube/config): {e}"
+            )
+        })?;
+        let namespace = if all {
+            None
+        } else {
+            Some(
+                namespace
+                    .map(str::to_string)
+                    .unwrap_or_else(|| client.default_namespace().to_string()),
+            )
+        };
+        let rollouts = operator::list(&client, namespace.as_deref()).await?;
+        if rollouts.is_empty() {
+            match &namespace {
+                Some(ns) => println!("no Rollouts in namespace {ns}"),
+                None => println!("no Rollouts in any namespace"),
+            }
+            return Ok(());
+        }
+        print!("{}", operator::list_table(&rollouts, all));
+        Ok(())
+    })
+}
