@@ -175,7 +175,7 @@ pub async fn list(client: &Client, namespace: Option<&str>) -> Result<Vec<Rollou
         None => Api::all(client.clone()),
     };
     let mut items = api.list(&Default::default()).await?.items;
-    items.sort_by(|a, b| (a.namespace(), a.name_any()).cmp(&(b.namespace(), b.name_any())));
+    items.sort_by_key(|r| (r.namespace(), r.name_any()));
     Ok(items)
 }
 
