@@ -14,7 +14,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 
 use canary_gate::analysis::Decision;
-use canary_gate::operator::Request;
+use canary_gate::rollout::Action;
 use canary_gate::simulation::{self, Ending};
 
 mod commands;
@@ -279,23 +279,23 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Promote { target, full } => {
             let request = if full {
-                Request::PromoteFull
+                Action::PromoteFull
             } else {
-                Request::Promote
+                Action::Promote
             };
             commands::operator::act(&target, request)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Abort(target) => {
-            commands::operator::act(&target, Request::Abort)?;
+            commands::operator::act(&target, Action::Abort)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Retry(target) => {
-            commands::operator::act(&target, Request::Retry)?;
+            commands::operator::act(&target, Action::Retry)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Undo(target) => {
-            commands::operator::act(&target, Request::Undo)?;
+            commands::operator::act(&target, Action::Undo)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Crd => {

@@ -9,37 +9,9 @@ use kube::api::{Api, Patch, PatchParams};
 use kube::{Client, ResourceExt};
 use serde_json::json;
 
-use crate::controller::observe::ACTION_ANNOTATION;
 use crate::crd::Rollout;
 use crate::crd::rollout::{RolloutPhase, RolloutStatus};
-
-/// What a human asks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Request {
-    /// End the current pause or hold and go to the next step.
-    Promote,
-    /// Skip every remaining step.
-    PromoteFull,
-    /// Send all traffic back to stable and stop until `retry`.
-    Abort,
-    /// Start an aborted or rolled-back revision again from the first step.
-    Retry,
-    /// Put the Deployment back on the stable revision (or, after a promotion, the previous one).
-    Undo,
-}
-
-impl Request {
-    /// The annotation verb.
-    pub fn verb(self) -> &'static str {
-        match self {
-            Request::Promote => "promote",
-            Request::PromoteFull => "promote-full",
-            Request::Abort => "abort",
-            Request::Retry => "retry",
-            Request::Undo => "undo",
-        }
-    }
-}
+use crate::rollout::{ACTION_ANNOTATION, Action};
 
 /// Why an action was not sent.
 #[derive(Debug, thiserror::Error)]
@@ -77,35 +49,33 @@ fn phase_name(phase: Option<RolloutPhase>) -> String {
 ///
 /// # Errors
 /// The reason, naming the state and what to do instead.
-pub fn check(request: Request, status: &RolloutStatus) -> Result<(), String> {
+pub fn check(request: Action, status: &RolloutStatus) -> Result<(), String> {
     use RolloutPhase::{
         Aborted, Degraded, Healthy, Holding, Paused, Progressing, Promoting, RolledBack,
     };
     let phase = status.phase;
     let now = phase_name(phase);
     match (request, phase) {
-        (Request::Promote | Request::PromoteFull, Some(Progressing | Holding | Paused)) => Ok(()),
-        (Request::Promote | Request::PromoteFull, Some(Aborted | RolledBack)) => Err(format!(
+        (Action::Promote | Action::PromoteFull, Some(Progressing | Holding | Paused)) => Ok(()),
+        (Action::Promote | Action::PromoteFull, Some(Aborted | RolledBack)) => Err(format!(
             "it is {now}; `retry` starts the revision again from the first step"
         )),
-        (Request::Promote | Request::PromoteFull, _) => Err(format!(
+        (Action::Promote | Action::PromoteFull, _) => Err(format!(
             "it is {now}; there is no step to end (promote acts on a rollout in progress)"
         )),
-        (Request::Abort, Some(Progressing | Holding | Paused | Promoting)) => Ok(()),
-        (Request::Abort, _) => Err(format!("it is {now}; nothing is being rolled out")),
-        (Request::Retry, Some(Aborted | RolledBack)) => Ok(()),
-        (Request::Retry, _) => Err(format!(
+        (Action::Abort, Some(Progressing | Holding | Paused | Promoting)) => Ok(()),
+        (Action::Abort, _) => Err(format!("it is {now}; nothing is being rolled out")),
+        (Action::Retry, Some(Aborted | RolledBack)) => Ok(()),
+        (Action::Retry, _) => Err(format!(
             "it is {now}; retry restarts an aborted or rolled-back revision"
         )),
-        (Request::Undo, Some(Healthy)) if status.previous_stable_revision.is_none() => {
-            Err(format!(
-                "it is {now} and no earlier stable revision is known; revert the Deployment (e.g. in Git)"
-            ))
-        }
-        (Request::Undo, Some(Degraded) | None) => Err(format!(
+        (Action::Undo, Some(Healthy)) if status.previous_stable_revision.is_none() => Err(format!(
+            "it is {now} and no earlier stable revision is known; revert the Deployment (e.g. in Git)"
+        )),
+        (Action::Undo, Some(Degraded) | None) => Err(format!(
             "it is {now}; fix the Rollout first (see its message)"
         )),
-        (Request::Undo, _) => Ok(()),
+        (Action::Undo, _) => Ok(()),
     }
 }
 
@@ -132,7 +102,7 @@ pub async fn act(
     client: &Client,
     namespace: &str,
     name: &str,
-    request: Request,
+    request: Action,
     nonce: &str,
 ) -> Result<String, OperatorError> {
     let rollout = get(client, namespace, name).await?;
@@ -470,28 +440,28 @@ mod tests {
     #[test]
     fn actions_are_refused_where_they_make_no_sense_with_the_reason() {
         use RolloutPhase::*;
-        assert!(check(Request::Promote, &status(Paused)).is_ok());
-        assert!(check(Request::Promote, &status(Holding)).is_ok());
-        assert!(check(Request::PromoteFull, &status(Progressing)).is_ok());
-        assert!(check(Request::Abort, &status(Promoting)).is_ok());
-        assert!(check(Request::Retry, &status(RolledBack)).is_ok());
-        assert!(check(Request::Undo, &status(Progressing)).is_ok());
-        let why = check(Request::Promote, &status(Healthy)).unwrap_err();
+        assert!(check(Action::Promote, &status(Paused)).is_ok());
+        assert!(check(Action::Promote, &status(Holding)).is_ok());
+        assert!(check(Action::PromoteFull, &status(Progressing)).is_ok());
+        assert!(check(Action::Abort, &status(Promoting)).is_ok());
+        assert!(check(Action::Retry, &status(RolledBack)).is_ok());
+        assert!(check(Action::Undo, &status(Progressing)).is_ok());
+        let why = check(Action::Promote, &status(Healthy)).unwrap_err();
         assert!(why.contains("it is Healthy"), "{why}");
-        let why = check(Request::Promote, &status(RolledBack)).unwrap_err();
+        let why = check(Action::Promote, &status(RolledBack)).unwrap_err();
         assert!(why.contains("`retry`"), "{why}");
-        let why = check(Request::Retry, &status(Progressing)).unwrap_err();
+        let why = check(Action::Retry, &status(Progressing)).unwrap_err();
         assert!(why.contains("aborted or rolled-back"), "{why}");
-        let why = check(Request::Abort, &status(Healthy)).unwrap_err();
+        let why = check(Action::Abort, &status(Healthy)).unwrap_err();
         assert!(why.contains("nothing is being rolled out"), "{why}");
-        let why = check(Request::Undo, &status(Healthy)).unwrap_err();
+        let why = check(Action::Undo, &status(Healthy)).unwrap_err();
         assert!(why.contains("no earlier stable revision"), "{why}");
         let promoted = RolloutStatus {
             previous_stable_revision: Some("aaa".into()),
             ..status(Healthy)
         };
-        assert!(check(Request::Undo, &promoted).is_ok());
-        assert!(check(Request::Abort, &RolloutStatus::default()).is_err());
+        assert!(check(Action::Undo, &promoted).is_ok());
+        assert!(check(Action::Abort, &RolloutStatus::default()).is_err());
     }
 
     #[test]

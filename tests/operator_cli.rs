@@ -4,7 +4,8 @@
 
 use std::time::Duration;
 
-use canary_gate::operator::{OperatorError, Request, act, render};
+use canary_gate::operator::{OperatorError, act, render};
+use canary_gate::rollout::Action;
 use http::{Method, Request as HttpRequest, Response};
 use kube::client::Body;
 use serde_json::{Value, json};
@@ -21,7 +22,7 @@ fn rollout(status: Value) -> Value {
 /// Runs `request` against a server that answers the GET with `found` (None: 404) and expects a
 /// patch with `annotation` (None: no patch at all).
 async fn run(
-    request: Request,
+    request: Action,
     found: Option<Value>,
     annotation: Option<&'static str>,
 ) -> Result<String, OperatorError> {
@@ -81,7 +82,7 @@ async fn run(
 async fn each_action_patches_only_the_action_annotation_when_it_makes_sense() {
     let paused = rollout(json!({"phase": "Paused", "currentStepIndex": 1, "canaryWeight": 10}));
     let message = run(
-        Request::Promote,
+        Action::Promote,
         Some(paused.clone()),
         Some("promote@1700000000000"),
     )
@@ -92,24 +93,24 @@ async fn each_action_patches_only_the_action_annotation_when_it_makes_sense() {
         "promote requested for rollout shop/web (Paused, step 1 at 10%); the controller acts on its next reconcile"
     );
     run(
-        Request::PromoteFull,
+        Action::PromoteFull,
         Some(paused.clone()),
         Some("promote-full@1700000000000"),
     )
     .await
     .unwrap();
     run(
-        Request::Abort,
+        Action::Abort,
         Some(paused.clone()),
         Some("abort@1700000000000"),
     )
     .await
     .unwrap();
-    run(Request::Undo, Some(paused), Some("undo@1700000000000"))
+    run(Action::Undo, Some(paused), Some("undo@1700000000000"))
         .await
         .unwrap();
     run(
-        Request::Retry,
+        Action::Retry,
         Some(rollout(json!({"phase": "RolledBack"}))),
         Some("retry@1700000000000"),
     )
@@ -119,7 +120,7 @@ async fn each_action_patches_only_the_action_annotation_when_it_makes_sense() {
 
 #[tokio::test]
 async fn a_missing_rollout_is_named_and_nothing_is_written() {
-    let e = run(Request::Abort, None, None).await.unwrap_err();
+    let e = run(Action::Abort, None, None).await.unwrap_err();
     assert!(matches!(e, OperatorError::NotFound { .. }));
     assert_eq!(
         e.to_string(),
@@ -130,14 +131,14 @@ async fn a_missing_rollout_is_named_and_nothing_is_written() {
 #[tokio::test]
 async fn a_meaningless_action_is_refused_with_the_state_and_nothing_is_written() {
     let healthy = rollout(json!({"phase": "Healthy", "stableRevision": "aaa"}));
-    let e = run(Request::Promote, Some(healthy.clone()), None)
+    let e = run(Action::Promote, Some(healthy.clone()), None)
         .await
         .unwrap_err();
     assert_eq!(
         e.to_string(),
         "cannot promote shop/web: it is Healthy; there is no step to end (promote acts on a rollout in progress)"
     );
-    let e = run(Request::Retry, Some(healthy.clone()), None)
+    let e = run(Action::Retry, Some(healthy.clone()), None)
         .await
         .unwrap_err();
     assert!(
@@ -145,14 +146,14 @@ async fn a_meaningless_action_is_refused_with_the_state_and_nothing_is_written()
             .starts_with("cannot retry shop/web: it is Healthy"),
         "{e}"
     );
-    let e = run(Request::Undo, Some(healthy), None).await.unwrap_err();
+    let e = run(Action::Undo, Some(healthy), None).await.unwrap_err();
     assert!(
         e.to_string()
             .contains("no earlier stable revision is known"),
         "{e}"
     );
     let e = run(
-        Request::Promote,
+        Action::Promote,
         Some(rollout(json!({"phase": "Aborted"}))),
         None,
     )

@@ -11,7 +11,8 @@ use kube::api::Api;
 use kube::runtime::{WatchStreamExt, watcher};
 
 use canary_gate::crd::Rollout;
-use canary_gate::operator::{self, Request};
+use canary_gate::operator;
+use canary_gate::rollout::Action;
 
 /// Which Rollout.
 #[derive(Debug, Args)]
@@ -63,7 +64,7 @@ pub fn get(target: &Target, watch: bool) -> Result<()> {
 }
 
 /// `promote`, `abort`, `retry`, `undo`: asks the controller through the action annotation.
-pub fn act(target: &Target, request: Request) -> Result<()> {
+pub fn act(target: &Target, request: Action) -> Result<()> {
     super::runtime()?.block_on(async {
         let (client, namespace) = connect(target).await?;
         let nonce = std::time::SystemTime::now()

@@ -10,6 +10,7 @@ use k8s_openapi::jiff::Timestamp;
 use crate::analysis::StepContext;
 use crate::analysis::{Decision, Judgement, NO_DATA};
 use crate::crd::rollout::{DecisionRecord, MetricRecord, RolloutPhase, RolloutStatus, StepStart};
+pub use crate::rollout::Action;
 use crate::rollout::{Phase, PlanState};
 
 use super::availability::{Availability, canary_live, needed, ready, shortfall};
@@ -22,35 +23,6 @@ use record::record;
 
 /// At most this many decisions are kept in the status.
 pub const MAX_DECISIONS: usize = 20;
-
-/// A human's request, set on the Rollout (see `canary-gate promote|abort|retry`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
-    /// End the current pause or hold and go to the next step.
-    Promote,
-    /// Skip every remaining step.
-    PromoteFull,
-    /// Send all traffic back to stable and stop until `Retry`.
-    Abort,
-    /// Start an aborted or rolled-back revision again from the first step.
-    Retry,
-    /// Put the target Deployment back on the stable revision's template (during a rollout), or
-    /// on the previous stable revision's (after a promotion), like `kubectl rollout undo`.
-    Undo,
-}
-
-impl Action {
-    /// The word a human writes (`canary-gate <verb>`).
-    pub fn verb(self) -> &'static str {
-        match self {
-            Action::Promote => "promote",
-            Action::PromoteFull => "promote --full",
-            Action::Abort => "abort",
-            Action::Retry => "retry",
-            Action::Undo => "undo",
-        }
-    }
-}
 
 /// What the controller saw.
 #[derive(Debug, Clone, PartialEq)]
@@ -258,7 +230,7 @@ fn decide_phase(
                     "ActionRefused",
                     format!(
                         "`{}` does nothing before a stable revision is adopted",
-                        a.verb()
+                        a.command()
                     ),
                 ))
             }),
@@ -329,7 +301,7 @@ fn decide_phase(
                     "ActionRefused",
                     format!(
                         "`{}` does nothing: revision {stable} runs with all traffic and nothing is rolling out",
-                        a.verb()
+                        a.command()
                     ),
                 ))
             }),
@@ -362,7 +334,7 @@ fn decide_phase(
                 "ActionRefused",
                 format!(
                     "`{}` came with a new revision {}, which starts from step 0; ask again if it still applies",
-                    a.verb(),
+                    a.command(),
                     observed.revision
                 ),
             ))
@@ -416,7 +388,7 @@ fn decide_phase(
                     "ActionRefused",
                     format!(
                         "`{}` does nothing while the Rollout is {phase:?}: all traffic is on stable revision {stable}; `canary-gate retry` starts revision {} again, `undo` reverts the Deployment",
-                        a.verb(),
+                        a.command(),
                         observed.revision
                     ),
                 ))),
@@ -498,7 +470,7 @@ fn decide_phase(
                     "ActionRefused",
                     format!(
                         "`{}` does nothing: revision {} is being promoted already",
-                        a.verb(),
+                        a.command(),
                         observed.revision
                     ),
                 ))

@@ -12,10 +12,7 @@ use crate::template::{self, Template};
 use super::decide::Action;
 use super::error::ReconcileError;
 
-/// The annotation a human (or `canary-gate promote|abort|retry`) sets on a Rollout. Its value is
-/// `promote`, `promote-full`, `abort`, `retry` or `undo`, optionally followed by `@` and anything unique
-/// (so the same action can be asked twice); the controller acts once per distinct value.
-pub const ACTION_ANNOTATION: &str = "canarygate.dev/action";
+pub use crate::rollout::ACTION_ANNOTATION;
 
 /// A stable hash of a pod template (FNV-1a 64 over its JSON), as the revision name.
 pub fn revision(template: &PodTemplateSpec) -> String {
@@ -42,19 +39,7 @@ pub fn action(
     if handled == Some(value.as_str()) {
         return Ok(None);
     }
-    let verb = value.split('@').next().unwrap_or_default();
-    let action = match verb {
-        "promote" => Action::Promote,
-        "promote-full" => Action::PromoteFull,
-        "abort" => Action::Abort,
-        "retry" => Action::Retry,
-        "undo" => Action::Undo,
-        other => {
-            return Err(ReconcileError::InvalidAction(format!(
-                "annotation {ACTION_ANNOTATION}={other:?}: use promote, promote-full, abort, retry or undo"
-            )));
-        }
-    };
+    let action = Action::parse(value).map_err(|e| ReconcileError::InvalidAction(e.to_string()))?;
     Ok(Some((action, value.clone())))
 }
 

@@ -8,6 +8,9 @@
 
 use serde::{Deserialize, Serialize};
 
+mod action;
+pub use action::{ACTION_ANNOTATION, Action, UnknownAction};
+
 use crate::analysis::{Decision, StepContext};
 
 /// One step: a canary weight held for a pause.
