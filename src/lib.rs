@@ -22,4 +22,5 @@ pub mod replay;
 pub mod rollout;
 pub mod simulation;
 pub mod template;
+pub mod time;
 pub mod traffic;

@@ -335,9 +335,8 @@ fn step_label_short(step: i32, weight: Option<i32>) -> String {
 
 /// RFC 3339 (as the status writes it) → epoch milliseconds.
 fn epoch_ms(text: &str) -> Option<i64> {
-    let t = humantime::parse_rfc3339_weak(text).ok()?;
-    let since = t.duration_since(std::time::UNIX_EPOCH).ok()?;
-    i64::try_from(since.as_millis()).ok()
+    let seconds = crate::time::parse_rfc3339(text)?;
+    Some((seconds * 1000.0).round() as i64)
 }
 
 /// Milliseconds as a Go-style duration in whole seconds: `45s`, `5m0s`, `1h2m3s`.

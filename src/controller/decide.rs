@@ -1013,19 +1013,7 @@ fn note(reason: &'static str, message: String, warning: bool) -> Note {
     }
 }
 
-/// Unix seconds as RFC 3339 (whole seconds, UTC).
-pub fn rfc3339(t: f64) -> String {
-    let st = std::time::UNIX_EPOCH + std::time::Duration::from_secs(t.max(0.0) as u64);
-    humantime::format_rfc3339_seconds(st).to_string()
-}
-
-/// RFC 3339 as unix seconds.
-pub fn parse_rfc3339(text: &str) -> Option<f64> {
-    humantime::parse_rfc3339_weak(text)
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map(|d| d.as_secs_f64())
-}
+pub use crate::time::{parse_rfc3339, rfc3339};
 
 mod conditions;
 mod pods;

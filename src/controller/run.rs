@@ -407,11 +407,7 @@ fn using_template(
         .collect()
 }
 
-fn now() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
-}
+use crate::time::now;
 
 async fn reconcile_guarded(
     guard: Arc<DeserializeGuard<Rollout>>,

@@ -188,11 +188,7 @@ impl GateState {
     }
 }
 
-fn now() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
-}
+use crate::time::now;
 
 /// The HTTP routes.
 pub fn router(state: Arc<GateState>) -> Router {
@@ -293,15 +289,11 @@ fn parse_time(field: &str, t: &TimeValue) -> Result<f64, Failure> {
     match t {
         TimeValue::Seconds(s) if s.is_finite() => Ok(*s),
         TimeValue::Seconds(s) => Err(unprocessable(format!("{field}: {s} is not a time"))),
-        TimeValue::Text(text) => humantime::parse_rfc3339_weak(text)
-            .ok()
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map(|d| d.as_secs_f64())
-            .ok_or_else(|| {
-                unprocessable(format!(
-                    "{field}: {text:?} is not unix seconds or RFC 3339 (2026-11-23T10:00:00Z)"
-                ))
-            }),
+        TimeValue::Text(text) => crate::time::parse_rfc3339(text).ok_or_else(|| {
+            unprocessable(format!(
+                "{field}: {text:?} is not unix seconds or RFC 3339 (2026-11-23T10:00:00Z)"
+            ))
+        }),
     }
 }
 
