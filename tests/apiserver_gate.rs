@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use support::PrometheusServer;
 use support::apiserver::ApiServer;
-use support::history::{GENERIC_HTTP, Plan, openmetrics};
+use support::history::regression_hour;
 
 const BIN: &str = env!("CARGO_BIN_EXE_canary-gate");
 /// 2025-11-23T00:00:00Z.
@@ -43,16 +43,7 @@ impl Drop for Controller {
     }
 }
 
-async fn post(url: &str, body: &Value) -> (u16, Value) {
-    let r = reqwest::Client::new()
-        .post(url)
-        .json(body)
-        .send()
-        .await
-        .expect("the gate answers");
-    let status = r.status().as_u16();
-    (status, r.json().await.expect("a JSON body"))
-}
+use support::post_json as post;
 
 #[tokio::test]
 async fn deploy_serves_the_judge_with_the_clusters_templates_at_the_documented_url() {
@@ -108,17 +99,8 @@ async fn deploy_serves_the_judge_with_the_clusters_templates_at_the_documented_u
         ],
     );
 
-    let plan = Plan {
-        t0: T0,
-        end: T0 + 3600,
-        step: 15,
-        break_at: BREAK,
-        rps: 100.0,
-        weight: 10.0,
-        error_add: 0.05,
-    };
     let prometheus = PrometheusServer::builder()
-        .backfill(format!("{}# EOF\n", openmetrics(&GENERIC_HTTP, &plan, 7)))
+        .backfill(regression_hour(T0, 7))
         .start()
         .await;
     let port = support::free_port();

@@ -8,9 +8,9 @@ use std::sync::Arc;
 
 use canary_gate::gate::{GateState, JudgeResponse, router};
 use canary_gate::metrics::prometheus::{Prometheus, PrometheusConfig};
-use serde_json::{Value, json};
+use serde_json::json;
 use support::PrometheusServer;
-use support::history::{GENERIC_HTTP, Plan, openmetrics};
+use support::history::regression_hour;
 
 /// 2025-11-23T00:00:00Z.
 const T0: u64 = 1_763_856_000;
@@ -21,16 +21,7 @@ const TEMPLATE: &str = concat!(
 );
 
 fn history() -> String {
-    let plan = Plan {
-        t0: T0,
-        end: T0 + 3600,
-        step: 15,
-        break_at: BREAK,
-        rps: 100.0,
-        weight: 10.0,
-        error_add: 0.05,
-    };
-    format!("{}# EOF\n", openmetrics(&GENERIC_HTTP, &plan, 7))
+    regression_hour(T0, 7)
 }
 
 /// Serves the gate on a free loopback port; "now" is `clock`.
@@ -45,16 +36,7 @@ async fn gate(prometheus_url: &str, clock: fn() -> f64) -> String {
     url
 }
 
-async fn post(url: &str, body: &Value) -> (u16, Value) {
-    let r = reqwest::Client::new()
-        .post(url)
-        .json(body)
-        .send()
-        .await
-        .expect("gate answers");
-    let status = r.status().as_u16();
-    (status, r.json().await.expect("JSON body"))
-}
+use support::post_json as post;
 
 #[tokio::test]
 async fn the_judge_endpoint_passes_a_clean_window_and_fails_the_regression() {

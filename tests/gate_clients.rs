@@ -25,7 +25,7 @@ use canary_gate::gate::{GateState, router};
 use canary_gate::metrics::prometheus::{Prometheus, PrometheusConfig};
 use serde_json::{Value, json};
 use support::PrometheusServer;
-use support::history::{GENERIC_HTTP, Plan, openmetrics};
+use support::history::regression_hour;
 
 /// 2025-11-23T00:00:00Z.
 const T0: u64 = 1_763_856_000;
@@ -192,16 +192,7 @@ async fn flagger_call(url: &str, service: &str, checksum: &str) -> (bool, u16) {
 }
 
 fn history() -> String {
-    let plan = Plan {
-        t0: T0,
-        end: T0 + 3600,
-        step: 15,
-        break_at: BREAK,
-        rps: 100.0,
-        weight: 10.0,
-        error_add: 0.05,
-    };
-    format!("{}# EOF\n", openmetrics(&GENERIC_HTTP, &plan, 11))
+    regression_hour(T0, 11)
 }
 
 // One test: the clock is shared by the gate and both clients.

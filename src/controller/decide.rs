@@ -359,7 +359,20 @@ fn decide_phase(
             )));
             return outcome;
         }
-        (Some(Action::Undo), RolloutPhase::Aborted | RolloutPhase::RolledBack) => {
+        (Some(Action::Undo), phase) if phase != RolloutPhase::Degraded => {
+            // A live rollout stops first (all traffic on stable); an aborted or rolled-back one
+            // already has it there. Either way the Deployment goes back to the stable template.
+            if !matches!(phase, RolloutPhase::Aborted | RolloutPhase::RolledBack) {
+                next.canary_weight = Some(0);
+                next.waiting_since = None;
+                set_phase(
+                    &mut next,
+                    RolloutPhase::Aborted,
+                    format!(
+                        "undone by a human: all traffic on stable, the Deployment goes back to revision {stable}"
+                    ),
+                );
+            }
             notes.push(note(
                 "RolloutUndone",
                 format!(
@@ -413,34 +426,6 @@ fn decide_phase(
                 ),
             )));
             action = None;
-        }
-        (Some(Action::Undo), _) => {
-            next.canary_weight = Some(0);
-            next.waiting_since = None;
-            set_phase(
-                &mut next,
-                RolloutPhase::Aborted,
-                format!(
-                    "undone by a human: all traffic on stable, the Deployment goes back to revision {stable}"
-                ),
-            );
-            notes.push(note(
-                "RolloutUndone",
-                format!(
-                    "revision {} undone; reverting the Deployment to {stable}",
-                    observed.revision
-                ),
-                true,
-            ));
-            return Outcome {
-                status: next,
-                notes,
-                requeue_after: None,
-                revert_to: Some(stable.clone()),
-                action_result: Some(Ok(format!(
-                    "undo: the Deployment goes back to stable revision {stable}"
-                ))),
-            };
         }
         (Some(Action::Abort), _) => {
             next.canary_weight = Some(0);

@@ -140,3 +140,19 @@ pub fn openmetrics(shape: &Shape, plan: &Plan, seed: u64) -> String {
     .unwrap();
     out
 }
+
+/// The gate tests' hour: generic-HTTP metrics from `t0` every 15 s, 100 requests per second with
+/// 10 % on the canary, whose error rate jumps by 5 points half-way (`t0 + 30 min`); complete
+/// OpenMetrics (with `# EOF`).
+pub fn regression_hour(t0: u64, seed: u64) -> String {
+    let plan = Plan {
+        t0,
+        end: t0 + 3600,
+        step: 15,
+        break_at: t0 + 30 * 60,
+        rps: 100.0,
+        weight: 10.0,
+        error_add: 0.05,
+    };
+    format!("{}# EOF\n", openmetrics(&GENERIC_HTTP, &plan, seed))
+}
