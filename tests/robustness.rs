@@ -60,27 +60,32 @@ proptest! {
         intervals in prop::collection::vec((weird(), weird(), weird(), weird()), 1..12),
         buckets in prop::collection::vec(weird(), 4),
     ) {
+        // Broken counts are no data: the judge given them decides exactly as a judge told
+        // "missing" for that metric, and the interval that brings them never promotes (unless a
+        // promotion on earlier, sound intervals is repeated).
         let template = canary_gate::template::parse(TEMPLATE, "t.yaml").unwrap();
         let mut judge = Judge::new(template.judge.clone());
-        let mut broken = false;
-        // A decision the judge reached on sound counts before any broken ones stays; what must
-        // never happen is a promotion that broken counts could have contributed to.
-        let mut ended_before_broken = false;
+        let mut told_missing = Judge::new(template.judge.clone());
+        let mut promoted_before = false;
         for (i, (se, st, ce, ct)) in intervals.iter().enumerate() {
-            broken |= ![se, st, ce, ct].iter().all(|v| v.is_finite() && **v >= 0.0);
+            let counts_broken = ![se, st, ce, ct].iter().all(|v| v.is_finite() && **v >= 0.0);
+            let buckets_broken = !buckets.iter().all(|b| b.is_finite() && *b >= 0.0);
             let hist = |scale: f64| Histogram::new(vec![0.1, 0.5, 1.0], buckets.iter().map(|b| b * scale).collect(), 0.0);
-            broken |= !buckets.iter().all(|b| b.is_finite() && *b >= 0.0);
             let latency = match (hist(1.0), hist(0.1)) {
                 (Ok(stable), Ok(canary)) => MetricSample::Histogram { stable, canary },
                 _ => MetricSample::Missing("bad histogram".into()),
             };
-            let samples = [MetricSample::Counts { stable: Counts::new(*se, *st), canary: Counts::new(*ce, *ct) }, latency];
+            prop_assert!(!buckets_broken || matches!(latency, MetricSample::Missing(_)), "a broken histogram was accepted");
+            let rate = MetricSample::Counts { stable: Counts::new(*se, *st), canary: Counts::new(*ce, *ct) };
+            let missing_rate = if counts_broken { MetricSample::Missing("broken".into()) } else { rate.clone() };
             let ctx = StepContext { t: i as f64 * 60.0, step: 0, weight: 10.0, step_complete: true, last_step: true };
-            let j = judge.observe(ctx, &samples).unwrap();
-            if broken && !ended_before_broken {
+            let j = judge.observe(ctx, &[rate, latency.clone()]).unwrap();
+            let m = told_missing.observe(ctx, &[missing_rate, latency]).unwrap();
+            prop_assert_eq!(j.decision, m.decision, "broken counts judged unlike missing ones: {:?} vs {:?}", j.reason, m.reason);
+            if counts_broken && !promoted_before {
                 prop_assert_ne!(j.decision, Decision::Promote, "promoted on broken counts: {:?}", j.reason);
             }
-            ended_before_broken |= !broken && matches!(j.decision, Decision::Promote | Decision::Rollback);
+            promoted_before |= j.decision == Decision::Promote;
         }
     }
 }
