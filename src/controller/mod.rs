@@ -10,6 +10,7 @@ pub mod decide;
 pub mod error;
 pub mod events;
 pub mod judge_memory;
+pub mod kube_requests;
 pub mod leader;
 pub mod observe;
 pub mod reconcile;

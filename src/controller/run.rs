@@ -19,7 +19,7 @@ use kube::runtime::controller::{Action as Requeue, Controller};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::utils::{Backoff, ResetTimerBackoff};
 use kube::runtime::{WatchStreamExt, reflector, watcher};
-use kube::{Client, Resource, ResourceExt};
+use kube::{Resource, ResourceExt};
 use prometheus_client::registry::Registry;
 
 use crate::annotations::{AnnotationMetrics, AnnotationSink, Grafana, GrafanaConfig};
@@ -29,6 +29,7 @@ use crate::metrics::prometheus::Prometheus;
 use super::analyze::PrometheusWindows;
 use super::error::ReconcileError;
 use super::events::EventWriter;
+use super::kube_requests::KubeRequests;
 use super::leader::LeaseLock;
 use super::reconcile::{Context, reconcile};
 use super::target_index::TargetIndex;
@@ -146,9 +147,17 @@ struct RunContext {
 /// # Errors
 /// See [`RunError`].
 pub async fn run(config: ControllerConfig) -> Result<(), RunError> {
-    let client = Client::try_default().await.map_err(RunError::Client)?;
     let mut registry = Registry::default();
     let telemetry = ControllerMetrics::register(&mut registry);
+    // Every request the controller sends is counted by verb and resource.
+    let requests = KubeRequests::register(&mut registry);
+    let kube_config = kube::Config::infer()
+        .await
+        .map_err(|e| RunError::Client(kube::Error::InferConfig(e)))?;
+    let client = kube::client::ClientBuilder::try_from(kube_config)
+        .map_err(RunError::Client)?
+        .with_layer(&requests)
+        .build();
     let annotations = match config.grafana.clone() {
         Some(grafana) => {
             let grafana = Grafana::new(grafana).map_err(RunError::Grafana)?;
