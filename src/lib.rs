@@ -6,7 +6,7 @@
 //! [`simulation`] generates seeded synthetic canaries for calibration and benchmarks; [`replay`]
 //! judges a recorded stream line by line; [`rollout`] is the pure step machine; [`traffic`] says
 //! what the workloads and traffic routers must hold for a split; [`controller`] runs it all in a
-//! cluster.
+//! cluster, reporting to Grafana ([`annotations`]) through [`delivery`].
 
 pub mod advise;
 pub mod analysis;
@@ -14,6 +14,8 @@ pub mod analyze;
 pub mod annotations;
 pub mod controller;
 pub mod crd;
+pub mod decision_record;
+pub mod delivery;
 pub mod demo;
 pub mod gate;
 pub mod metrics;
