@@ -185,7 +185,8 @@ impl Poster {
             } else {
                 Err(DeliveryError::Status {
                     status: status.as_u16(),
-                    body: self.scrub(&excerpt(&answer)),
+                    // Scrubbed before it is cut, so no part of a secret survives the cut.
+                    body: excerpt(self.scrub(&String::from_utf8_lossy(&answer)).as_bytes()),
                     retry_after: retry_after
                         .filter(|_| status.as_u16() == 429 || status.is_server_error()),
                 })
