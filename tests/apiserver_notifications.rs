@@ -7,23 +7,18 @@
 
 mod support;
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::Router;
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::HeaderMap;
 use canary_gate::controller::reconcile::{Context, reconcile};
-use canary_gate::crd::analysis_template::AnalysisTemplateBody;
+use canary_gate::crd::Rollout;
 use canary_gate::crd::rollout::RolloutPhase;
-use canary_gate::crd::{AnalysisTemplate, Rollout};
 use canary_gate::notify::{NotificationMetrics, Notifier, NotifyConfig, SigningKey};
-use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::{Api, PostParams};
 use serde_json::{Value, json};
-use support::apiserver::{ApiServer, create_namespace, deployment, install_crds, pods_available};
+use support::apiserver::{pods_available, set_image, with_web};
+use support::fake_http::{self, Answer, FakeHttp};
 use support::scripted::Scripted;
 
 const NS: &str = "notify-test";
@@ -35,39 +30,25 @@ fn now() -> f64 {
     NOW.load(Ordering::SeqCst) as f64
 }
 
-/// What a stand-in received: headers and raw body, in order.
-type Inbox = Arc<Mutex<Vec<(HeaderMap, Bytes)>>>;
-
-async fn keep(State(inbox): State<Inbox>, headers: HeaderMap, body: Bytes) -> &'static str {
-    inbox.lock().unwrap().push((headers, body));
-    "ok"
+/// A stand-in that answers 200 to everything.
+async fn stand_in() -> FakeHttp {
+    fake_http::serve(|_| Answer::text(200, "text/plain", "ok")).await
 }
 
-/// A stand-in that answers 200 to everything; its URL and inbox.
-async fn stand_in() -> (String, Inbox) {
-    let inbox = Inbox::default();
-    let app = Router::new().fallback(keep).with_state(inbox.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    (url, inbox)
-}
-
-fn bodies(inbox: &Inbox) -> Vec<Value> {
-    inbox
+fn bodies(stand: &FakeHttp) -> Vec<Value> {
+    stand
+        .received
         .lock()
         .unwrap()
         .iter()
-        .map(|(_, b)| serde_json::from_slice(b).unwrap())
+        .map(|r| serde_json::from_str(&r.body).unwrap())
         .collect()
 }
 
-/// Waits until `inbox` holds `n` requests.
-async fn received(inbox: &Inbox, n: usize) {
+/// Waits until `stand` received `n` requests.
+async fn received(stand: &FakeHttp, n: usize) {
     let deadline = Instant::now() + Duration::from_secs(5);
-    while inbox.lock().unwrap().len() < n {
+    while stand.received.lock().unwrap().len() < n {
         assert!(Instant::now() < deadline, "{n} requests never came");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
@@ -76,8 +57,9 @@ async fn received(inbox: &Inbox, n: usize) {
 #[tokio::test]
 async fn a_rollback_through_the_reconcile_posts_its_evidence_to_the_sinks() {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let (hook_url, hook) = stand_in().await;
-    let (slack_url, slack) = stand_in().await;
+    let hook = stand_in().await;
+    let slack = stand_in().await;
+    let (hook_url, slack_url) = (&hook.url, &slack.url);
     let config = NotifyConfig::parse(
         &format!(
             "sinks:\n\
@@ -89,30 +71,7 @@ async fn a_rollback_through_the_reconcile_posts_its_evidence_to_the_sinks() {
     .unwrap();
     let metrics = NotificationMetrics::default();
 
-    let server = ApiServer::start();
-    let client = server.client().await;
-    install_crds(&client).await;
-    create_namespace(&client, NS).await;
-    let template = canary_gate::template::load(std::path::Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/analysis-templates/generic-http.yaml"
-    )))
-    .unwrap();
-    Api::<AnalysisTemplate>::namespaced(client.clone(), NS)
-        .create(
-            &PostParams::default(),
-            &AnalysisTemplate::new(
-                "generic-http",
-                AnalysisTemplateBody(template.file.spec.clone()),
-            ),
-        )
-        .await
-        .unwrap();
-    let deployments: Api<Deployment> = Api::namespaced(client.clone(), NS);
-    deployments
-        .create(&PostParams::default(), &deployment("web:1"))
-        .await
-        .unwrap();
+    let (_server, client) = with_web(NS).await;
     let rollouts: Api<Rollout> = Api::namespaced(client.clone(), NS);
     let rollout: Rollout = serde_json::from_value(json!({
         "apiVersion": "canarygate.dev/v1alpha1", "kind": "Rollout", "metadata": {"name": "web"},
@@ -163,14 +122,7 @@ async fn a_rollback_through_the_reconcile_posts_its_evidence_to_the_sinks() {
     );
 
     // A new image: started (its weight waits for the canary's pods).
-    deployments
-        .replace("web", &PostParams::default(), &{
-            let mut d = deployments.get("web").await.unwrap();
-            d.spec.as_mut().unwrap().template = deployment("web:2").spec.unwrap().template;
-            d
-        })
-        .await
-        .unwrap();
+    set_image(&client, NS, "web:2").await;
     step().await;
     received(&hook, 1).await;
     pods_available(&client, NS, "web-stable", None, json!([])).await;
@@ -247,15 +199,15 @@ async fn a_rollback_through_the_reconcile_posts_its_evidence_to_the_sinks() {
     assert!(failing["eValue"].as_f64().unwrap() >= failing["failAt"].as_f64().unwrap());
     assert!(failing["interval"][0].as_f64().unwrap() > 1.0, "{failing}");
     // Each delivery is signed over its exact body.
-    for (headers, body) in hook.lock().unwrap().iter() {
-        let ts: u64 = headers["x-canary-gate-timestamp"]
-            .to_str()
+    for r in hook.received.lock().unwrap().iter() {
+        let ts: u64 = r
+            .header("x-canary-gate-timestamp")
             .unwrap()
             .parse()
             .unwrap();
         assert_eq!(
-            headers["x-canary-gate-signature"].to_str().unwrap(),
-            SigningKey::new(KEY).sign(ts, body)
+            r.header("x-canary-gate-signature").unwrap(),
+            SigningKey::new(KEY).sign(ts, r.body.as_bytes())
         );
     }
 

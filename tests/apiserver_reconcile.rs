@@ -7,15 +7,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use canary_gate::controller::reconcile::{Context, reconcile};
-use canary_gate::crd::analysis_template::AnalysisTemplateBody;
+use canary_gate::crd::Rollout;
 use canary_gate::crd::rollout::RolloutPhase;
-use canary_gate::crd::{AnalysisTemplate, Rollout};
-use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::events::v1::Event;
 use kube::Resource;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
-use support::apiserver::{ApiServer, create_namespace, deployment, install_crds, pods_available};
+use support::apiserver::{pods_available, set_image, with_web};
 use support::scripted::Scripted;
 
 const NS: &str = "reconcile-test";
@@ -33,30 +31,7 @@ async fn status_of(api: &Api<Rollout>, name: &str) -> canary_gate::crd::RolloutS
 #[tokio::test]
 async fn reconciles_drive_a_rollout_through_its_steps_on_a_real_api_server() {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let server = ApiServer::start();
-    let client = server.client().await;
-    install_crds(&client).await;
-    create_namespace(&client, NS).await;
-    let template = canary_gate::template::load(std::path::Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/analysis-templates/generic-http.yaml"
-    )))
-    .unwrap();
-    Api::<AnalysisTemplate>::namespaced(client.clone(), NS)
-        .create(
-            &PostParams::default(),
-            &AnalysisTemplate::new(
-                "generic-http",
-                AnalysisTemplateBody(template.file.spec.clone()),
-            ),
-        )
-        .await
-        .unwrap();
-    let deployments: Api<Deployment> = Api::namespaced(client.clone(), NS);
-    deployments
-        .create(&PostParams::default(), &deployment("web:1"))
-        .await
-        .unwrap();
+    let (_server, client) = with_web(NS).await;
     let rollouts: Api<Rollout> = Api::namespaced(client.clone(), NS);
     let rollout: Rollout = serde_json::from_value(json!({
         "apiVersion": "canarygate.dev/v1alpha1", "kind": "Rollout", "metadata": {"name": "web"},
@@ -88,14 +63,7 @@ async fn reconciles_drive_a_rollout_through_its_steps_on_a_real_api_server() {
     let stable = s.stable_revision.clone().expect("stable revision");
 
     // 2. A new image starts the rollout at step 0, 10 %.
-    deployments
-        .replace("web", &PostParams::default(), &{
-            let mut d = deployments.get("web").await.unwrap();
-            d.spec.as_mut().unwrap().template = deployment("web:2").spec.unwrap().template;
-            d
-        })
-        .await
-        .unwrap();
+    set_image(&client, NS, "web:2").await;
     step("web").await;
     let s = status_of(&rollouts, "web").await;
     // The canary has no pod yet: step 0's 10 % waits for it, no traffic moves.

@@ -1,5 +1,5 @@
 //! Notifications over real HTTP: recording stand-ins for a generic webhook, Slack and Teams
-//! (axum on 127.0.0.1) receive what the notifier posts for a rollback — exact bodies and
+//! (tests/support/fake_http on 127.0.0.1) receive what the notifier posts for a rollback — exact bodies and
 //! headers, the webhook's HMAC checked by two independent computations (RFC 2104 by hand over
 //! SHA-256, and the `openssl` command the README shows); retries on 500 and 429 (waiting as
 //! `Retry-After` asks), none on 400; a hanging sink times out without holding up another sink;
@@ -9,17 +9,16 @@ use std::io::Write as _;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use axum::Router;
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, Uri};
-use axum::response::IntoResponse;
 use canary_gate::crd::Rollout;
 use canary_gate::crd::rollout::{DecisionRecord, MetricRecord, RolloutPhase, RolloutStatus};
 use canary_gate::notify::{NotificationMetrics, Notifier, NotifyConfig};
 use canary_gate::rollout::{Step, StepPlan};
 use prometheus_client::registry::Registry;
 use serde_json::{Value, json};
+
+mod support;
+
+use support::fake_http::{self, Answer, FakeHttp, Received};
 
 const KEY: &str = "whsec-0123456789abcdef-LOOPBACK";
 /// The part of the Slack and Teams URLs that is their credential.
@@ -46,91 +45,63 @@ fn reply(status: u16, body: &str) -> Reply {
     }
 }
 
-/// A request a stand-in received.
-#[derive(Debug, Clone)]
-struct Received {
-    at: Instant,
-    path: String,
-    query: Option<String>,
-    headers: HeaderMap,
-    body: Bytes,
-}
-
-impl Received {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).expect("a JSON body")
-    }
-}
-
-#[derive(Clone)]
+/// A stand-in: what it received, and when.
 struct Stand {
-    /// Answers in order; the last one repeats.
-    script: Arc<Mutex<Vec<Reply>>>,
-    received: Arc<Mutex<Vec<Received>>>,
+    http: FakeHttp,
+    times: Arc<Mutex<Vec<Instant>>>,
 }
 
 impl Stand {
     fn received(&self) -> Vec<Received> {
-        self.received.lock().expect("lock").clone()
+        self.http.received.lock().expect("lock").clone()
     }
 
     fn count(&self) -> usize {
-        self.received.lock().expect("lock").len()
+        self.http.received.lock().expect("lock").len()
+    }
+
+    fn times(&self) -> Vec<Instant> {
+        self.times.lock().expect("lock").clone()
     }
 }
 
-async fn record(
-    State(stand): State<Stand>,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> impl IntoResponse {
-    stand.received.lock().expect("lock").push(Received {
-        at: Instant::now(),
-        path: uri.path().to_string(),
-        query: uri.query().map(str::to_string),
-        headers,
-        body,
-    });
-    let r = {
-        let mut script = stand.script.lock().expect("lock");
-        if script.len() > 1 {
-            script.remove(0)
-        } else {
-            script[0].clone()
-        }
-    };
-    tokio::time::sleep(r.delay).await;
-    // A verbose proxy: the body echoes the path it was asked for.
-    let body = r.body.replace("{path}", uri.path());
-    let mut response = (StatusCode::from_u16(r.status).expect("a status"), body).into_response();
-    for (name, value) in r.headers {
-        response
-            .headers_mut()
-            .insert(name, value.parse().expect("a header value"));
-    }
-    response
+fn json_of(r: &Received) -> Value {
+    serde_json::from_str(&r.body).expect("a JSON body")
 }
 
-/// Starts a stand-in answering `script`; returns its base URL.
+/// Starts a stand-in (support::fake_http on 127.0.0.1) answering `script` in order, the last
+/// answer repeating; `{path}` in a body is the request's path (a verbose proxy echoing it).
+/// Returns its base URL.
 async fn stand_in(script: Vec<Reply>) -> (String, Stand) {
-    let stand = Stand {
-        script: Arc::new(Mutex::new(script)),
-        received: Arc::default(),
-    };
-    let app = Router::new().fallback(record).with_state(stand.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind 127.0.0.1:0");
-    let addr = listener.local_addr().expect("local address");
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    (format!("http://{addr}"), stand)
+    let script = Mutex::new(script);
+    let times = Arc::new(Mutex::new(Vec::new()));
+    let at = times.clone();
+    let http = fake_http::serve(move |request: &Received| {
+        at.lock().expect("lock").push(Instant::now());
+        let r = {
+            let mut script = script.lock().expect("lock");
+            if script.len() > 1 {
+                script.remove(0)
+            } else {
+                script[0].clone()
+            }
+        };
+        Answer {
+            delay: r.delay,
+            headers: r
+                .headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect(),
+            ..Answer::text(
+                r.status,
+                "text/plain",
+                r.body.replace("{path}", request.path()),
+            )
+        }
+    })
+    .await;
+    (http.url.clone(), Stand { http, times })
 }
 
 /// Waits until `done` holds, or fails after `within`.
@@ -393,11 +364,11 @@ async fn a_rollback_posts_these_exact_requests_to_each_kind_of_sink() {
     let got = hook.received();
     assert_eq!(got.len(), 1);
     let r = &got[0];
-    assert_eq!(r.path, "/hooks/canary-gate");
+    assert_eq!(r.path(), "/hooks/canary-gate");
     assert_eq!(r.header("content-type"), Some("application/json"));
     assert_eq!(r.header("user-agent"), Some("canary-gate/0.1.0"));
     assert_eq!(r.header("x-canary-gate-event"), Some("rolledBack"));
-    let body = r.json();
+    let body = json_of(r);
     let id = body["id"].as_str().expect("an id").to_string();
     assert_eq!(r.header("x-canary-gate-delivery"), Some(id.as_str()));
     assert_eq!(id.len(), 32);
@@ -436,7 +407,7 @@ async fn a_rollback_posts_these_exact_requests_to_each_kind_of_sink() {
         .as_secs();
     let ts: u64 = timestamp.parse().expect("unix seconds");
     assert!(now.abs_diff(ts) <= 5, "timestamp {ts}, now {now}");
-    let signed = [timestamp.as_bytes(), b".", &r.body].concat();
+    let signed = [timestamp.as_bytes(), b".", r.body.as_bytes()].concat();
     let signature = r.header("x-canary-gate-signature").expect("a signature");
     assert_eq!(
         signature,
@@ -451,11 +422,11 @@ async fn a_rollback_posts_these_exact_requests_to_each_kind_of_sink() {
     let got = slack.received();
     assert_eq!(got.len(), 1);
     let r = &got[0];
-    assert_eq!(r.path, format!("/services/{SLACK_SECRET}"));
+    assert_eq!(r.path(), format!("/services/{SLACK_SECRET}"));
     assert_eq!(r.header("content-type"), Some("application/json"));
     assert_eq!(r.header("x-canary-gate-signature"), None);
     assert_eq!(
-        r.json(),
+        json_of(r),
         json!({
             "text": "shop/web: rolled back revision rev-b: error-rate fails: e=31.25 &gt;= 20",
             "blocks": [
@@ -482,13 +453,13 @@ async fn a_rollback_posts_these_exact_requests_to_each_kind_of_sink() {
     let got = teams.received();
     assert_eq!(got.len(), 1);
     let r = &got[0];
-    assert_eq!(r.path, "/workflows/run");
+    assert_eq!(r.path(), "/workflows/run");
     assert_eq!(
-        r.query.as_deref(),
+        r.query(),
         Some(format!("api-version=1&{TEAMS_SECRET}").as_str())
     );
     assert_eq!(
-        r.json(),
+        json_of(r),
         json!({
             "type": "message",
             "attachments": [{
@@ -543,7 +514,7 @@ async fn a_rollback_posts_these_exact_requests_to_each_kind_of_sink() {
     .await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!((slack.count(), teams.count()), (1, 1));
-    assert_eq!(hook.received()[1].json()["event"], "promoted");
+    assert_eq!(json_of(&hook.received()[1])["event"], "promoted");
 
     let mut exposition = String::new();
     prometheus_client::encoding::text::encode(&mut exposition, &registry).expect("encode");
@@ -592,11 +563,12 @@ async fn a_500_and_a_429_are_retried_as_retry_after_asks_and_a_400_is_not() {
     let got = flaky.received();
     assert_eq!(got.len(), 3, "500, 429, then 200");
     // The backoff after the 500, then the second Retry-After asked for.
-    assert!(got[1].at - got[0].at >= Duration::from_millis(50));
+    let at = flaky.times();
+    assert!(at[1] - at[0] >= Duration::from_millis(50));
     assert!(
-        got[2].at - got[1].at >= Duration::from_secs(1),
+        at[2] - at[1] >= Duration::from_secs(1),
         "{:?}",
-        got[2].at - got[1].at
+        at[2] - at[1]
     );
     // Every attempt carries the same delivery id, and the same body.
     let ids: Vec<_> = got
