@@ -6,7 +6,8 @@
 //! [`simulation`] generates seeded synthetic canaries for calibration and benchmarks; [`replay`]
 //! judges a recorded stream line by line; [`rollout`] is the pure step machine; [`traffic`] says
 //! what the workloads and traffic routers must hold for a split; [`controller`] runs it all in a
-//! cluster.
+//! cluster, reporting to Grafana ([`annotations`]) and to webhooks, Slack and Teams ([`notify`])
+//! through [`delivery`].
 
 pub mod advise;
 pub mod analysis;
@@ -14,9 +15,12 @@ pub mod analyze;
 pub mod annotations;
 pub mod controller;
 pub mod crd;
+pub mod decision_record;
+pub mod delivery;
 pub mod demo;
 pub mod gate;
 pub mod metrics;
+pub mod notify;
 pub mod operator;
 pub mod replay;
 pub mod rollout;

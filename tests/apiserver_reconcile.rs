@@ -3,89 +3,25 @@
 
 mod support;
 
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
-use canary_gate::analysis::{Counts, Histogram, MetricKind, MetricSample};
-use canary_gate::controller::analyze::MetricWindows;
 use canary_gate::controller::reconcile::{Context, reconcile};
-use canary_gate::crd::analysis_template::AnalysisTemplateBody;
+use canary_gate::crd::Rollout;
 use canary_gate::crd::rollout::RolloutPhase;
-use canary_gate::crd::{AnalysisTemplate, Rollout};
-use canary_gate::metrics::prometheus_source::{SourceError, WindowInterval};
-use canary_gate::simulation::DEFAULT_BUCKETS;
-use canary_gate::template::Template;
-use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::events::v1::Event;
 use kube::Resource;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
-use support::apiserver::{ApiServer, create_namespace, deployment, install_crds, pods_available};
+use support::apiserver::{pods_available, set_image, with_web};
+use support::scripted::Scripted;
 
 const NS: &str = "reconcile-test";
 const T0: u64 = 1_763_856_000;
 static NOW: AtomicU64 = AtomicU64::new(T0);
-static FAILING: AtomicBool = AtomicBool::new(false);
-/// Every window asked for, `(from, to)`.
-static WINDOWS: Mutex<Vec<(f64, f64)>> = Mutex::new(Vec::new());
 
 fn now() -> f64 {
     NOW.load(Ordering::SeqCst) as f64
-}
-
-/// Scripted observations: every minute 900 stable and 100 canary requests; the canary fails
-/// 20 % of them while FAILING is set.
-struct Scripted;
-
-impl MetricWindows for Scripted {
-    fn window<'a>(
-        &'a self,
-        template: &'a Template,
-        _args: &'a [(String, String)],
-        from: f64,
-        to: f64,
-    ) -> Pin<Box<dyn Future<Output = Result<Vec<WindowInterval>, SourceError>> + Send + 'a>> {
-        let failing = FAILING.load(Ordering::SeqCst);
-        WINDOWS.lock().unwrap().push((from, to));
-        Box::pin(async move {
-            let mut out = Vec::new();
-            let mut t = from + 60.0;
-            let hist = |n: f64| {
-                let shape = [
-                    0.0, 0.01, 0.1, 0.35, 0.35, 0.15, 0.03, 0.01, 0.0, 0.0, 0.0, 0.0,
-                ];
-                Histogram::new(
-                    DEFAULT_BUCKETS.to_vec(),
-                    shape.iter().map(|p| p * n).collect(),
-                    0.0,
-                )
-                .unwrap()
-            };
-            while t <= to + 1e-9 {
-                let samples = template
-                    .judge
-                    .metrics
-                    .iter()
-                    .map(|m| match m.kind {
-                        MetricKind::ErrorRate => MetricSample::Counts {
-                            stable: Counts::new(1.0, 900.0),
-                            canary: Counts::new(if failing { 20.0 } else { 0.0 }, 100.0),
-                        },
-                        MetricKind::Latency => MetricSample::Histogram {
-                            stable: hist(900.0),
-                            canary: hist(100.0),
-                        },
-                        MetricKind::Value => MetricSample::Missing("not scripted".into()),
-                    })
-                    .collect();
-                out.push(WindowInterval { t, samples });
-                t += 60.0;
-            }
-            Ok(out)
-        })
-    }
 }
 
 async fn status_of(api: &Api<Rollout>, name: &str) -> canary_gate::crd::RolloutStatus {
@@ -95,30 +31,7 @@ async fn status_of(api: &Api<Rollout>, name: &str) -> canary_gate::crd::RolloutS
 #[tokio::test]
 async fn reconciles_drive_a_rollout_through_its_steps_on_a_real_api_server() {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let server = ApiServer::start();
-    let client = server.client().await;
-    install_crds(&client).await;
-    create_namespace(&client, NS).await;
-    let template = canary_gate::template::load(std::path::Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/analysis-templates/generic-http.yaml"
-    )))
-    .unwrap();
-    Api::<AnalysisTemplate>::namespaced(client.clone(), NS)
-        .create(
-            &PostParams::default(),
-            &AnalysisTemplate::new(
-                "generic-http",
-                AnalysisTemplateBody(template.file.spec.clone()),
-            ),
-        )
-        .await
-        .unwrap();
-    let deployments: Api<Deployment> = Api::namespaced(client.clone(), NS);
-    deployments
-        .create(&PostParams::default(), &deployment("web:1"))
-        .await
-        .unwrap();
+    let (_server, client) = with_web(NS).await;
     let rollouts: Api<Rollout> = Api::namespaced(client.clone(), NS);
     let rollout: Rollout = serde_json::from_value(json!({
         "apiVersion": "canarygate.dev/v1alpha1", "kind": "Rollout", "metadata": {"name": "web"},
@@ -132,7 +45,8 @@ async fn reconciles_drive_a_rollout_through_its_steps_on_a_real_api_server() {
         .await
         .unwrap();
 
-    let ctx = Arc::new(Context::new(client.clone(), Arc::new(Scripted), now));
+    let metrics = Arc::new(Scripted::default());
+    let ctx = Arc::new(Context::new(client.clone(), metrics.clone(), now));
     let step = |name: &'static str| {
         let (rollouts, ctx) = (rollouts.clone(), ctx.clone());
         async move {
@@ -149,14 +63,7 @@ async fn reconciles_drive_a_rollout_through_its_steps_on_a_real_api_server() {
     let stable = s.stable_revision.clone().expect("stable revision");
 
     // 2. A new image starts the rollout at step 0, 10 %.
-    deployments
-        .replace("web", &PostParams::default(), &{
-            let mut d = deployments.get("web").await.unwrap();
-            d.spec.as_mut().unwrap().template = deployment("web:2").spec.unwrap().template;
-            d
-        })
-        .await
-        .unwrap();
+    set_image(&client, NS, "web:2").await;
     step("web").await;
     let s = status_of(&rollouts, "web").await;
     // The canary has no pod yet: step 0's 10 % waits for it, no traffic moves.
@@ -189,12 +96,12 @@ async fn reconciles_drive_a_rollout_through_its_steps_on_a_real_api_server() {
     );
     assert_eq!(s.last_decision.as_deref(), Some("continue"));
     assert_eq!(
-        WINDOWS.lock().unwrap().last(),
-        Some(&((T0) as f64, (T0 + 120) as f64))
+        metrics.last_window(),
+        Some(((T0) as f64, (T0 + 120) as f64))
     );
 
     // 4. The canary starts failing: rolled back, with the evidence in the decision record.
-    FAILING.store(true, Ordering::SeqCst);
+    metrics.fail(true);
     NOW.store(T0 + 300, Ordering::SeqCst);
     step("web").await;
     let s = status_of(&rollouts, "web").await;
@@ -206,8 +113,8 @@ async fn reconciles_drive_a_rollout_through_its_steps_on_a_real_api_server() {
     );
     // Only the minutes since the last reconcile were read; the judge kept the rest.
     assert_eq!(
-        WINDOWS.lock().unwrap().last(),
-        Some(&((T0 + 120) as f64, (T0 + 300) as f64))
+        metrics.last_window(),
+        Some(((T0 + 120) as f64, (T0 + 300) as f64))
     );
     let last = s.decisions.last().expect("decision record");
     assert_eq!(last.decision, "rollback");
@@ -218,7 +125,7 @@ async fn reconciles_drive_a_rollout_through_its_steps_on_a_real_api_server() {
     );
 
     // 5. A human retries through the action annotation: step 0 again, acted on once.
-    FAILING.store(false, Ordering::SeqCst);
+    metrics.fail(false);
     rollouts
         .patch(
             "web",

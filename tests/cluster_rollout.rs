@@ -81,6 +81,7 @@ async fn a_rollout_promotes_on_a_real_cluster() {
         leader_election: false,
         lease_duration: Duration::from_secs(15),
         grafana: None,
+        notifications: Default::default(),
         concurrency: 8,
         gate: None,
     }));

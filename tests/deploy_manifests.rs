@@ -886,6 +886,39 @@ fn deployment_uses_the_service_account_args_identity_and_resources_the_controlle
 }
 
 #[test]
+fn notification_sinks_come_from_an_optional_secret_mounted_where_the_flag_points() {
+    let docs = load();
+    let deployment = the_deployment(&docs);
+    let container = the_container(deployment);
+    let file = flag(args(container), "--notifications-config").expect("--notifications-config");
+    let path = Path::new(file);
+    let mount = container
+        .volume_mounts
+        .iter()
+        .flatten()
+        .find(|m| Some(Path::new(&m.mount_path)) == path.parent())
+        .unwrap_or_else(|| panic!("no volume mounted at the directory of {file}"));
+    assert_eq!(mount.read_only, Some(true));
+    let volume = pod_spec(deployment)
+        .volumes
+        .iter()
+        .flatten()
+        .find(|v| v.name == mount.name)
+        .expect("the mounted volume");
+    let secret = volume.secret.as_ref().expect("a Secret volume");
+    assert_eq!(
+        (secret.secret_name.as_deref(), secret.optional),
+        (Some("canary-gate-notifications"), Some(true))
+    );
+    // No `items`: the Secret's key is the file name the flag names.
+    assert_eq!(secret.items, None);
+    assert_eq!(
+        path.file_name().and_then(|n| n.to_str()),
+        Some("notifications.yaml")
+    );
+}
+
+#[test]
 fn service_selects_the_controller_pods_on_the_metrics_port() {
     let docs = load();
     let deployment = the_deployment(&docs);

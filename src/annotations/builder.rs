@@ -4,7 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::crd::rollout::{DecisionRecord, MetricRecord, RolloutPhase, RolloutStatus};
+use crate::crd::rollout::{DecisionRecord, RolloutPhase, RolloutStatus};
+use crate::decision_record::{metric_line, new_decisions};
 
 /// The tag every canary-gate annotation carries (the dashboard's annotation query filters on it).
 pub const TAG: &str = "canary-gate";
@@ -86,17 +87,6 @@ pub fn annotations(
     out
 }
 
-/// The records of `new` that `old` does not hold. Both are newest last and capped, so `new` is a
-/// tail of `old` (possibly with its oldest entries dropped) followed by the new records: the new
-/// ones are what follows the longest suffix of `old` that `new` begins with.
-fn new_decisions<'a>(old: &[DecisionRecord], new: &'a [DecisionRecord]) -> &'a [DecisionRecord] {
-    let kept = (0..=old.len())
-        .map(|dropped| &old[dropped..])
-        .find(|tail| new.starts_with(tail))
-        .map_or(0, <[DecisionRecord]>::len);
-    &new[kept..]
-}
-
 fn decision_point(
     rollout: &str,
     namespace: &str,
@@ -132,42 +122,6 @@ fn decision_point(
         dashboard_uid: None,
         panel_id: None,
     }
-}
-
-/// `name: verdict — reason (e=<e>/<failAt>, estimate <x> [<low>, <high>], canary <c>, stable <s>)`,
-/// leaving out what the record does not hold.
-fn metric_line(m: &MetricRecord) -> String {
-    let mut line = format!("{}: {}", m.name, m.verdict);
-    if !m.reason.is_empty() {
-        line.push_str(" — ");
-        line.push_str(&m.reason);
-    }
-    let mut parts = Vec::new();
-    if let Some(e) = m.e_value {
-        parts.push(match m.fail_at {
-            Some(at) => format!("e={}/{}", num(e), num(at)),
-            None => format!("e={}", num(e)),
-        });
-    } else if let Some(at) = m.fail_at {
-        parts.push(format!("fails at e={}", num(at)));
-    }
-    if let Some(x) = m.estimate {
-        let mut part = format!("estimate {}", num(x));
-        if let (Some(low), Some(high)) = (m.estimate_low, m.estimate_high) {
-            part.push_str(&format!(" [{}, {}]", num(low), num(high)));
-        }
-        parts.push(part);
-    }
-    if let Some(c) = &m.canary {
-        parts.push(format!("canary {c}"));
-    }
-    if let Some(s) = &m.stable {
-        parts.push(format!("stable {s}"));
-    }
-    if !parts.is_empty() {
-        line.push_str(&format!(" ({})", parts.join(", ")));
-    }
-    line
 }
 
 /// Whether a phase runs the steps of a canary revision.
@@ -352,29 +306,10 @@ fn go_duration(ms: i64) -> String {
     }
 }
 
-/// A number with four significant digits at most, without trailing zeros: `20`, `25.31`,
-/// `0.0312`.
-fn num(v: f64) -> String {
-    if !v.is_finite() {
-        return v.to_string();
-    }
-    if v == 0.0 {
-        return "0".to_string();
-    }
-    let magnitude = v.abs().log10().floor() as i32;
-    let decimals = (3 - magnitude).clamp(0, 15) as usize;
-    let text = format!("{v:.decimals$}");
-    if text.contains('.') {
-        text.trim_end_matches('0').trim_end_matches('.').to_string()
-    } else {
-        text
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crd::rollout::StepStart;
+    use crate::crd::rollout::{MetricRecord, StepStart};
 
     /// 2025-11-23T00:00:00Z.
     const T0_MS: i64 = 1_763_856_000_000;
@@ -592,18 +527,7 @@ mod tests {
         new.canary_weight = Some(0);
         new.decisions = vec![DecisionRecord {
             metrics: vec![
-                MetricRecord {
-                    name: "error-rate".into(),
-                    verdict: "fail".into(),
-                    reason: "canary errors above stable".into(),
-                    e_value: Some(31.25),
-                    fail_at: Some(20.0),
-                    estimate: Some(3.1),
-                    estimate_low: Some(2.2),
-                    estimate_high: Some(4.4),
-                    canary: Some("31/1000".into()),
-                    stable: Some("10/1000".into()),
-                },
+                crate::decision_record::failing_error_rate(),
                 MetricRecord {
                     name: "latency-p99".into(),
                     verdict: "pass".into(),
@@ -830,13 +754,7 @@ mod tests {
     }
 
     #[test]
-    fn numbers_and_durations_read_well() {
-        assert_eq!(num(20.0), "20");
-        assert_eq!(num(31.25), "31.25");
-        assert_eq!(num(0.031_234), "0.03123");
-        assert_eq!(num(1_234_567.8), "1234568");
-        assert_eq!(num(-2.5), "-2.5");
-        assert_eq!(num(0.0), "0");
+    fn durations_and_times_read_well() {
         assert_eq!(go_duration(0), "0s");
         assert_eq!(go_duration(59_999), "59s");
         assert_eq!(go_duration(300_000), "5m0s");

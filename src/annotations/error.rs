@@ -27,7 +27,7 @@ pub enum AnnotationError {
         /// The cause.
         reason: String,
     },
-    /// Grafana could not be reached (connection refused, DNS, TLS…); retried.
+    /// Grafana could not be reached (connection refused, DNS, TLS…), after the retries.
     #[error("POST {url}: Grafana is unreachable: {reason}")]
     Unreachable {
         /// The annotations endpoint.
@@ -35,7 +35,7 @@ pub enum AnnotationError {
         /// The cause.
         reason: String,
     },
-    /// Grafana did not answer within the timeout; retried.
+    /// Grafana did not answer within the timeout, after the retries.
     #[error("POST {url}: no answer from Grafana within {timeout:?}")]
     Timeout {
         /// The annotations endpoint.
@@ -52,7 +52,8 @@ pub enum AnnotationError {
         /// The cause.
         reason: String,
     },
-    /// Grafana answered with an error status: retried for 5xx, not for 4xx.
+    /// Grafana answered with an error status (after the retries for 5xx and 429; other 4xx are
+    /// not retried).
     #[error("POST {url}: Grafana answered {status}: {body}")]
     Status {
         /// The annotations endpoint.
@@ -62,15 +63,4 @@ pub enum AnnotationError {
         /// The beginning of the answer's body.
         body: String,
     },
-}
-
-impl AnnotationError {
-    /// Whether another attempt may succeed: connection failures, timeouts and 5xx answers.
-    pub fn is_transient(&self) -> bool {
-        match self {
-            Self::Unreachable { .. } | Self::Timeout { .. } => true,
-            Self::Status { status, .. } => *status >= 500,
-            _ => false,
-        }
-    }
 }

@@ -1,9 +1,8 @@
-//! The Grafana HTTP client: `POST /api/annotations`, each attempt bounded by a timeout, retried
-//! on connection failures, timeouts and 5xx answers. The token is a [`Secret`]: it is sent as a
-//! sensitive `Authorization: Bearer` header and never printed.
+//! The Grafana HTTP client: `POST /api/annotations` through a [`Poster`] (each attempt bounded
+//! by a timeout, retried on connection failures, timeouts, 5xx and 429). The token is a
+//! [`Secret`]: it is sent as a sensitive `Authorization: Bearer` header and never printed.
 
 use std::fmt;
-use std::str::FromStr;
 use std::time::Duration;
 
 use reqwest::Url;
@@ -11,69 +10,18 @@ use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
 
 use super::builder::Annotation;
 use super::error::AnnotationError;
-use crate::metrics::error_chain;
+use crate::delivery::{DeliveryError, PostConfig, Poster, Secret};
 
 /// Default bound of one attempt (connect, send, read the answer).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Default number of retries after the first attempt.
 pub const DEFAULT_RETRIES: u32 = 2;
-/// Pause before retry `n` is `n` times this.
+/// Pause before the first retry (it doubles for each further one).
 const BACKOFF: Duration = Duration::from_millis(100);
-/// At most this many characters of an error answer go into the error.
-const MAX_BODY_IN_ERROR: usize = 200;
-/// At most this many bytes of an answer are read.
-const MAX_BODY_READ: usize = 4096;
+/// The longest `Retry-After` Grafana's answers are obeyed for.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(10);
 /// The annotations endpoint, below the base URL.
 const ENDPOINT: &str = "api/annotations";
-
-/// A secret text (the Grafana token): its `Debug` and `Display` print `***`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret.
-    pub fn new(secret: impl Into<String>) -> Self {
-        Self(secret.into())
-    }
-
-    /// The secret itself, for the one place that sends it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
-
-impl From<String> for Secret {
-    fn from(secret: String) -> Self {
-        Self(secret)
-    }
-}
-
-impl From<&str> for Secret {
-    fn from(secret: &str) -> Self {
-        Self(secret.to_string())
-    }
-}
-
-impl FromStr for Secret {
-    type Err = std::convert::Infallible;
-
-    /// Any text (so `clap` can parse `--grafana-token` straight into a `Secret`).
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Ok(Self(s.to_string()))
-    }
-}
 
 /// Where and how to post annotations.
 #[derive(Debug, Clone, PartialEq)]
@@ -119,12 +67,10 @@ impl GrafanaConfig {
 
 /// A Grafana annotations client.
 pub struct Grafana {
-    client: reqwest::Client,
+    poster: Poster,
     endpoint: Url,
     dashboard_uid: Option<String>,
     panel_id: Option<i64>,
-    timeout: Duration,
-    retries: u32,
 }
 
 impl fmt::Debug for Grafana {
@@ -133,15 +79,13 @@ impl fmt::Debug for Grafana {
             .field("endpoint", &self.endpoint.as_str())
             .field("dashboard_uid", &self.dashboard_uid)
             .field("panel_id", &self.panel_id)
-            .field("timeout", &self.timeout)
-            .field("retries", &self.retries)
-            .finish_non_exhaustive()
+            .field("poster", &self.poster)
+            .finish()
     }
 }
 
 impl Grafana {
-    /// Validates the configuration and builds the HTTP client (installing the `ring` rustls
-    /// provider if none is).
+    /// Validates the configuration and builds the HTTP client.
     ///
     /// # Errors
     /// [`AnnotationError::InvalidUrl`] for a URL that is empty, not `http`/`https`, without a
@@ -150,46 +94,34 @@ impl Grafana {
     /// [`AnnotationError::Client`] for a zero timeout or a client that cannot be built.
     pub fn new(config: GrafanaConfig) -> Result<Self, AnnotationError> {
         let endpoint = endpoint(&config.url)?;
-        if config.timeout.is_zero() {
-            return Err(AnnotationError::Client {
-                url: endpoint.to_string(),
-                reason: "the timeout must be more than zero".into(),
-            });
-        }
         let mut headers = HeaderMap::new();
+        let mut redactions = Vec::new();
         if let Some(token) = &config.token {
             let mut value = HeaderValue::from_str(&format!("Bearer {}", token.expose()))
                 .map_err(|_| AnnotationError::InvalidToken)?;
             value.set_sensitive(true);
             headers.insert(AUTHORIZATION, value);
+            redactions.push(token.clone());
         }
-        if rustls::crypto::CryptoProvider::get_default().is_none() {
-            let _ = rustls::crypto::ring::default_provider().install_default();
-        }
-        let builder = || {
-            reqwest::Client::builder()
-                .timeout(config.timeout)
-                .connect_timeout(config.timeout)
-                .redirect(reqwest::redirect::Policy::none())
-                .default_headers(headers.clone())
-                .user_agent(concat!("canary-gate/", env!("CARGO_PKG_VERSION")))
+        let post = PostConfig {
+            timeout: config.timeout,
+            retries: config.retries,
+            backoff: BACKOFF,
+            max_retry_after: MAX_RETRY_AFTER,
         };
-        let client = match builder().build() {
-            Ok(client) => client,
-            // No system CA bundle (a minimal container): plain http needs no roots at all.
-            Err(_) if endpoint.scheme() == "http" => builder()
-                .tls_certs_only(Vec::new())
-                .build()
-                .map_err(|e| client_error(&endpoint, &e))?,
-            Err(e) => return Err(client_error(&endpoint, &e)),
-        };
+        let poster = Poster::new(
+            "Grafana",
+            post,
+            headers,
+            endpoint.scheme() == "http",
+            redactions,
+        )
+        .map_err(|e| from_delivery(&endpoint, e))?;
         Ok(Self {
-            client,
+            poster,
             endpoint,
             dashboard_uid: config.dashboard_uid,
             panel_id: config.panel_id,
-            timeout: config.timeout,
-            retries: config.retries,
         })
     }
 
@@ -199,8 +131,9 @@ impl Grafana {
     }
 
     /// Posts one annotation, with the configured dashboard and panel unless it names its own.
-    /// Each attempt is bounded by the timeout; connection failures, timeouts and 5xx answers
-    /// are retried up to `retries` times after 100 ms × the attempt number; 4xx answers are not.
+    /// Each attempt is bounded by the timeout; connection failures, timeouts, 5xx and 429
+    /// answers are retried up to `retries` times after 100 ms, doubling; other 4xx answers are
+    /// not.
     ///
     /// # Errors
     /// The last attempt's error (see [`AnnotationError`]); it never contains the token.
@@ -213,89 +146,26 @@ impl Grafana {
             panel_id: annotation.panel_id.or(self.panel_id),
             ..annotation.clone()
         };
-        let mut attempt = 0;
-        loop {
-            match self.attempt(&body).await {
-                Ok(()) => return Ok(()),
-                Err(e) if e.is_transient() && attempt < self.retries => {
-                    attempt += 1;
-                    tracing::debug!(
-                        error = %e,
-                        attempt,
-                        retries = self.retries,
-                        "Grafana annotation failed; retrying"
-                    );
-                    tokio::time::sleep(BACKOFF * attempt).await;
-                }
-                Err(e) => return Err(e),
-            }
-        }
-    }
-
-    /// One POST, bounded by the timeout.
-    async fn attempt(&self, body: &Annotation) -> Result<(), AnnotationError> {
-        let exchange = async {
-            let mut response = self
-                .client
-                .post(self.endpoint.clone())
-                .json(body)
-                .send()
-                .await
-                .map_err(|e| self.transport_error(e))?;
-            let status = response.status();
-            // Read (a bounded part of) the answer, so the connection can be reused.
-            let mut answer = Vec::new();
-            while answer.len() < MAX_BODY_READ {
-                match response.chunk().await {
-                    Ok(Some(chunk)) => answer.extend_from_slice(&chunk),
-                    Ok(None) => break,
-                    Err(e) if status.is_success() => {
-                        // Stored already; an unreadable confirmation changes nothing.
-                        tracing::debug!(error = %error_chain(&e), "reading Grafana's answer");
-                        break;
-                    }
-                    Err(e) => return Err(self.transport_error(e)),
-                }
-            }
-            if status.is_success() {
-                Ok(())
-            } else {
-                Err(AnnotationError::Status {
-                    url: self.endpoint.to_string(),
-                    status: status.as_u16(),
-                    body: excerpt(&answer),
-                })
-            }
-        };
-        tokio::time::timeout(self.timeout, exchange)
+        let bytes = serde_json::to_vec(&body).map_err(|e| AnnotationError::Request {
+            url: self.endpoint.to_string(),
+            reason: format!("cannot encode the annotation: {e}"),
+        })?;
+        self.poster
+            .post(&self.endpoint, &bytes, HeaderMap::new)
             .await
-            .unwrap_or_else(|_| {
-                Err(AnnotationError::Timeout {
-                    url: self.endpoint.to_string(),
-                    timeout: self.timeout,
-                })
-            })
+            .map_err(|e| from_delivery(&self.endpoint, e))
     }
+}
 
-    fn transport_error(&self, e: reqwest::Error) -> AnnotationError {
-        let e = e.without_url();
-        let url = self.endpoint.to_string();
-        if e.is_timeout() {
-            AnnotationError::Timeout {
-                url,
-                timeout: self.timeout,
-            }
-        } else if e.is_connect() {
-            AnnotationError::Unreachable {
-                url,
-                reason: error_chain(&e),
-            }
-        } else {
-            AnnotationError::Request {
-                url,
-                reason: error_chain(&e),
-            }
-        }
+/// A delivery error, with the Grafana endpoint it concerns.
+fn from_delivery(endpoint: &Url, e: DeliveryError) -> AnnotationError {
+    let url = endpoint.to_string();
+    match e {
+        DeliveryError::Client { reason } => AnnotationError::Client { url, reason },
+        DeliveryError::Unreachable { reason } => AnnotationError::Unreachable { url, reason },
+        DeliveryError::Timeout { timeout } => AnnotationError::Timeout { url, timeout },
+        DeliveryError::Request { reason } => AnnotationError::Request { url, reason },
+        DeliveryError::Status { status, body, .. } => AnnotationError::Status { url, status, body },
     }
 }
 
@@ -342,24 +212,6 @@ fn endpoint(raw: &str) -> Result<Url, AnnotationError> {
     let path = format!("{base}/{ENDPOINT}");
     url.set_path(&path);
     Ok(url)
-}
-
-fn client_error(endpoint: &Url, e: &reqwest::Error) -> AnnotationError {
-    AnnotationError::Client {
-        url: endpoint.to_string(),
-        reason: error_chain(e),
-    }
-}
-
-/// The beginning of an answer's body, trimmed, for an error message.
-fn excerpt(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(body);
-    let text = text.trim();
-    match text.char_indices().nth(MAX_BODY_IN_ERROR) {
-        Some((cut, _)) => format!("{}…", &text[..cut]),
-        None if text.is_empty() => "(empty body)".to_string(),
-        None => text.to_string(),
-    }
 }
 
 #[cfg(test)]
@@ -456,40 +308,5 @@ mod tests {
         let e = Grafana::new(config).map(|_| ()).unwrap_err();
         assert_eq!(e, AnnotationError::InvalidToken);
         assert!(!e.to_string().contains("line"));
-    }
-
-    #[test]
-    fn only_connection_failures_timeouts_and_5xx_are_retried() {
-        let status = |status| AnnotationError::Status {
-            url: "u".into(),
-            status,
-            body: String::new(),
-        };
-        assert!(status(500).is_transient());
-        assert!(status(503).is_transient());
-        assert!(!status(400).is_transient());
-        assert!(!status(401).is_transient());
-        assert!(
-            AnnotationError::Timeout {
-                url: "u".into(),
-                timeout: DEFAULT_TIMEOUT
-            }
-            .is_transient()
-        );
-        assert!(!AnnotationError::InvalidToken.is_transient());
-    }
-
-    #[test]
-    fn error_bodies_are_cut() {
-        assert_eq!(
-            excerpt(b"  {\"message\":\"bad\"}\n"),
-            "{\"message\":\"bad\"}"
-        );
-        assert_eq!(excerpt(b""), "(empty body)");
-        let long = "x".repeat(500);
-        assert_eq!(
-            excerpt(long.as_bytes()).chars().count(),
-            MAX_BODY_IN_ERROR + 1
-        );
     }
 }

@@ -1,15 +1,16 @@
 //! The best-effort sink: reconciles hand annotations over without waiting; one worker task posts
-//! them to Grafana in order. A slow or failing Grafana fills a bounded queue, after which new
-//! annotations are dropped and counted, so it never delays or changes a decision.
+//! them to Grafana in order (a [`crate::delivery::Outbox`]). A slow or failing Grafana fills a
+//! bounded queue, after which new annotations are dropped and counted, so it never delays or
+//! changes a decision.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
-use tokio::sync::mpsc;
 
 use super::builder::Annotation;
 use super::grafana::Grafana;
+use crate::delivery::{Deliver, Outbox, Tally};
 
 /// How many annotations wait for the worker at most.
 pub const QUEUE_CAPACITY: usize = 1024;
@@ -68,8 +69,24 @@ impl AnnotationMetrics {
 /// Where reconciles send annotations: a handle on the worker's queue (cheap to clone).
 #[derive(Clone, Debug)]
 pub struct AnnotationSink {
-    queue: mpsc::Sender<Annotation>,
-    metrics: AnnotationMetrics,
+    outbox: Outbox<Annotation>,
+}
+
+impl Deliver<Annotation> for Grafana {
+    async fn deliver(&mut self, annotation: Annotation) -> bool {
+        match self.post(&annotation).await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(
+                    error = %e,
+                    time = annotation.time,
+                    tags = %annotation.tags.join(","),
+                    "Grafana annotation lost"
+                );
+                false
+            }
+        }
+    }
 }
 
 impl AnnotationSink {
@@ -79,58 +96,19 @@ impl AnnotationSink {
     /// # Panics
     /// Outside a Tokio runtime (it spawns a task).
     pub fn start(grafana: Grafana, metrics: AnnotationMetrics) -> AnnotationSink {
-        let (queue, mut pending) = mpsc::channel::<Annotation>(QUEUE_CAPACITY);
-        let counters = metrics.clone();
-        tokio::spawn(async move {
-            while let Some(annotation) = pending.recv().await {
-                match grafana.post(&annotation).await {
-                    Ok(()) => {
-                        counters.counter(SUCCESS).inc();
-                    }
-                    Err(e) => {
-                        counters.counter(FAILURE).inc();
-                        tracing::warn!(
-                            error = %e,
-                            time = annotation.time,
-                            tags = %annotation.tags.join(","),
-                            "Grafana annotation lost"
-                        );
-                    }
-                }
-            }
-        });
-        AnnotationSink { queue, metrics }
+        let tally = Tally {
+            success: metrics.counter(SUCCESS),
+            failure: metrics.counter(FAILURE),
+            dropped: metrics.counter(DROPPED),
+        };
+        AnnotationSink {
+            outbox: Outbox::start("Grafana annotations", QUEUE_CAPACITY, tally, grafana),
+        }
     }
 
     /// Queues `annotations` for the worker and returns at once; never blocks. When the queue is
     /// full (Grafana slow or down), the annotations that do not fit are dropped and counted.
     pub fn send(&self, annotations: Vec<Annotation>) {
-        let mut dropped = 0_u64;
-        let mut closed = false;
-        for annotation in annotations {
-            match self.queue.try_send(annotation) {
-                Ok(()) => {}
-                Err(mpsc::error::TrySendError::Full(_)) => dropped += 1,
-                Err(mpsc::error::TrySendError::Closed(_)) => {
-                    dropped += 1;
-                    closed = true;
-                }
-            }
-        }
-        if dropped > 0 {
-            self.metrics.counter(DROPPED).inc_by(dropped);
-            if closed {
-                tracing::warn!(
-                    dropped,
-                    "Grafana annotations dropped: the worker has stopped"
-                );
-            } else {
-                tracing::warn!(
-                    dropped,
-                    capacity = QUEUE_CAPACITY,
-                    "Grafana annotations dropped: the queue is full (Grafana slow or down)"
-                );
-            }
-        }
+        self.outbox.send(annotations);
     }
 }

@@ -9,6 +9,7 @@ use clap::Args;
 
 use canary_gate::annotations::{GrafanaConfig, Secret};
 use canary_gate::controller::run::{ControllerConfig, run as run_controller};
+use canary_gate::notify::NotifyConfig;
 
 use super::prometheus_args::PrometheusArgs;
 
@@ -58,6 +59,10 @@ pub struct ControllerArgs {
     /// Time limit per Grafana request (annotations never delay a decision).
     #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
     pub grafana_timeout: std::time::Duration,
+    /// Notification sinks (webhook, Slack, Teams) that Rollouts select in spec.notifications:
+    /// a YAML file, best mounted from a Secret; a file that does not exist turns them off.
+    #[arg(long)]
+    pub notifications_config: Option<PathBuf>,
 }
 
 /// Runs the controller until Ctrl-C / SIGTERM.
@@ -91,8 +96,10 @@ pub fn run(args: ControllerArgs) -> Result<()> {
             })
         }
     };
+    let notifications = NotifyConfig::from_flag(args.notifications_config.as_deref())?;
     let config = ControllerConfig {
         grafana,
+        notifications,
         prometheus: args.prometheus.client()?,
         listen: args.listen,
         lease_namespace: args.lease_namespace,

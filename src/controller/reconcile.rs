@@ -54,6 +54,8 @@ pub struct Context {
     pub telemetry: Option<ControllerMetrics>,
     /// Grafana annotations (best effort), when configured.
     pub annotations: Option<AnnotationSink>,
+    /// Notifications to webhooks, Slack and Teams (best effort); the default has no sinks.
+    pub notifier: crate::notify::Notifier,
     /// The cluster's HorizontalPodAutoscalers (a watch cache), to report one that scales a
     /// target Deployment instead of its Rollout; `None`: not watched.
     pub autoscalers: Option<Store<HorizontalPodAutoscaler>>,
@@ -71,6 +73,7 @@ impl Context {
             clock,
             telemetry: None,
             annotations: None,
+            notifier: crate::notify::Notifier::default(),
             autoscalers: None,
         }
     }
@@ -363,6 +366,9 @@ async fn reconcile_stages(
             (now * 1000.0) as i64,
         )
     });
+    let notices = ctx
+        .notifier
+        .prepare(&rollout, Some(&validated.plan), &status, &mut next, now);
     if (next.phase, next.current_step_index, next.canary_weight)
         != (
             status.phase,
@@ -386,6 +392,7 @@ async fn reconcile_stages(
     {
         sink.send(marks);
     }
+    ctx.notifier.send(notices);
     Ok(match outcome.requeue_after {
         Some(seconds) => Requeue::requeue(Duration::from_secs_f64(seconds.max(0.5))),
         None => Requeue::await_change(),

@@ -47,6 +47,9 @@ pub enum RunError {
     /// The Grafana configuration is unusable.
     #[error("grafana: {0}")]
     Grafana(#[source] crate::annotations::AnnotationError),
+    /// A notification sink cannot be set up.
+    #[error("notifications: {0}")]
+    Notifications(#[source] crate::notify::NotifyError),
     /// Leader election failed.
     #[error("leader election on Lease {namespace}/{LEASE_NAME}: {source}")]
     Lease {
@@ -89,6 +92,8 @@ pub struct ControllerConfig {
     pub lease_duration: Duration,
     /// Grafana for annotations, if any.
     pub grafana: Option<GrafanaConfig>,
+    /// Notification sinks (`--notifications-config`; the default has none).
+    pub notifications: crate::notify::NotifyConfig,
     /// Rollouts reconciled at once at most.
     pub concurrency: u16,
     /// Serve the judge for Argo Rollouts and Flagger (`/v1/judge`, `/v1/flagger/…`) on the same
@@ -169,6 +174,11 @@ pub async fn run(config: ControllerConfig) -> Result<(), RunError> {
         }
         None => None,
     };
+    let notifier = crate::notify::Notifier::start(
+        config.notifications.clone(),
+        crate::notify::NotificationMetrics::register(&mut registry),
+    )
+    .map_err(RunError::Notifications)?;
     let registry = Arc::new(registry);
     let ready = Arc::new(AtomicBool::new(false));
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -255,6 +265,7 @@ pub async fn run(config: ControllerConfig) -> Result<(), RunError> {
             events: EventWriter::new(client.clone(), Some(config.identity.clone())),
             telemetry: Some(telemetry.clone()),
             annotations,
+            notifier,
             autoscalers: Some(autoscalers),
             ..Context::new(
                 client.clone(),

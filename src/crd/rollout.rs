@@ -57,6 +57,77 @@ pub struct RolloutSpec {
     /// `canary-gate promote` waits again, `abort` or `undo` ends it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_progress_deadline: Option<DeadlinePolicy>,
+    /// Where this Rollout's events are posted: sinks (a webhook, Slack or Microsoft Teams) that
+    /// the cluster's operator configured for the controller (`--notifications-config`), each
+    /// with the events it receives. Empty: only the sinks the controller's configuration sends
+    /// every Rollout's events to. A name the controller does not know sets the condition
+    /// `NotificationsConfigured=False` naming it; the other entries still deliver.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notifications: Vec<NotificationRef>,
+}
+
+/// One sink that receives this Rollout's events.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NotificationRef {
+    /// Name of a sink in the controller's notifications configuration (ask the cluster's
+    /// operator which exist; `kubectl get cgr NAME -o yaml` shows in the condition
+    /// `NotificationsConfigured` which of yours were found).
+    pub sink: String,
+    /// The events it receives: `started`, `stepAdvanced`, `held`, `paused`, `rolledBack`,
+    /// `promoted`, `aborted`. Empty: all of them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub events: Vec<NotificationEvent>,
+}
+
+/// A rollout event that can be notified.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "camelCase")]
+pub enum NotificationEvent {
+    /// A revision starts rolling out (a new revision, one replacing the canary, or a retry).
+    Started,
+    /// The rollout moved on to the next step.
+    StepAdvanced,
+    /// A step is over but the evidence is inconclusive: the rollout holds at its weight (once
+    /// per hold).
+    Held,
+    /// The rollout waits for a human (a `pause: {}` step, a spent hold budget, a passed
+    /// progress deadline with `onProgressDeadline: Pause`).
+    Paused,
+    /// All traffic went back to the stable version, with the judge's evidence.
+    RolledBack,
+    /// The revision is being promoted: all traffic moves to it.
+    Promoted,
+    /// A human aborted (or undid) the rollout.
+    Aborted,
+}
+
+impl NotificationEvent {
+    /// Every event, in the order a rollout meets them.
+    pub const ALL: [NotificationEvent; 7] = [
+        Self::Started,
+        Self::StepAdvanced,
+        Self::Held,
+        Self::Paused,
+        Self::RolledBack,
+        Self::Promoted,
+        Self::Aborted,
+    ];
+
+    /// The name used in `spec.notifications[].events` and in payloads, e.g. `rolledBack`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Started => "started",
+            Self::StepAdvanced => "stepAdvanced",
+            Self::Held => "held",
+            Self::Paused => "paused",
+            Self::RolledBack => "rolledBack",
+            Self::Promoted => "promoted",
+            Self::Aborted => "aborted",
+        }
+    }
 }
 
 /// What a passed progress deadline does.
@@ -368,7 +439,7 @@ pub struct RolloutStatus {
     pub last_decision: Option<String>,
     /// Standard conditions (`Progressing`, `Healthy`, `Paused`, `InvalidSpec`, `TrafficRouted`,
     /// `CanaryAvailable`, `StableAvailable`, `MetricsAvailable`, `AutoscalerConflict`,
-    /// `ActionApplied`).
+    /// `ActionApplied`, `NotificationsConfigured`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
     /// The decision record, newest last: one entry per decision that changed something, at most

@@ -184,6 +184,58 @@ pub fn deployment(image: &str) -> k8s_openapi::api::apps::v1::Deployment {
     .expect("a valid Deployment")
 }
 
+/// A started API server with the CRDs, and in `namespace` the `generic-http` template and the
+/// Deployment `web` on `web:1`: where a Rollout of `web` can be reconciled.
+pub async fn with_web(namespace: &str) -> (ApiServer, kube::Client) {
+    use k8s_openapi::api::apps::v1::Deployment;
+    use kube::api::{Api, PostParams};
+    let server = ApiServer::start();
+    let client = server.client().await;
+    install_crds(&client).await;
+    create_namespace(&client, namespace).await;
+    create_generic_http_template(&client, namespace).await;
+    Api::<Deployment>::namespaced(client.clone(), namespace)
+        .create(&PostParams::default(), &deployment("web:1"))
+        .await
+        .expect("the Deployment web");
+    (server, client)
+}
+
+/// Creates the shipped `generic-http` AnalysisTemplate in `namespace`.
+pub async fn create_generic_http_template(client: &kube::Client, namespace: &str) {
+    use canary_gate::crd::AnalysisTemplate;
+    use canary_gate::crd::analysis_template::AnalysisTemplateBody;
+    use kube::api::{Api, PostParams};
+    let template = canary_gate::template::load(std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/analysis-templates/generic-http.yaml"
+    )))
+    .expect("the shipped template");
+    Api::<AnalysisTemplate>::namespaced(client.clone(), namespace)
+        .create(
+            &PostParams::default(),
+            &AnalysisTemplate::new(
+                "generic-http",
+                AnalysisTemplateBody(template.file.spec.clone()),
+            ),
+        )
+        .await
+        .expect("the API server accepts the template");
+}
+
+/// Gives the Deployment `web` the pod template of [`deployment`]`(image)`: a new revision.
+pub async fn set_image(client: &kube::Client, namespace: &str, image: &str) {
+    use k8s_openapi::api::apps::v1::Deployment;
+    use kube::api::{Api, PostParams};
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace);
+    let mut d = deployments.get("web").await.expect("the Deployment web");
+    d.spec.as_mut().expect("a spec").template = deployment(image).spec.expect("a spec").template;
+    deployments
+        .replace("web", &PostParams::default(), &d)
+        .await
+        .expect("the new template is written");
+}
+
 /// A metrics source with no observations (for Rollouts whose steps are not gated, or tests
 /// about objects rather than evidence).
 pub struct NoMetrics;

@@ -1,6 +1,6 @@
 //! A deliberately misbehaving HTTP server on loopback: answers every request with what a test
 //! script says (any status, any body — huge ones streamed without being held in memory), and
-//! keeps the requests it received.
+//! keeps the requests it received (with their path, query and headers at hand).
 
 use std::sync::{Arc, Mutex};
 
@@ -13,6 +13,31 @@ pub struct Received {
     pub head: String,
     /// The body (a form for Prometheus queries).
     pub body: String,
+}
+
+impl Received {
+    /// The request target (path and query).
+    fn target(&self) -> &str {
+        self.head.split_whitespace().nth(1).unwrap_or("")
+    }
+
+    /// The request's path.
+    pub fn path(&self) -> &str {
+        self.target().split('?').next().unwrap_or("")
+    }
+
+    /// The request's query, if any.
+    pub fn query(&self) -> Option<&str> {
+        self.target().split_once('?').map(|(_, q)| q)
+    }
+
+    /// A header's value (the name compared without case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.head.lines().skip(1).find_map(|line| {
+            let (k, v) = line.split_once(':')?;
+            k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+        })
+    }
 }
 
 /// An answer.

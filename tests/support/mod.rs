@@ -1,6 +1,7 @@
 //! Test support: a real Prometheus server (the `prometheus` binary, Debian package
 //! `prometheus`) in a temp dir on a free loopback port, optionally with backfilled history, live
-//! scrape targets or TLS; a throw-away CA made with `openssl`; free-port helpers.
+//! scrape targets or TLS; a throw-away CA made with `openssl`; free-port helpers; a scripted
+//! metrics source for reconciles ([`scripted`]).
 //!
 //! Missing binaries fail the test loudly with an install hint — tests are never skipped.
 
@@ -9,6 +10,7 @@
 pub mod apiserver;
 pub mod fake_http;
 pub mod history;
+pub mod scripted;
 
 use std::io::Write;
 use std::net::TcpListener;
