@@ -16,6 +16,7 @@ pub mod controller;
 pub mod crd;
 pub mod demo;
 pub mod gate;
+pub mod import;
 pub mod metrics;
 pub mod operator;
 pub mod replay;
