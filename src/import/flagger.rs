@@ -891,10 +891,9 @@ fn metrics_template(
             if ptype != "prometheus" {
                 report.left_out(
                     tdoc,
-                    "spec.provider",
+                    "spec",
                     format!("the {ptype} provider: canary-gate reads Prometheus only"),
                 );
-                tdoc.reported("spec");
                 report.left_out(doc, &m, format!("its MetricTemplate {t} reads {ptype}"));
                 continue;
             }
@@ -968,7 +967,11 @@ fn metrics_template(
             Err(what) => {
                 report.left_out(doc, &m, format!("its query uses {what}, which canary-gate's templates have no equivalent for"));
                 if let Some(t) = source {
-                    t.reported("spec.query");
+                    report.left_out(
+                        t,
+                        "spec.query",
+                        format!("uses {what}; see the Canary's entry"),
+                    );
                 }
                 continue;
             }
@@ -1116,6 +1119,3 @@ fn metrics_template(
         args,
     ))
 }
-
-#[cfg(test)]
-mod tests;
