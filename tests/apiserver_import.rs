@@ -198,10 +198,7 @@ async fn imported_manifests_apply_with_kubectl_and_read_back_valid() {
         names.push(name);
     }
     names.sort();
-    assert_eq!(
-        names,
-        ["billing", "cart", "frontend", "http-slo", "search"]
-    );
+    assert_eq!(names, ["billing", "cart", "frontend", "http-slo", "search"]);
     // The generated Services and routing objects are there, as kubectl shows them.
     let (ok, out) = kubectl(
         &server,
