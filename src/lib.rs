@@ -19,6 +19,7 @@ pub mod decision_record;
 pub mod delivery;
 pub mod demo;
 pub mod gate;
+pub mod import;
 pub mod metrics;
 pub mod notify;
 pub mod operator;

@@ -79,6 +79,11 @@ enum Command {
     /// Print the custom resource definitions (Rollout, AnalysisTemplate, ClusterAnalysisTemplate)
     /// as YAML; `deploy/crds/` holds this output.
     Crd,
+    /// Convert Argo Rollouts (`import argo`) or Flagger (`import flagger`) manifests into
+    /// canary-gate's: YAML ready to apply on stdout, and a report of every field that did not
+    /// carry over, what changed and what is suggested on stderr. Exit status: 0 everything
+    /// carried over, 3 something was left out (see the report), 1 an error.
+    Import(commands::import::ImportArgs),
     /// Work with analysis templates.
     Template {
         #[command(subcommand)]
@@ -298,6 +303,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
             commands::operator::act(&target, Action::Undo)?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Import(args) => Ok(if commands::import::run(&args)? {
+            ExitCode::from(commands::import::LEFT_OUT)
+        } else {
+            ExitCode::SUCCESS
+        }),
         Command::Crd => {
             print!("{}", canary_gate::crd::yaml()?);
             Ok(ExitCode::SUCCESS)

@@ -6,6 +6,7 @@ pub mod advise;
 pub mod analyze;
 pub mod controller;
 pub mod gate;
+pub mod import;
 pub mod operator;
 pub mod prometheus_args;
 pub mod template;
