@@ -125,6 +125,7 @@ async fn imported_manifests_apply_with_kubectl_and_read_back_valid() {
         ("flagger", &["flagger/gatewayapi.yaml"]),
         ("flagger", &["flagger/blue-green.yaml"]),
         ("flagger", &["flagger/linkerd.yaml"]),
+        ("flagger", &["flagger/alerts.yaml"]),
     ];
     // The CRDs' types reach kubectl's discovery a moment after they are Established.
     let mut last = String::new();
@@ -177,6 +178,7 @@ async fn imported_manifests_apply_with_kubectl_and_read_back_valid() {
             "frontend",
             "inventory",
             "ledger",
+            "orders",
             "search",
             "search",
             "shop-web"

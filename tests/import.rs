@@ -122,6 +122,7 @@ fn every_fixture_imports_with_nothing_dropped_and_valid_output() {
         (Peer::Flagger, &["flagger/gatewayapi.yaml"]),
         (Peer::Flagger, &["flagger/blue-green.yaml"]),
         (Peer::Flagger, &["flagger/linkerd.yaml"]),
+        (Peer::Flagger, &["flagger/alerts.yaml"]),
     ];
     for (peer, files) in cases {
         let result = run(*peer, files);
@@ -566,4 +567,38 @@ fn the_peers_own_examples_import_with_nothing_dropped_and_valid_output() {
         }
     }
     assert!(imported > 0);
+}
+
+#[test]
+fn flagger_alerts_become_notifications_to_sinks_of_the_providers_names() {
+    let result = run(Peer::Flagger, &["flagger/alerts.yaml"]);
+    let r = object(&result, "Rollout", "orders");
+    assert_eq!(
+        r["spec"]["notifications"],
+        serde_json::json!([
+            {"sink": "on-call-slack", "events": ["rolledBack", "aborted"]},
+            {"sink": "team-teams"}
+        ])
+    );
+    let changed = entries(&result, Category::Changed);
+    for alert in ["spec.analysis.alerts[0]", "spec.analysis.alerts[1]"] {
+        assert!(
+            changed.iter().any(|(_, path)| path == alert),
+            "{alert} not reported as changed: {changed:?}"
+        );
+    }
+    let provider = result
+        .report
+        .entries
+        .iter()
+        .find(|e| e.object.starts_with("AlertProvider flagger/on-call-slack"))
+        .expect("the AlertProvider is reported");
+    assert_eq!(provider.category, Category::LeftOut);
+    assert!(
+        provider
+            .message
+            .contains("sink named \"on-call-slack\" of kind slack"),
+        "{}",
+        provider.message
+    );
 }

@@ -600,6 +600,7 @@ fn rollout(doc: &Doc, templates: &Templates, report: &mut Report) -> RolloutOut 
         replicas: rollout_replicas,
         progress_deadline: None,
         on_progress_deadline: None,
+        notifications: Vec::new(),
     };
     let mut rolling: Map<String, Value> = Map::new();
     if doc.get("spec.strategy.canary").is_some() {
@@ -639,6 +640,7 @@ fn rollout(doc: &Doc, templates: &Templates, report: &mut Report) -> RolloutOut 
     spec.on_progress_deadline = Some(if abort {
         DeadlinePolicy::Rollback
     } else {
+        // As Argo without progressDeadlineAbort: the weight stays, a human decides.
         DeadlinePolicy::Pause
     });
     match doc.get("spec.paused") {

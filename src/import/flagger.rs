@@ -20,8 +20,8 @@ use serde_json::{Map, Value, json};
 
 use crate::crd::rollout::{
     AnalysisArg, BlueGreenStrategy, CanaryStep, CanaryStrategy, DeadlinePolicy, GatewayApiRouting,
-    IstioRouting, NginxRouting, PauseStep, RolloutAnalysis, RolloutSpec, RouteMatch, Strategy,
-    TargetRef, TemplateRef, TrafficRouting,
+    IstioRouting, NginxRouting, NotificationEvent, NotificationRef, PauseStep, RolloutAnalysis,
+    RolloutSpec, RouteMatch, Strategy, TargetRef, TemplateRef, TrafficRouting,
 };
 use crate::template::spec::{AnalysisTemplateSpec, ArgSpec, MetricSpec};
 use crate::traffic::VERSION_LABEL as POD_VERSION;
@@ -40,11 +40,21 @@ pub fn import(docs: &[Doc], report: &mut Report) -> Vec<Output> {
         match doc.kind.as_str() {
             "Canary" => out.extend(canary(doc, docs, &mut used_templates, report)),
             "MetricTemplate" => {}
-            "AlertProvider" => report.left_out(
-                doc,
-                "",
-                "canary-gate has no alert providers yet; its Events and Grafana annotations record every move",
-            ),
+            "AlertProvider" => {
+                let kind = match doc.str("spec.type").unwrap_or_default() {
+                    "slack" => "slack",
+                    "msteams" => "teams",
+                    _ => "webhook",
+                };
+                report.left_out(
+                    doc,
+                    "",
+                    format!(
+                        "alert providers are the controller's notification sinks in canary-gate: add a sink named {:?} of kind {kind} (its URL is this provider's address or Secret) to the file --notifications-config reads",
+                        doc.name
+                    ),
+                );
+            }
             _ => report.left_out(doc, "", "not a kind canary-gate imports"),
         }
     }
@@ -416,10 +426,6 @@ fn canary(
             "canaryReadyThreshold",
             "canary-gate waits for every pod a step needs",
         ),
-        (
-            "alerts",
-            "canary-gate has no alert providers yet; its Events and Grafana annotations record every move",
-        ),
     ] {
         if doc.at(&a.key(f)).is_some() {
             report.left_out(doc, a.key(f), why);
@@ -490,7 +496,9 @@ fn canary(
         replicas: None,
         progress_deadline: None,
         on_progress_deadline: None,
+        notifications: Vec::new(),
     };
+    spec.notifications = alerts(doc, report);
     if let Some(s) = int(doc.get("spec.progressDeadlineSeconds")) {
         spec.progress_deadline = Some(format!("{s}s"));
         spec.on_progress_deadline = Some(DeadlinePolicy::Rollback);
@@ -1118,4 +1126,45 @@ fn metrics_template(
         },
         args,
     ))
+}
+
+/// Flagger's `analysis.alerts` as `spec.notifications`: each provider becomes the sink of the
+/// same name (which the cluster's operator defines for the controller), its severity the events
+/// it receives.
+fn alerts(doc: &Doc, report: &mut Report) -> Vec<NotificationRef> {
+    let alerts = FieldPath::parse("spec.analysis.alerts");
+    let mut refs = Vec::new();
+    for i in 0..doc.len(&alerts) {
+        let a = alerts.index(i);
+        let Some(sink) = doc
+            .at(&a.key("providerRef").key("name"))
+            .and_then(Value::as_str)
+        else {
+            report.left_out(doc, a.clone(), "no providerRef.name: no sink to notify");
+            continue;
+        };
+        use NotificationEvent::*;
+        let severity = doc
+            .at(&a.key("severity"))
+            .and_then(Value::as_str)
+            .unwrap_or("info");
+        let events = match severity {
+            "error" => vec![RolledBack, Aborted],
+            "warn" => vec![Held, Paused, RolledBack, Aborted],
+            _ => Vec::new(),
+        };
+        report.changed(
+            doc,
+            a.clone(),
+            format!(
+                "a notification to the sink {sink:?} ({}): the cluster's operator defines that sink (slack, teams or webhook) in the controller's --notifications-config file, where its URL lives",
+                if events.is_empty() { "every event".to_string() } else { format!("severity {severity}: {}", events.iter().map(|e| e.as_str()).collect::<Vec<_>>().join(", ")) }
+            ),
+        );
+        refs.push(NotificationRef {
+            sink: sink.to_string(),
+            events,
+        });
+    }
+    refs
 }
