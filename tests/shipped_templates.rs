@@ -37,7 +37,7 @@ const SHAPES: &[Shape] = &[
         counter: "response_total",
         labels: |v| {
             let d = if v == "stable" {
-                "books"
+                "books-stable"
             } else {
                 "books-canary"
             };
