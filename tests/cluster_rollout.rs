@@ -77,6 +77,12 @@ async fn a_rollout_promotes_on_a_real_cluster() {
         prometheus: Prometheus::new(PrometheusConfig::new("http://127.0.0.1:9")).unwrap(),
         listen: "127.0.0.1:0".parse().unwrap(),
         lease_namespace: ns.clone(),
+        lease_name: canary_gate::controller::run::LEASE_NAME.into(),
+        // Only this test's namespace: a real cluster's other Rollouts are not touched.
+        shard: canary_gate::controller::run::Shard {
+            namespace: Some(ns.clone()),
+            selector: None,
+        },
         identity: "e2e".into(),
         leader_election: false,
         lease_duration: Duration::from_secs(15),

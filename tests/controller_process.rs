@@ -33,6 +33,10 @@ impl Replica {
     }
 
     fn with_lease(server: &ApiServer, identity: &str, lease: &str) -> Self {
+        Self::with_args(server, identity, lease, &[])
+    }
+
+    fn with_args(server: &ApiServer, identity: &str, lease: &str, extra: &[&str]) -> Self {
         let port = support::free_port();
         let child = Command::new(BIN)
             .env("KUBECONFIG", &server.kubeconfig)
@@ -50,6 +54,7 @@ impl Replica {
                 "--lease-duration",
                 lease,
             ])
+            .args(extra)
             .spawn()
             .expect("start canary-gate controller");
         Self {
@@ -312,4 +317,113 @@ async fn the_controllers_watches_survive_an_api_server_restart() {
         outage.as_secs_f64(),
         down.elapsed().as_secs_f64()
     );
+}
+
+#[tokio::test]
+async fn two_controllers_split_the_rollouts_by_label_each_with_its_own_lease() {
+    use k8s_openapi::api::events::v1::Event;
+    use kube::api::ListParams;
+    let (server, client) = cluster().await;
+    let a = Replica::with_args(
+        &server,
+        "shard-a",
+        "15s",
+        &[
+            "--selector",
+            "canarygate.dev/shard=a",
+            "--lease-name",
+            "canary-gate-a",
+        ],
+    );
+    let b = Replica::with_args(
+        &server,
+        "shard-b",
+        "15s",
+        &[
+            "--selector",
+            "canarygate.dev/shard=b",
+            "--lease-name",
+            "canary-gate-b",
+        ],
+    );
+    a.wait_ready().await;
+    b.wait_ready().await;
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), NS);
+    let rollouts: Api<Rollout> = Api::namespaced(client.clone(), NS);
+    for (name, shard) in [("web", Some("a")), ("api", Some("b")), ("other", None)] {
+        let mut d = deployment(&format!("{name}:1"));
+        d.metadata.name = Some(name.into());
+        deployments
+            .create(&PostParams::default(), &d)
+            .await
+            .unwrap();
+        let labels = shard.map_or(json!({}), |s| json!({"canarygate.dev/shard": s}));
+        let rollout: Rollout = serde_json::from_value(json!({
+            "apiVersion": "canarygate.dev/v1alpha1", "kind": "Rollout",
+            "metadata": {"name": name, "labels": labels},
+            "spec": {"targetRef": {"name": name}, "strategy": {"canary": {"steps": [{"setWeight": 10}, {"pause": {"duration": "10m"}}]}}}
+        }))
+        .unwrap();
+        rollouts
+            .create(&PostParams::default(), &rollout)
+            .await
+            .unwrap();
+    }
+    let phase = |name: &'static str| {
+        let rollouts = rollouts.clone();
+        async move {
+            rollouts
+                .get(name)
+                .await
+                .ok()
+                .and_then(|r| r.status)
+                .and_then(|s| s.phase)
+        }
+    };
+    for name in ["web", "api"] {
+        eventually(
+            &format!("{name} adopted"),
+            Duration::from_secs(20),
+            || async { phase(name).await == Some(RolloutPhase::Healthy) },
+        )
+        .await;
+    }
+    // Each Rollout was reconciled by its own shard only (the Events name the reporting replica),
+    // and one that no shard selects is left alone.
+    let events: Api<Event> = Api::namespaced(client.clone(), NS);
+    let reporters = |name: &str, list: &[Event]| {
+        let mut r: Vec<String> = list
+            .iter()
+            .filter(|e| e.regarding.as_ref().and_then(|o| o.name.as_deref()) == Some(name))
+            .filter_map(|e| e.reporting_instance.clone())
+            .collect();
+        r.sort();
+        r.dedup();
+        r
+    };
+    let list = events.list(&ListParams::default()).await.unwrap().items;
+    assert_eq!(reporters("web", &list), ["shard-a"]);
+    assert_eq!(reporters("api", &list), ["shard-b"]);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(phase("other").await, None, "no shard selects it");
+    assert!(
+        rollouts
+            .get("other")
+            .await
+            .unwrap()
+            .metadata
+            .finalizers
+            .unwrap_or_default()
+            .is_empty()
+    );
+    let leases: Api<Lease> = Api::namespaced(client.clone(), LEASE_NS);
+    for (lease, holder) in [("canary-gate-a", "shard-a"), ("canary-gate-b", "shard-b")] {
+        let held = leases
+            .get(lease)
+            .await
+            .unwrap()
+            .spec
+            .and_then(|s| s.holder_identity);
+        assert_eq!(held.as_deref(), Some(holder), "{lease}");
+    }
 }

@@ -8,7 +8,7 @@ use anyhow::{Context as _, Result};
 use clap::Args;
 
 use canary_gate::annotations::{GrafanaConfig, Secret};
-use canary_gate::controller::run::{ControllerConfig, run as run_controller};
+use canary_gate::controller::run::{ControllerConfig, Shard, run as run_controller};
 use canary_gate::notify::NotifyConfig;
 
 use super::prometheus_args::PrometheusArgs;
@@ -59,6 +59,17 @@ pub struct ControllerArgs {
     /// Time limit per Grafana request (annotations never delay a decision).
     #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
     pub grafana_timeout: std::time::Duration,
+    /// Shard by namespace: watch Rollouts, Deployments, autoscalers and AnalysisTemplates in this
+    /// namespace only (ClusterAnalysisTemplates stay cluster-wide). Default: every namespace.
+    #[arg(long)]
+    pub namespace: Option<String>,
+    /// Shard by label: reconcile only the Rollouts this label selector matches (e.g.
+    /// `canarygate.dev/shard=a`); give each shard its own --lease-name.
+    #[arg(long)]
+    pub selector: Option<String>,
+    /// Name of the leader-election Lease; shards that split one cluster's Rollouts need one each.
+    #[arg(long, default_value = canary_gate::controller::run::LEASE_NAME)]
+    pub lease_name: String,
     /// Notification sinks (webhook, Slack, Teams) that Rollouts select in spec.notifications:
     /// a YAML file, best mounted from a Secret; a file that does not exist turns them off.
     #[arg(long)]
@@ -103,6 +114,11 @@ pub fn run(args: ControllerArgs) -> Result<()> {
         prometheus: args.prometheus.client()?,
         listen: args.listen,
         lease_namespace: args.lease_namespace,
+        lease_name: args.lease_name,
+        shard: Shard {
+            namespace: args.namespace,
+            selector: args.selector,
+        },
         identity,
         leader_election: !args.no_leader_election,
         lease_duration: args.lease_duration,

@@ -19,7 +19,7 @@ use kube::runtime::controller::{Action as Requeue, Controller};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::utils::{Backoff, ResetTimerBackoff};
 use kube::runtime::{WatchStreamExt, reflector, watcher};
-use kube::{Resource, ResourceExt};
+use kube::{Client, Resource, ResourceExt};
 use prometheus_client::registry::Registry;
 
 use crate::annotations::{AnnotationMetrics, AnnotationSink, Grafana, GrafanaConfig};
@@ -35,7 +35,7 @@ use super::reconcile::{Context, reconcile};
 use super::target_index::TargetIndex;
 use super::telemetry::{CategoryLabel, ControllerMetrics};
 
-/// Lease name shared by the replicas.
+/// Default name of the Lease the replicas share (`--lease-name`).
 pub const LEASE_NAME: &str = "canary-gate-controller";
 
 /// Errors starting or running the controller.
@@ -51,10 +51,12 @@ pub enum RunError {
     #[error("notifications: {0}")]
     Notifications(#[source] crate::notify::NotifyError),
     /// Leader election failed.
-    #[error("leader election on Lease {namespace}/{LEASE_NAME}: {source}")]
+    #[error("leader election on Lease {namespace}/{name}: {source}")]
     Lease {
         /// Lease namespace.
         namespace: String,
+        /// Lease name.
+        name: String,
         /// The API error.
         #[source]
         source: kube::Error,
@@ -69,10 +71,12 @@ pub enum RunError {
         source: std::io::Error,
     },
     /// This replica lost the lease; it stops so it can never act beside the new leader.
-    #[error("lost the leader lease {namespace}/{LEASE_NAME}")]
+    #[error("lost the leader lease {namespace}/{name}")]
     LostLease {
         /// Lease namespace.
         namespace: String,
+        /// Lease name.
+        name: String,
     },
 }
 
@@ -84,6 +88,10 @@ pub struct ControllerConfig {
     pub listen: SocketAddr,
     /// Namespace of the leader-election Lease.
     pub lease_namespace: String,
+    /// Name of the leader-election Lease (one per shard).
+    pub lease_name: String,
+    /// Which Rollouts this process reconciles.
+    pub shard: Shard,
     /// This replica's identity (pod name).
     pub identity: String,
     /// Elect a leader (off only for a single replica run by hand).
@@ -99,6 +107,38 @@ pub struct ControllerConfig {
     /// Serve the judge for Argo Rollouts and Flagger (`/v1/judge`, `/v1/flagger/…`) on the same
     /// listener, with the cluster's templates, querying this Prometheus; `None`: not served.
     pub gate: Option<Prometheus>,
+}
+
+/// The part of the cluster's Rollouts one controller process reconciles: beyond what one process
+/// carries, run one Deployment per shard, each with its own `--lease-name`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Shard {
+    /// One namespace (Rollouts, Deployments, autoscalers and AnalysisTemplates are watched there
+    /// only); `None`: every namespace.
+    pub namespace: Option<String>,
+    /// A label selector on Rollouts; `None`: all of them.
+    pub selector: Option<String>,
+}
+
+impl Shard {
+    /// The API of a namespaced kind, within the shard's namespace.
+    fn api<K>(&self, client: &Client) -> Api<K>
+    where
+        K: kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>,
+    {
+        match &self.namespace {
+            Some(ns) => Api::namespaced(client.clone(), ns),
+            None => Api::all(client.clone()),
+        }
+    }
+
+    /// The watch of Rollouts: the shard's selector.
+    fn rollouts(&self) -> watcher::Config {
+        match &self.selector {
+            Some(selector) => watcher::Config::default().labels(selector),
+            None => watcher::Config::default(),
+        }
+    }
 }
 
 /// How long the watches must run without an error before their backoff starts small again.
@@ -190,7 +230,7 @@ pub async fn run(config: ControllerConfig) -> Result<(), RunError> {
     // The judge over HTTP with the cluster's templates (watch caches of both kinds).
     let gate = config.gate.map(|prometheus| {
         let (namespaced, writer) = reflector::store::<AnalysisTemplate>();
-        spawn_reflector(writer, Api::<AnalysisTemplate>::all(client.clone()));
+        spawn_reflector(writer, config.shard.api::<AnalysisTemplate>(&client));
         let (cluster, writer) = reflector::store::<ClusterAnalysisTemplate>();
         spawn_reflector(writer, Api::<ClusterAnalysisTemplate>::all(client.clone()));
         crate::gate::serve::with_limits(
@@ -210,7 +250,7 @@ pub async fn run(config: ControllerConfig) -> Result<(), RunError> {
         let lock = Arc::new(LeaseLock::new(
             client.clone(),
             &lease_namespace,
-            LEASE_NAME,
+            &config.lease_name,
             &config.identity,
             lease_duration,
         ));
@@ -220,6 +260,7 @@ pub async fn run(config: ControllerConfig) -> Result<(), RunError> {
             .await
             .map_err(|source| RunError::Lease {
                 namespace: lease_namespace.clone(),
+                name: config.lease_name.clone(),
                 source,
             })?;
         tracing::info!(identity = %config.identity, "became leader");
@@ -258,7 +299,7 @@ pub async fn run(config: ControllerConfig) -> Result<(), RunError> {
     // HorizontalPodAutoscalers, cached: one that scales a target Deployment (which canary-gate
     // keeps at zero pods) is reported on its Rollout with the fix.
     let (autoscalers, writer) = reflector::store::<HorizontalPodAutoscaler>();
-    spawn_reflector(writer, Api::<HorizontalPodAutoscaler>::all(client.clone()));
+    spawn_reflector(writer, config.shard.api::<HorizontalPodAutoscaler>(&client));
     let context = Arc::new(RunContext {
         targets: targets.clone(),
         inner: Arc::new(Context {
@@ -275,8 +316,9 @@ pub async fn run(config: ControllerConfig) -> Result<(), RunError> {
         }),
         telemetry,
     });
-    let rollouts: Api<DeserializeGuard<Rollout>> = Api::all(client.clone());
-    let controller = Controller::new(rollouts, watcher::Config::default())
+    let rollouts: Api<DeserializeGuard<Rollout>> = config.shard.api(&client);
+    tracing::info!(namespace = config.shard.namespace.as_deref().unwrap_or("(all)"), selector = config.shard.selector.as_deref().unwrap_or("(all)"), lease = %config.lease_name, "reconciling Rollouts");
+    let controller = Controller::new(rollouts, config.shard.rollouts())
         .with_config(kube::runtime::controller::Config::default().concurrency(config.concurrency))
         .trigger_backoff(ResetTimerBackoff::new(
             WatchBackoff::default(),
@@ -310,7 +352,7 @@ pub async fn run(config: ControllerConfig) -> Result<(), RunError> {
         // A Deployment's new template starts a rollout, and a workload's progress ends a promotion:
         // wake the Rollouts that target it or own it.
         .watches(
-            Api::<Deployment>::all(client.clone()),
+            config.shard.api::<Deployment>(&client),
             watcher::Config::default(),
             {
                 let targets = targets.clone();
@@ -326,7 +368,7 @@ pub async fn run(config: ControllerConfig) -> Result<(), RunError> {
         )
         // An autoscaler that appears, changes or goes: the Rollouts of the Deployment it scales.
         .watches(
-            Api::<HorizontalPodAutoscaler>::all(client.clone()),
+            config.shard.api::<HorizontalPodAutoscaler>(&client),
             watcher::Config::default(),
             {
                 let targets = targets.clone();
@@ -347,7 +389,7 @@ pub async fn run(config: ControllerConfig) -> Result<(), RunError> {
         )
         // A changed template re-judges the Rollouts that use it.
         .watches(
-            Api::<AnalysisTemplate>::all(client.clone()),
+            config.shard.api::<AnalysisTemplate>(&client),
             watcher::Config::default(),
             {
                 let store = store.clone();
@@ -383,7 +425,7 @@ pub async fn run(config: ControllerConfig) -> Result<(), RunError> {
                 }
                 Ok(())
             }
-            _ = lost => Err(RunError::LostLease { namespace: lease_namespace }),
+            _ = lost => Err(RunError::LostLease { namespace: lease_namespace, name: config.lease_name.clone() }),
         },
         None => {
             work.await;
