@@ -84,7 +84,7 @@ pub use judge::{Judge, NO_DATA};
 pub use latency_comparison::LatencyComparison;
 pub use observation::{Counts, Histogram, MetricSample, StepContext};
 pub use rate_comparison::{MantelHaenszel, RateComparison};
-pub use sequential::{Factor, Mixture, precision_for_jitter, tilt_share};
+pub use sequential::{Factor, Mixture, log_sum_exp, precision_for_jitter, tilt_share};
 pub use threshold_gate::ThresholdGate;
 pub use value_gate::ValueGate;
 pub use verdict::{Decision, Estimate, Evidence, Judgement, MetricVerdict, Outcome, Quantiles};
