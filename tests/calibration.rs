@@ -1,6 +1,7 @@
 //! Calibration of the judge by seeded simulation, with the shipped generic-http template:
-//! false rollbacks on A/A canaries (identical versions) stay at or below 1 %, and real
-//! regressions are rolled back in at least 99 % of rollouts.
+//! false rollbacks on A/A canaries (identical versions, also with per-version over-dispersion
+//! and incidents hitting both versions) stay at or below 1 %, and real regressions are rolled
+//! back in at least 99 % of rollouts.
 //!
 //! Every run is seeded, so the counts are exact and reproducible; the numbers of runs are large
 //! enough that "≤ 1 % observed" is meaningful (with 600 runs, a true rate of 2 % would show more
@@ -61,6 +62,25 @@ fn identical_versions_at_1_request_per_second_are_not_rolled_back() {
         paused > 0 && promoted > 0,
         "promoted {promoted}, paused {paused}"
     );
+}
+
+#[test]
+fn per_version_over_dispersion_does_not_roll_back() {
+    // Each version's error probability drawn per interval from a Gamma (CV 0.3 to 1), with about
+    // 1 and 10 errors per interval: the dispersion is estimated online from both versions.
+    for id in ["aa-100-od1", "aa-1000-od0.5", "aa-100-1pct-od1"] {
+        assert_false_rollbacks_at_most_one_percent(id, 600);
+    }
+}
+
+#[test]
+fn incidents_on_both_versions_with_over_dispersion_do_not_roll_back() {
+    assert_false_rollbacks_at_most_one_percent("aa-100-bursts-od0.3", 600);
+}
+
+#[test]
+fn an_over_dispersed_one_point_regression_is_rolled_back() {
+    assert_detected_at_least_99_percent("errors-1pt-100-od0.5", 600);
 }
 
 #[test]

@@ -377,8 +377,10 @@ mod tests {
         let truth = tail.bucket_probabilities(true);
         let clipped = clip_hazards(&truth, &tail.bucket_probabilities(false));
         assert!((clipped.iter().sum::<f64>() - 1.0).abs() < 1e-9);
-        // Below the median the canary completes sooner: the clipped null keeps its buckets.
-        for k in 0..4 {
+        // Well below the median the canary completes sooner: the clipped null keeps its buckets.
+        // (In the median's own bucket, (25 ms, 50 ms], the wider canary's hazard is already the
+        // lower one.)
+        for k in 0..3 {
             assert!((clipped[k] - truth[k]).abs() < 1e-12, "{k}: {clipped:?}");
         }
         assert!(one_sided > 0.0 && one_sided.is_finite());
