@@ -63,6 +63,15 @@
 //! bounded by the hold budget, after which the policy pauses for a human or rolls back. Missing
 //! evidence never promotes.
 //!
+//! Holds follow the evidence, not the traffic volume: at a completed *intermediate* step, a
+//! metric that is short of `min_samples` only because the whole service is quiet — the stable
+//! served `min_samples`, the canary got at least half its weight's share of the requests, and
+//! its e-value is below the hold level — does not hold: the rollout advances on schedule,
+//! because a higher weight gathers evidence faster and holding a thin step at 5 % gathers it at
+//! the slowest rate (at 1 request/s a +5 pt regression slipped through a paused rollout 3 times
+//! in 4). A canary that receives much less than its weight (broken routing, pods not ready)
+//! still holds, and the last step still needs `min_samples` per version before promoting.
+//!
 //! # Assumptions and error rates
 //! - Requests are routed to the canary independently of their outcome (random weighted routing).
 //!   Session stickiness that concentrates one bad client on one version violates this; the
@@ -87,7 +96,7 @@ mod value_gate;
 mod verdict;
 
 pub use config::{Direction, InconclusivePolicy, JudgeConfig, Method, MetricConfig, MetricKind};
-pub use judge::{Judge, NO_DATA};
+pub use judge::{INSUFFICIENT_TRAFFIC, Judge, NO_DATA};
 pub use latency_comparison::LatencyComparison;
 pub use observation::{Counts, Histogram, MetricSample, StepContext};
 pub use rate_comparison::{MantelHaenszel, RateComparison};
