@@ -48,8 +48,10 @@ pub enum Method {
         direction: Direction,
         /// Relative change tolerated before it counts as bad (0.1 = 10 % worse is fine).
         tolerance: f64,
-        /// Per-interval relative noise between the versions that is not evidence (beta-binomial
-        /// dispersion); 0 means pure binomial.
+        /// Per-interval noise that is not evidence. Error rates: the smallest per-version
+        /// coefficient of variation of the rate between intervals (the judge estimates the
+        /// actual one online and uses the larger). Latency: relative noise between versions per
+        /// bucket (beta-binomial dispersion). 0 means none.
         jitter: f64,
     },
     /// The canary's event rate must stay at or below `max` (an absolute SLO).

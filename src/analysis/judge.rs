@@ -18,6 +18,10 @@ use super::{AnalysisError, Mixture};
 /// NaN, non-finite counts).
 pub const NO_DATA: &str = "no data";
 
+/// How a metric's reason starts when a version served fewer than `min_samples` requests in the
+/// current step.
+pub const INSUFFICIENT_TRAFFIC: &str = "insufficient traffic";
+
 /// The test behind one metric.
 #[derive(Debug, Clone, PartialEq)]
 enum Engine {
@@ -217,8 +221,9 @@ impl Judge {
         }
         let gating: Vec<&MetricVerdict> = verdicts.iter().filter(|v| !v.dry_run).collect();
         let total_weight: f64 = gating.iter().map(|v| v.weight).sum();
-        let failed: Vec<&&MetricVerdict> = gating
+        let failed: Vec<&MetricVerdict> = gating
             .iter()
+            .copied()
             .filter(|v| v.verdict == Outcome::Fail)
             .collect();
         let failed_weight: f64 = failed.iter().map(|v| v.weight).sum();
@@ -230,9 +235,38 @@ impl Judge {
             self.terminal = Some((Decision::Rollback, format!("rolled back: {reason}")));
             return (Decision::Rollback, reason, false);
         }
-        let inconclusive: Vec<&&MetricVerdict> = gating
+        // A completed intermediate step that is thin only because the whole service is quiet
+        // advances on schedule: the canary got its share of the traffic, no evidence is
+        // building, and the next weight gathers evidence faster than holding this one would.
+        // Promotion still needs `min_samples` per version in the last step.
+        let quiet: Vec<bool> = verdicts
             .iter()
-            .filter(|v| v.verdict == Outcome::Inconclusive)
+            .zip(&self.metrics)
+            .zip(&self.config.metrics)
+            .map(|((v, state), config)| {
+                let total = state.step_canary + state.step_stable;
+                ctx.step_complete
+                    && !ctx.last_step
+                    && !v.dry_run
+                    && v.verdict == Outcome::Inconclusive
+                    && v.reason.starts_with(INSUFFICIENT_TRAFFIC)
+                    && v.e_value < v.fail_at.sqrt()
+                    && state.step_stable >= config.min_samples
+                    && state.step_canary > 0.0
+                    && state.step_canary >= 0.5 * total * ctx.weight / 100.0
+            })
+            .collect();
+        let inconclusive: Vec<&MetricVerdict> = verdicts
+            .iter()
+            .zip(&quiet)
+            .filter(|(v, q)| !v.dry_run && v.verdict == Outcome::Inconclusive && !**q)
+            .map(|(v, _)| v)
+            .collect();
+        let advanced: Vec<&MetricVerdict> = verdicts
+            .iter()
+            .zip(&quiet)
+            .filter(|(_, q)| **q)
+            .map(|(v, _)| v)
             .collect();
         if !inconclusive.is_empty() {
             let reason = describe(&inconclusive);
@@ -274,6 +308,12 @@ impl Judge {
                 describe(&failed)
             );
         }
+        if !advanced.is_empty() {
+            reason = format!(
+                "no evidence of harm; advancing on schedule with a quiet service (the canary got its share, the next weight gathers evidence faster): {}",
+                describe(&advanced)
+            );
+        }
         if ctx.step_complete && ctx.last_step {
             self.terminal = Some((Decision::Promote, format!("promoted: {reason}")));
             return (Decision::Promote, reason, false);
@@ -282,7 +322,7 @@ impl Judge {
     }
 }
 
-fn describe(verdicts: &[&&MetricVerdict]) -> String {
+fn describe(verdicts: &[&MetricVerdict]) -> String {
     verdicts
         .iter()
         .map(|v| format!("{}: {}", v.name, v.reason))
@@ -436,7 +476,7 @@ fn verdict(
         (
             Outcome::Inconclusive,
             format!(
-                "insufficient traffic: {:.0} canary and {:.0} stable requests in this step, {min:.0} needed",
+                "{INSUFFICIENT_TRAFFIC}: {:.0} canary and {:.0} stable requests in this step, {min:.0} needed",
                 state.step_canary, state.step_stable
             ),
         )
@@ -627,6 +667,42 @@ mod tests {
         let j = judge.observe(ctx(10.0, false), &[thin]).unwrap();
         assert_eq!(j.decision, Decision::Hold);
         assert!(j.reason.contains("insufficient traffic"), "{}", j.reason);
+    }
+
+    #[test]
+    fn a_quiet_service_advances_on_schedule_but_a_starved_canary_holds() {
+        let step_end = |last_step| StepContext {
+            t: 300.0,
+            step: 0,
+            weight: 10.0,
+            step_complete: true,
+            last_step,
+        };
+        // 1 request/s: the canary got its 10 % share, 30 requests in the step, no errors.
+        let quiet = || MetricSample::Counts {
+            stable: Counts::new(0.0, 270.0),
+            canary: Counts::new(0.0, 30.0),
+        };
+        let j = Judge::new(config(vec![errors()]))
+            .observe(step_end(false), &[quiet()])
+            .unwrap();
+        assert_eq!(j.decision, Decision::Continue, "{}", j.reason);
+        assert!(j.reason.contains("advancing on schedule"), "{}", j.reason);
+        // The canary receives far less than its weight (routing broken, pods not ready): hold.
+        let starved = MetricSample::Counts {
+            stable: Counts::new(0.0, 900.0),
+            canary: Counts::new(0.0, 2.0),
+        };
+        let j = Judge::new(config(vec![errors()]))
+            .observe(step_end(false), &[starved])
+            .unwrap();
+        assert_eq!(j.decision, Decision::Hold, "{}", j.reason);
+        assert!(j.reason.contains(INSUFFICIENT_TRAFFIC), "{}", j.reason);
+        // The last step still needs min_samples per version before promoting.
+        let j = Judge::new(config(vec![errors()]))
+            .observe(step_end(true), &[quiet()])
+            .unwrap();
+        assert_eq!(j.decision, Decision::Hold, "{}", j.reason);
     }
 
     #[test]

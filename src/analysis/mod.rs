@@ -4,12 +4,14 @@
 //! # Methods
 //!
 //! **Error rate (and any events-per-request ratio), canary vs stable** — [`RateComparison`].
-//! In every interval the canary's share of the errors is compared with its share of the requests:
-//! under "no difference" an error is on the canary with probability `π = n_canary / n_total`.
-//! Conditional on the interval's error total the canary's count is binomial in that share (exactly
-//! hypergeometric; the binomial likelihood ratio is conservative for it). Intervals are never
-//! pooled, so weight changes and traffic swings cannot bias the comparison (Simpson's paradox),
-//! and an incident that raises both versions' rates equally is no evidence against the canary.
+//! In every interval the canary's error count is tested conditional on the interval's error
+//! total: each version's count is a negative binomial (Poisson with a per-interval, per-version
+//! Gamma rate: over-dispersion), and given the total the canary's count has an exponential-family
+//! law that is the binomial with the canary's share of the requests when there is no
+//! over-dispersion. The dispersion is estimated online from both versions, from earlier
+//! intervals only. Intervals are never pooled, so weight changes and traffic swings cannot bias
+//! the comparison (Simpson's paradox), and an incident that raises both versions' rates equally
+//! is no evidence against the canary.
 //!
 //! **Latency, canary vs stable** — [`LatencyComparison`]. The histogram buckets are walked from
 //! the fastest up (log-rank style): among requests not yet completed, the canary's share of those
@@ -37,11 +39,14 @@
 //! after every interval and may stop at once. Wald's SPRT (which knows the exact alternative)
 //! is the floor for the expected time to detect; the mixture pays about `ln(grid size)` nats more.
 //!
-//! **Over-dispersion.** A `jitter` allowance `c` (default 0.1 for errors, 0.05 for latency) models
-//! per-interval noise between versions that is not a regression (a noisy pod, a slow node): each
-//! factor becomes a beta-binomial with precision `φ = 1/(π(1-π)c²) - 1` in both numerator and
-//! denominator. With few events it equals the binomial; with many it caps the evidence one
-//! interval can carry, so a ±`c` wobble never accumulates into a rollback. (A beta-binomial
+//! **Over-dispersion.** Errors: the per-version coefficient of variation of the error rate
+//! between intervals is estimated online (predictable: earlier intervals only, with a prior at
+//! 0.5 worth one interval of 2 errors) and never taken below the template's `jitter` (default
+//! 0.05); see [`RateComparison`] for the law, the plug-ins and why they keep the test calibrated.
+//! Latency: a fixed `jitter` allowance `c` (default 0.05) models per-interval noise between
+//! versions that is not a regression: each bucket factor becomes a beta-binomial with
+//! precision `φ = 1/(π(1-π)c²) - 1` in both numerator and denominator. With few events it equals
+//! the binomial; with many it caps the evidence one interval can carry. (A beta-binomial
 //! *denominator* under a binomial *numerator* is not valid: near-null alternatives then have
 //! expected likelihood ratio above 1 — we keep the same precision on both sides.)
 //!
@@ -58,14 +63,25 @@
 //! bounded by the hold budget, after which the policy pauses for a human or rolls back. Missing
 //! evidence never promotes.
 //!
+//! Holds follow the evidence, not the traffic volume: at a completed *intermediate* step, a
+//! metric that is short of `min_samples` only because the whole service is quiet — the stable
+//! served `min_samples`, the canary got at least half its weight's share of the requests, and
+//! its e-value is below the hold level — does not hold: the rollout advances on schedule,
+//! because a higher weight gathers evidence faster and holding a thin step at 5 % gathers it at
+//! the slowest rate (at 1 request/s a +5 pt regression slipped through a paused rollout 3 times
+//! in 4). A canary that receives much less than its weight (broken routing, pods not ready)
+//! still holds, and the last step still needs `min_samples` per version before promoting.
+//!
 //! # Assumptions and error rates
 //! - Requests are routed to the canary independently of their outcome (random weighted routing).
 //!   Session stickiness that concentrates one bad client on one version violates this; the
 //!   jitter allowance absorbs mild cases.
-//! - With `tolerance = 0` the false-rollback probability per rollout is at most `α` (default 1 %)
-//!   for any number of looks, weight schedule and traffic pattern; with a tolerance or jitter the
-//!   guarantee is approximate and is checked by simulation (`tests/calibration.rs`, and
-//!   `cargo bench --bench decision_quality` which prints false-rollback and detection rates).
+//! - With `tolerance = 0`, a known over-dispersion and Poisson-Gamma errors, the false-rollback
+//!   probability per rollout is at most `α` (default 1 %) for any number of looks, weight
+//!   schedule and traffic pattern; with a tolerance, a latency jitter, or the error dispersion
+//!   and common rate estimated online, the guarantee is approximate and is checked by
+//!   simulation (`tests/calibration.rs`, and `cargo bench --bench decision_quality` which prints
+//!   false-rollback and detection rates against their targets).
 //! - Counters come from the same intervals for both versions; a version without traffic in an
 //!   interval contributes nothing to the comparison.
 
@@ -80,11 +96,11 @@ mod value_gate;
 mod verdict;
 
 pub use config::{Direction, InconclusivePolicy, JudgeConfig, Method, MetricConfig, MetricKind};
-pub use judge::{Judge, NO_DATA};
+pub use judge::{INSUFFICIENT_TRAFFIC, Judge, NO_DATA};
 pub use latency_comparison::LatencyComparison;
 pub use observation::{Counts, Histogram, MetricSample, StepContext};
 pub use rate_comparison::{MantelHaenszel, RateComparison};
-pub use sequential::{Factor, Mixture, precision_for_jitter, tilt_share};
+pub use sequential::{Factor, Mixture, log_sum_exp, precision_for_jitter, tilt_share};
 pub use threshold_gate::ThresholdGate;
 pub use value_gate::ValueGate;
 pub use verdict::{Decision, Estimate, Evidence, Judgement, MetricVerdict, Outcome, Quantiles};

@@ -15,7 +15,10 @@ use crate::metrics::recorded::RecordedInterval;
 use crate::rollout::{Phase, Step, StepPlan};
 
 mod scenarios;
-pub use scenarios::{scenario, standard_scenarios, wald_expected_seconds};
+pub use scenarios::{
+    conditional_error_information, is_common_incident, scenario, standard_scenarios,
+    wald_expected_seconds,
+};
 
 /// Prometheus client libraries' default histogram buckets (seconds).
 pub const DEFAULT_BUCKETS: [f64; 11] = [
@@ -56,8 +59,10 @@ pub struct Scenario {
     pub burst_multiplier: f64,
     /// Total traffic varies per interval uniformly within ±this share (0.6 = ±60 %).
     pub traffic_swing: f64,
-    /// Coefficient of variation of a per-interval, per-version error-rate multiplier (noise
-    /// between versions that is not a regression).
+    /// Coefficient of variation of a per-interval, per-version error-probability multiplier,
+    /// drawn independently for each version in each interval from a Gamma with mean 1 and shape
+    /// `1/cv²` (over-dispersion between versions that is not a regression; the canary's whole
+    /// probability, regression included, is multiplied by its own draw).
     pub version_jitter: f64,
     /// Histogram bucket bounds.
     pub buckets: Vec<f64>,
@@ -231,7 +236,9 @@ impl Generator {
         };
         let base = (error_rate * burst).min(1.0);
         let p_stable = (base * self.jitter()).min(1.0);
-        let p_canary = (base * self.jitter() + error_add).min(1.0);
+        // The canary's whole error probability (stable's plus the regression) varies with the
+        // same shape as the stable's: a regression is as noisy as the rest of the version.
+        let p_canary = ((base + error_add) * self.jitter()).min(1.0);
         let e_stable = binomial(&mut self.rng, n_stable, p_stable);
         let e_canary = binomial(&mut self.rng, n_canary, p_canary);
         let stable = VersionInterval {

@@ -16,8 +16,10 @@ use spec::{
 /// The API version template files carry.
 pub const API_VERSION: &str = "canarygate.dev/v1alpha1";
 
-/// Default jitter allowance for error-rate comparisons.
-pub const DEFAULT_ERROR_JITTER: f64 = 0.1;
+/// Default jitter floor for error-rate comparisons: the smallest per-version coefficient of
+/// variation of the error rate between intervals the judge assumes (it estimates the actual one
+/// online and uses the larger).
+pub const DEFAULT_ERROR_JITTER: f64 = 0.05;
 /// Default jitter allowance for latency comparisons.
 pub const DEFAULT_LATENCY_JITTER: f64 = 0.05;
 /// Default minimum requests per version and step.

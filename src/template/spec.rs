@@ -198,8 +198,10 @@ pub struct CompareSpec {
     /// Relative change tolerated, e.g. 0.1 = "the canary may be up to 10 % worse" (default 0).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tolerance: Option<f64>,
-    /// Per-interval relative noise between versions that is not evidence (default 0.1 for
-    /// error rates, 0.05 for latency; 0 = pure binomial).
+    /// Per-interval noise that is not evidence. Error rates: the smallest per-version
+    /// coefficient of variation of the error rate between intervals (default 0.05); the judge
+    /// estimates the actual one online from both versions and uses the larger. Latency: the
+    /// relative noise between versions per bucket (default 0.05; 0 = pure binomial).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jitter: Option<f64>,
 }
