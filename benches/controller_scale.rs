@@ -732,7 +732,7 @@ fn workload(target: &Value, rollout: &str, owner: &OwnerReference, role: Role, p
 }
 
 fn rfc3339(t: f64) -> String {
-    canary_gate::controller::decide::rfc3339(t)
+    canary_gate::time::rfc3339(t)
 }
 
 fn analysis(name: &str) -> Value {

@@ -17,13 +17,11 @@ use crate::traffic::workload::{self, Role};
 use crate::traffic::{self, FIELD_MANAGER, ObjectRef, ROLLOUT_LABEL, Split, contains};
 
 use super::availability;
-use super::decide::{Note, parse_rfc3339, set_condition};
 use super::error::ReconcileError;
 use super::observe;
+use super::status::{Note, TRAFFIC_CONDITION, set_condition};
 use super::validate::{StrategyKind, ValidatedRollout};
-
-/// The condition that reports the traffic routers.
-pub const TRAFFIC_CONDITION: &str = "TrafficRouted";
+use crate::time::parse_rfc3339;
 
 /// The stable and canary workloads as read.
 #[derive(Debug, Clone, Default)]

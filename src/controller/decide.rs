@@ -4,18 +4,16 @@
 //! Everything needed to resume lives in the status (step, when it started, revisions), so a
 //! restarted controller continues the same step with the same elapsed time.
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
-use k8s_openapi::jiff::Timestamp;
-
 use crate::analysis::StepContext;
 use crate::analysis::{Decision, Judgement, NO_DATA};
 use crate::crd::rollout::{DecisionRecord, MetricRecord, RolloutPhase, RolloutStatus, StepStart};
-pub use crate::rollout::Action;
-use crate::rollout::{Phase, PlanState};
+use crate::rollout::{Action, Phase, PlanState};
+use crate::time::{parse_rfc3339, rfc3339};
 
 use super::availability::{Availability, canary_live, needed, ready, shortfall};
+pub use super::status::{Note, set_condition, set_phase, set_phase_conditions};
 use super::validate::{StrategyKind, ValidatedRollout};
-pub use conditions::{ACTION_CONDITION, AUTOSCALER_CONDITION, report_action};
+pub use conditions::report_action;
 use conditions::{set_autoscaler_condition, set_availability_conditions};
 pub use pods::{DEADLINE_REASON, Side, deadline_due};
 use pods::{POD_POLL, Wait, healthy_message, in_force_now, promoting, waiting};
@@ -68,17 +66,6 @@ pub const INVALID_ARGUMENTS: &str = "InvalidArguments";
 
 /// How often a promotion looks whether the stable workload has rolled out.
 const PROMOTION_POLL: f64 = 5.0;
-
-/// A Kubernetes Event to record.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Note {
-    /// Event reason (CamelCase).
-    pub reason: &'static str,
-    /// Event message.
-    pub message: String,
-    /// Warning (true) or Normal.
-    pub warning: bool,
-}
 
 /// The outcome of deciding.
 #[derive(Debug, Clone, PartialEq)]
@@ -895,101 +882,6 @@ pub fn plan_state(status: &RolloutStatus, now: f64) -> PlanState {
     }
 }
 
-/// The standard conditions that follow from the phase: `Progressing` (a rollout is under way),
-/// `Healthy` (the stable version runs with all traffic), `Paused` (waiting for a human), and
-/// `InvalidSpec` cleared (the spec validated).
-pub fn set_phase_conditions(status: &mut RolloutStatus, now: f64) {
-    let phase = status.phase.unwrap_or(RolloutPhase::Healthy);
-    let reason = format!("{phase:?}");
-    let message = status.message.clone().unwrap_or_default();
-    let progressing = matches!(
-        phase,
-        RolloutPhase::Progressing
-            | RolloutPhase::Holding
-            | RolloutPhase::Paused
-            | RolloutPhase::Promoting
-    );
-    // A passed progress deadline stays the Progressing condition's reason while its
-    // rollback or pause stands.
-    let deadline_stands = matches!(phase, RolloutPhase::RolledBack | RolloutPhase::Paused)
-        && status
-            .conditions
-            .iter()
-            .any(|c| c.type_ == "Progressing" && c.reason == DEADLINE_REASON);
-    if !deadline_stands {
-        set_condition(
-            &mut status.conditions,
-            "Progressing",
-            progressing,
-            &reason,
-            &message,
-            now,
-        );
-    }
-    set_condition(
-        &mut status.conditions,
-        "Healthy",
-        phase == RolloutPhase::Healthy,
-        &reason,
-        &message,
-        now,
-    );
-    set_condition(
-        &mut status.conditions,
-        "Paused",
-        phase == RolloutPhase::Paused,
-        &reason,
-        &message,
-        now,
-    );
-    if status.conditions.iter().any(|c| c.type_ == "InvalidSpec") {
-        set_condition(
-            &mut status.conditions,
-            "InvalidSpec",
-            false,
-            "Valid",
-            "the spec is valid",
-            now,
-        );
-    }
-}
-
-/// Sets a condition; its `lastTransitionTime` changes only when its status does.
-pub fn set_condition(
-    conditions: &mut Vec<Condition>,
-    type_: &str,
-    on: bool,
-    reason: &str,
-    message: &str,
-    now: f64,
-) {
-    let status = if on { "True" } else { "False" };
-    let time = Time(Timestamp::from_second(now as i64).unwrap_or(Timestamp::UNIX_EPOCH));
-    match conditions.iter_mut().find(|c| c.type_ == type_) {
-        Some(c) => {
-            if c.status != status {
-                c.last_transition_time = time;
-                c.status = status.to_string();
-            }
-            c.reason = reason.to_string();
-            c.message = message.to_string();
-        }
-        None => conditions.push(Condition {
-            type_: type_.to_string(),
-            status: status.to_string(),
-            reason: reason.to_string(),
-            message: message.to_string(),
-            last_transition_time: time,
-            observed_generation: None,
-        }),
-    }
-}
-
-fn set_phase(status: &mut RolloutStatus, phase: RolloutPhase, message: String) {
-    status.phase = Some(phase);
-    status.message = Some(message);
-}
-
 fn note(reason: &'static str, message: String, warning: bool) -> Note {
     Note {
         reason,
@@ -997,8 +889,6 @@ fn note(reason: &'static str, message: String, warning: bool) -> Note {
         warning,
     }
 }
-
-pub use crate::time::{parse_rfc3339, rfc3339};
 
 mod conditions;
 mod pods;

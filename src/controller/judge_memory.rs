@@ -19,9 +19,9 @@ use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Mutex;
 
+use crate::analysis::WindowInterval;
 use crate::analysis::{AnalysisError, Decision, Judge, Judgement};
 use crate::crd::rollout::RolloutStatus;
-use crate::metrics::prometheus_source::WindowInterval;
 use crate::template::Template;
 
 use super::decide::step_contexts;
@@ -229,10 +229,10 @@ impl JudgeMemory {
 mod tests {
     use super::*;
     use crate::analysis::StepContext;
-    use crate::controller::decide::rfc3339;
     use crate::controller::validate::validate;
     use crate::crd::rollout::StepStart;
     use crate::simulation::{Generator, Scenario};
+    use crate::time::rfc3339;
 
     const T0: f64 = 1_763_856_000.0;
 

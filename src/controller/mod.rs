@@ -14,6 +14,7 @@ pub mod leader;
 pub mod observe;
 pub mod reconcile;
 pub mod run;
+pub mod status;
 pub mod target_index;
 pub mod telemetry;
 pub mod validate;

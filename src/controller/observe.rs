@@ -9,10 +9,9 @@ use crate::crd::rollout::RolloutAnalysis;
 use crate::crd::{AnalysisTemplate, ClusterAnalysisTemplate, Rollout};
 use crate::template::{self, Template};
 
-use super::decide::Action;
 use super::error::ReconcileError;
 
-pub use crate::rollout::ACTION_ANNOTATION;
+use crate::rollout::{ACTION_ANNOTATION, Action};
 
 /// A stable hash of a pod template (FNV-1a 64 over its JSON), as the revision name.
 pub fn revision(template: &PodTemplateSpec) -> String {

@@ -20,17 +20,17 @@ use crate::crd::rollout::{RolloutPhase, RolloutStatus};
 use super::analyze::{MetricWindows, combine};
 use super::apply::{self, Target, Workloads};
 use super::availability::{self, Availability};
-use super::decide::{
-    self, MetricsOutage, Note, Observed, analysing, parse_rfc3339, plan_state, set_condition,
-};
+use super::decide::{self, MetricsOutage, Observed, analysing, plan_state};
 use super::error::{ReconcileError, guarded};
 use super::events::EventWriter;
 use super::judge_memory::JudgeMemory;
 use super::observe;
+use super::status::{Note, set_condition};
 use super::telemetry::{CategoryLabel, ControllerMetrics, DecisionLabel};
 use super::validate::validate;
 use crate::analysis::InconclusivePolicy;
 use crate::metrics::prometheus_source::SourceError;
+use crate::time::parse_rfc3339;
 
 /// Field manager of the status (separate from any spec manager: on API servers without
 /// subresource-aware managed fields, sharing one would steal spec ownership).

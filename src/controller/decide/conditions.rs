@@ -4,12 +4,7 @@
 //! (`ActionApplied`).
 
 use super::*;
-
-/// The condition that reports an autoscaler scaling the target Deployment instead of the
-/// Rollout.
-pub const AUTOSCALER_CONDITION: &str = "AutoscalerConflict";
-/// The condition that reports what became of the last human action.
-pub const ACTION_CONDITION: &str = "ActionApplied";
+use crate::controller::status::{ACTION_CONDITION, AUTOSCALER_CONDITION};
 
 /// What became of a human's action: `ActionApplied` True with what it did, or False with why
 /// not (and a Warning Event) — an accepted action is never silently dropped.

@@ -1,6 +1,8 @@
 //! Tests of the step machine: phases, human actions, outages, promotion and scale-down.
 use super::*;
+use crate::controller::status::{ACTION_CONDITION, AUTOSCALER_CONDITION};
 use crate::controller::validate::validate;
+use crate::time::rfc3339;
 
 const T0: f64 = 1_763_856_000.0;
 
