@@ -1,14 +1,210 @@
-//! Stage *analyze*: where a rollout's observations come from, and how several templates'
-//! judgements combine (the most severe decision wins). The judging itself, interval by interval
-//! in the step each belonged to, is [`super::judge_memory`].
+//! Stage *analyze*: which analysis gates the current step, its templates (read from the
+//! cluster), the intervals that ended since the last reconcile (from the metric source), judged
+//! and combined (the most severe decision wins) — or, when the metrics cannot be read, the
+//! outage the step holds on. The judging itself, interval by interval in the step each belonged
+//! to, with the judge's state kept between reconciles, is [`super::judge_memory`].
 
 use std::future::Future;
 use std::pin::Pin;
 
-use crate::analysis::{Decision, Judgement};
+use kube::api::Api;
+use kube::{Client, ResourceExt};
+
+use crate::analysis::{Decision, InconclusivePolicy, Judgement, WindowInterval};
+use crate::crd::rollout::{RolloutAnalysis, RolloutStatus};
+use crate::crd::{AnalysisTemplate, ClusterAnalysisTemplate, Rollout};
 use crate::metrics::prometheus::Prometheus;
-use crate::metrics::prometheus_source::{PrometheusSource, SourceError, WindowInterval};
-use crate::template::Template;
+use crate::metrics::prometheus_source::{PrometheusSource, SourceError};
+use crate::template::{self, Template};
+use crate::time::parse_rfc3339;
+
+use super::decide::{self, MetricsOutage, analysing, plan_state};
+use super::error::ReconcileError;
+use super::reconcile::Context;
+use super::telemetry::{CategoryLabel, DecisionLabel};
+use super::validate::ValidatedRollout;
+
+/// Seconds between looks at a step without analysis (a gated step looks every interval of its
+/// shortest template).
+const UNGATED_INTERVAL: f64 = 60.0;
+
+/// What the analyze stage found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Analysis {
+    /// The current step is gated by an analysis (its own, or the background one): it never
+    /// advances without the judge's answer.
+    pub gated: bool,
+    /// The judge's answer for the step, all templates combined; `None` when nothing was judged
+    /// (no analysis now, a human action, or an outage).
+    pub judgement: Option<Judgement>,
+    /// The metrics could not be read: the step holds on this.
+    pub outage: Option<MetricsOutage>,
+    /// Seconds until the next interval ends (the shortest template interval).
+    pub interval: f64,
+}
+
+/// Judges the current step: only while this revision is being rolled out, the step is gated,
+/// and no human action (`acting`) overrides the judge. Only the intervals that ended since the
+/// last reconcile are read and judged; a Rollout no longer analysed has its judge state dropped.
+///
+/// # Errors
+/// When a template cannot be read or is invalid, or the judge rejects the samples; a metric
+/// source that fails is an outage, not an error.
+pub async fn analyze(
+    ctx: &Context,
+    rollout: &Rollout,
+    validated: &ValidatedRollout,
+    status: &RolloutStatus,
+    revision: &str,
+    acting: bool,
+    now: f64,
+) -> Result<Analysis, ReconcileError> {
+    let namespace = rollout.namespace().unwrap_or_default();
+    let name = rollout.name_any();
+    let analysis = validated.analysis(plan_state(status, now).step);
+    let mut found = Analysis {
+        gated: analysis.is_some(),
+        judgement: None,
+        outage: None,
+        interval: UNGATED_INTERVAL,
+    };
+    if !analysing(status) {
+        ctx.memory.forget(&namespace, &name);
+    }
+    let live = analysing(status) && status.canary_revision.as_deref() == Some(revision);
+    let Some(analysis) = analysis.filter(|_| live && !acting) else {
+        return Ok(found);
+    };
+    let started = std::time::Instant::now();
+    let from = status
+        .started_at
+        .as_deref()
+        .and_then(parse_rfc3339)
+        .unwrap_or(now);
+    let mut judgements = Vec::new();
+    for (template, args) in templates(&ctx.client, &namespace, analysis).await? {
+        found.interval = found.interval.min(template.interval.as_secs_f64());
+        let mut progress = ctx
+            .memory
+            .take(&namespace, &name, &template, &args, revision, from);
+        // Only the intervals that ended since the last reconcile are read and judged.
+        if now - progress.until() >= template.interval.as_secs_f64() {
+            match ctx
+                .metrics
+                .window(&template, &args, progress.until(), now)
+                .await
+            {
+                Ok(intervals) => progress.observe(validated, status, &intervals)?,
+                Err(e) => {
+                    tracing::warn!(template = %template.name(), error = %e, "metrics unavailable");
+                    if let Some(t) = &ctx.telemetry {
+                        t.failures
+                            .get_or_create(&CategoryLabel {
+                                category: "metrics".into(),
+                            })
+                            .inc();
+                    }
+                    found.outage = Some(outage(&template, &e));
+                    ctx.memory.keep(&namespace, &name, &template, progress);
+                    break;
+                }
+            }
+        }
+        if let Some(j) = progress.judgement() {
+            judgements.push(j.clone());
+        }
+        ctx.memory.keep(&namespace, &name, &template, progress);
+    }
+    if found.outage.is_none() {
+        found.judgement = combine(judgements);
+    }
+    if let Some(t) = &ctx.telemetry {
+        t.analysis.observe(started.elapsed().as_secs_f64());
+        if let Some(j) = &found.judgement {
+            t.decisions
+                .get_or_create(&DecisionLabel {
+                    decision: j.decision.as_str().to_string(),
+                })
+                .inc();
+        }
+    }
+    Ok(found)
+}
+
+/// A source that failed: missing evidence holds (never promotes), and the template's policy acts
+/// once the outage outlasts its hold budget. Arguments the queries refuse are a spec to fix: the
+/// step holds (no budget, no policy) until they are.
+fn outage(template: &Template, e: &SourceError) -> MetricsOutage {
+    if matches!(e, SourceError::Query(_)) {
+        MetricsOutage {
+            message: format!(
+                "template {}: {e}; fix the Rollout's analysis args (the step holds until then)",
+                template.name()
+            ),
+            budget: f64::INFINITY,
+            rollback: false,
+            reason: decide::INVALID_ARGUMENTS,
+        }
+    } else {
+        MetricsOutage {
+            message: format!("template {}: {e}", template.name()),
+            budget: template.judge.hold_budget.as_secs_f64(),
+            rollback: template.judge.on_inconclusive == InconclusivePolicy::Rollback,
+            reason: decide::METRICS_UNAVAILABLE,
+        }
+    }
+}
+
+/// Loads and validates the templates an analysis names, with its arguments.
+///
+/// # Errors
+/// When a template is missing or invalid (the error names it).
+pub async fn templates(
+    client: &Client,
+    namespace: &str,
+    analysis: &RolloutAnalysis,
+) -> Result<Vec<(Template, Vec<(String, String)>)>, ReconcileError> {
+    let args: Vec<(String, String)> = analysis
+        .args
+        .iter()
+        .map(|a| (a.name.clone(), a.value.clone()))
+        .collect();
+    let mut out = Vec::new();
+    for reference in &analysis.templates {
+        let name = &reference.template_name;
+        let (kind, spec, source) = if reference.cluster_scope {
+            let api: Api<ClusterAnalysisTemplate> = Api::all(client.clone());
+            let t = api.get_opt(name).await?.ok_or_else(|| {
+                ReconcileError::MissingTemplate(format!("ClusterAnalysisTemplate {name}"))
+            })?;
+            (
+                "ClusterAnalysisTemplate",
+                t.spec.0,
+                format!("ClusterAnalysisTemplate {name}"),
+            )
+        } else {
+            let api: Api<AnalysisTemplate> = Api::namespaced(client.clone(), namespace);
+            let t = api.get_opt(name).await?.ok_or_else(|| {
+                ReconcileError::MissingTemplate(format!("AnalysisTemplate {namespace}/{name}"))
+            })?;
+            (
+                "AnalysisTemplate",
+                t.spec.0,
+                format!("AnalysisTemplate {namespace}/{name}"),
+            )
+        };
+        let template = template::from_spec(kind, name, Some(namespace), spec, &source)
+            .map_err(|e| ReconcileError::InvalidTemplate(e.to_string()))?;
+        // Each template takes only the arguments it declares.
+        let mine = args
+            .iter()
+            .filter(|(k, _)| template.file.spec.args.iter().any(|a| &a.name == k))
+            .cloned()
+            .collect();
+        out.push((template, mine));
+    }
+    Ok(out)
+}
 
 /// Where the observations of a window come from (Prometheus in production).
 pub trait MetricWindows: Send + Sync {

@@ -485,13 +485,7 @@ fn decide_phase(
     let new_state = match resumed {
         Some(s) => s,
         None => {
-            let gated = rollout
-                .step_analysis
-                .get(state.step)
-                .copied()
-                .flatten()
-                .is_some()
-                || rollout.background.is_some();
+            let gated = rollout.analysis(state.step).is_some();
             let (decision, paused) = match (judgement, gated) {
                 (Some(j), _) => (j.decision, j.paused),
                 // An ungated step advances when its pause is over; the last one promotes.

@@ -1,13 +1,10 @@
-//! Stage *observe*: what the cluster says — the target Deployment's revision, a pending human
-//! action, and the analysis templates a step names.
+//! Stage *observe*: what the cluster says — the target Deployment's revision and a pending human
+//! action.
 
 use k8s_openapi::api::core::v1::PodTemplateSpec;
-use kube::api::Api;
-use kube::{Client, ResourceExt};
+use kube::ResourceExt;
 
-use crate::crd::rollout::RolloutAnalysis;
-use crate::crd::{AnalysisTemplate, ClusterAnalysisTemplate, Rollout};
-use crate::template::{self, Template};
+use crate::crd::Rollout;
 
 use super::error::ReconcileError;
 
@@ -40,57 +37,6 @@ pub fn action(
     }
     let action = Action::parse(value).map_err(|e| ReconcileError::InvalidAction(e.to_string()))?;
     Ok(Some((action, value.clone())))
-}
-
-/// Loads and validates the templates an analysis names, with its arguments.
-///
-/// # Errors
-/// When a template is missing or invalid (the error names it).
-pub async fn templates(
-    client: &Client,
-    namespace: &str,
-    analysis: &RolloutAnalysis,
-) -> Result<Vec<(Template, Vec<(String, String)>)>, ReconcileError> {
-    let args: Vec<(String, String)> = analysis
-        .args
-        .iter()
-        .map(|a| (a.name.clone(), a.value.clone()))
-        .collect();
-    let mut out = Vec::new();
-    for reference in &analysis.templates {
-        let name = &reference.template_name;
-        let (kind, spec, source) = if reference.cluster_scope {
-            let api: Api<ClusterAnalysisTemplate> = Api::all(client.clone());
-            let t = api.get_opt(name).await?.ok_or_else(|| {
-                ReconcileError::MissingTemplate(format!("ClusterAnalysisTemplate {name}"))
-            })?;
-            (
-                "ClusterAnalysisTemplate",
-                t.spec.0,
-                format!("ClusterAnalysisTemplate {name}"),
-            )
-        } else {
-            let api: Api<AnalysisTemplate> = Api::namespaced(client.clone(), namespace);
-            let t = api.get_opt(name).await?.ok_or_else(|| {
-                ReconcileError::MissingTemplate(format!("AnalysisTemplate {namespace}/{name}"))
-            })?;
-            (
-                "AnalysisTemplate",
-                t.spec.0,
-                format!("AnalysisTemplate {namespace}/{name}"),
-            )
-        };
-        let template = template::from_spec(kind, name, Some(namespace), spec, &source)
-            .map_err(|e| ReconcileError::InvalidTemplate(e.to_string()))?;
-        // Each template takes only the arguments it declares.
-        let mine = args
-            .iter()
-            .filter(|(k, _)| template.file.spec.args.iter().any(|a| &a.name == k))
-            .cloned()
-            .collect();
-        out.push((template, mine));
-    }
-    Ok(out)
 }
 
 #[cfg(test)]

@@ -17,20 +17,17 @@ use crate::annotations::{AnnotationSink, annotations};
 use crate::crd::Rollout;
 use crate::crd::rollout::{RolloutPhase, RolloutStatus};
 
-use super::analyze::{MetricWindows, combine};
+use super::analyze::{MetricWindows, analyze};
 use super::apply::{self, Target, Workloads};
 use super::availability::{self, Availability};
-use super::decide::{self, MetricsOutage, Observed, analysing, plan_state};
+use super::decide::{self, Observed};
 use super::error::{ReconcileError, guarded};
 use super::events::EventWriter;
 use super::judge_memory::JudgeMemory;
 use super::observe;
 use super::status::{Note, set_condition};
-use super::telemetry::{CategoryLabel, ControllerMetrics, DecisionLabel};
+use super::telemetry::ControllerMetrics;
 use super::validate::validate;
-use crate::analysis::InconclusivePolicy;
-use crate::metrics::prometheus_source::SourceError;
-use crate::time::parse_rfc3339;
 
 /// Field manager of the status (separate from any spec manager: on API servers without
 /// subresource-aware managed fields, sharing one would steal spec ownership).
@@ -158,108 +155,17 @@ async fn reconcile_stages(
     let workloads = Workloads::read(&ctx.client, &namespace, &validated.target).await?;
     let action = observe::action(&rollout, status.handled_action.as_deref())?;
 
-    // analyze: only while this revision is being rolled out, the step is gated, and no human
-    // action overrides the judge
-    let mut judgement = None;
-    let mut outage = None;
-    let mut interval = 60.0_f64;
-    if !analysing(&status) {
-        ctx.memory.forget(&namespace, &rollout.name_any());
-    }
-    if action.is_none()
-        && analysing(&status)
-        && status.canary_revision.as_deref() == Some(revision.as_str())
-    {
-        let step = plan_state(&status, now).step;
-        let analysis = validated
-            .step_analysis
-            .get(step)
-            .copied()
-            .flatten()
-            .or(validated.background)
-            .map(|i| validated.analyses[i].clone());
-        if let Some(analysis) = analysis {
-            let started = std::time::Instant::now();
-            let from = status
-                .started_at
-                .as_deref()
-                .and_then(parse_rfc3339)
-                .unwrap_or(now);
-            let mut judgements = Vec::new();
-            let name = rollout.name_any();
-            for (template, args) in observe::templates(&ctx.client, &namespace, &analysis).await? {
-                interval = interval.min(template.interval.as_secs_f64());
-                let mut progress = ctx
-                    .memory
-                    .take(&namespace, &name, &template, &args, &revision, from);
-                // Only the intervals that ended since the last reconcile are read and judged.
-                if now - progress.until() >= template.interval.as_secs_f64() {
-                    match ctx
-                        .metrics
-                        .window(&template, &args, progress.until(), now)
-                        .await
-                    {
-                        Ok(intervals) => progress.observe(&validated, &status, &intervals)?,
-                        Err(e) => {
-                            // Missing evidence holds (never promotes); the template's policy
-                            // acts once the outage outlasts its hold budget.
-                            tracing::warn!(template = %template.name(), error = %e, "metrics unavailable");
-                            if let Some(t) = &ctx.telemetry {
-                                t.failures
-                                    .get_or_create(&CategoryLabel {
-                                        category: "metrics".into(),
-                                    })
-                                    .inc();
-                            }
-                            // Arguments the queries refuse are a spec to fix: the step
-                            // holds (no budget, no policy) until they are.
-                            let invalid = matches!(e, SourceError::Query(_));
-                            outage = Some(if invalid {
-                                MetricsOutage {
-                                    message: format!(
-                                        "template {}: {e}; fix the Rollout's analysis args (the step holds until then)",
-                                        template.name()
-                                    ),
-                                    budget: f64::INFINITY,
-                                    rollback: false,
-                                    reason: decide::INVALID_ARGUMENTS,
-                                }
-                            } else {
-                                MetricsOutage {
-                                    message: format!("template {}: {e}", template.name()),
-                                    budget: template.judge.hold_budget.as_secs_f64(),
-                                    rollback: template.judge.on_inconclusive
-                                        == InconclusivePolicy::Rollback,
-                                    reason: decide::METRICS_UNAVAILABLE,
-                                }
-                            });
-                            ctx.memory.keep(&namespace, &name, &template, progress);
-                            break;
-                        }
-                    }
-                }
-                if let Some(j) = progress.judgement() {
-                    judgements.push(j.clone());
-                }
-                ctx.memory.keep(&namespace, &name, &template, progress);
-            }
-            judgement = if outage.is_some() {
-                None
-            } else {
-                combine(judgements)
-            };
-            if let Some(t) = &ctx.telemetry {
-                t.analysis.observe(started.elapsed().as_secs_f64());
-            }
-            if let (Some(t), Some(j)) = (&ctx.telemetry, &judgement) {
-                t.decisions
-                    .get_or_create(&DecisionLabel {
-                        decision: j.decision.as_str().to_string(),
-                    })
-                    .inc();
-            }
-        }
-    }
+    // analyze
+    let analysis = analyze(
+        &ctx,
+        &rollout,
+        &validated,
+        &status,
+        &revision,
+        action.is_some(),
+        now,
+    )
+    .await?;
 
     // decide
     let total = availability::total(
@@ -305,11 +211,17 @@ async fn reconcile_stages(
         stable_ready: workloads.stable_runs(&revision),
         revision: revision.clone(),
         action: action.as_ref().map(|(a, _)| *a),
-        metrics_outage: outage,
+        metrics_outage: analysis.outage,
         pods,
         autoscaler_conflict,
     };
-    let outcome = decide::decide(&validated, &status, &observed, judgement.as_ref(), interval);
+    let outcome = decide::decide(
+        &validated,
+        &status,
+        &observed,
+        analysis.judgement.as_ref(),
+        analysis.interval,
+    );
     let mut notes = outcome.notes;
     let mut next = outcome.status;
     notes.extend(

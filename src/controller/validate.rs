@@ -59,6 +59,19 @@ pub struct ValidatedRollout {
     pub deadline_rollback: bool,
 }
 
+impl ValidatedRollout {
+    /// The analysis that gates `step`: the step's own, else the background analysis; `None`
+    /// when the step is not gated (it then only waits for its pause).
+    pub fn analysis(&self, step: usize) -> Option<&RolloutAnalysis> {
+        self.step_analysis
+            .get(step)
+            .copied()
+            .flatten()
+            .or(self.background)
+            .map(|i| &self.analyses[i])
+    }
+}
+
 /// Default of `progressDeadline` (as a Deployment's `progressDeadlineSeconds`).
 pub const DEFAULT_PROGRESS_DEADLINE: f64 = 600.0;
 
