@@ -19,7 +19,6 @@ use crate::template::{self, Template};
 use crate::time::parse_rfc3339;
 
 use super::decide::{self, MetricsOutage, analysing, plan_state};
-use super::error::ReconcileError;
 use super::reconcile::Context;
 use super::telemetry::{CategoryLabel, DecisionLabel};
 use super::validate::ValidatedRollout;
@@ -27,6 +26,35 @@ use super::validate::ValidatedRollout;
 /// Seconds between looks at a step without analysis (a gated step looks every interval of its
 /// shortest template).
 const UNGATED_INTERVAL: f64 = 60.0;
+
+/// A template could not be read or is invalid, or the judge rejected the samples.
+#[derive(Debug, thiserror::Error)]
+pub enum AnalyzeError {
+    /// The API server refused or could not be reached.
+    #[error("kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    /// A referenced analysis template does not exist.
+    #[error("{0} not found; create it or fix the Rollout's templateName")]
+    MissingTemplate(String),
+    /// A referenced analysis template is invalid.
+    #[error("{0}")]
+    InvalidTemplate(#[source] template::TemplateError),
+    /// The judge rejected its input (samples that do not match the template's metrics).
+    #[error("judge: {0}")]
+    Judge(#[from] crate::analysis::AnalysisError),
+}
+
+impl AnalyzeError {
+    /// A stable short name (see [`super::error::ReconcileError::category`]).
+    pub fn category(&self) -> &'static str {
+        match self {
+            AnalyzeError::Kube(_) => "kube_api",
+            AnalyzeError::MissingTemplate(_) => "missing_template",
+            AnalyzeError::InvalidTemplate(_) => "invalid_template",
+            AnalyzeError::Judge(_) => "analysis",
+        }
+    }
+}
 
 /// What the analyze stage found.
 #[derive(Debug, Clone, PartialEq)]
@@ -58,7 +86,7 @@ pub async fn analyze(
     revision: &str,
     acting: bool,
     now: f64,
-) -> Result<Analysis, ReconcileError> {
+) -> Result<Analysis, AnalyzeError> {
     let namespace = rollout.namespace().unwrap_or_default();
     let name = rollout.name_any();
     let analysis = validated.analysis(plan_state(status, now).step);
@@ -163,7 +191,7 @@ pub async fn templates(
     client: &Client,
     namespace: &str,
     analysis: &RolloutAnalysis,
-) -> Result<Vec<(Template, Vec<(String, String)>)>, ReconcileError> {
+) -> Result<Vec<(Template, Vec<(String, String)>)>, AnalyzeError> {
     let args: Vec<(String, String)> = analysis
         .args
         .iter()
@@ -175,7 +203,7 @@ pub async fn templates(
         let (kind, spec, source) = if reference.cluster_scope {
             let api: Api<ClusterAnalysisTemplate> = Api::all(client.clone());
             let t = api.get_opt(name).await?.ok_or_else(|| {
-                ReconcileError::MissingTemplate(format!("ClusterAnalysisTemplate {name}"))
+                AnalyzeError::MissingTemplate(format!("ClusterAnalysisTemplate {name}"))
             })?;
             (
                 "ClusterAnalysisTemplate",
@@ -185,7 +213,7 @@ pub async fn templates(
         } else {
             let api: Api<AnalysisTemplate> = Api::namespaced(client.clone(), namespace);
             let t = api.get_opt(name).await?.ok_or_else(|| {
-                ReconcileError::MissingTemplate(format!("AnalysisTemplate {namespace}/{name}"))
+                AnalyzeError::MissingTemplate(format!("AnalysisTemplate {namespace}/{name}"))
             })?;
             (
                 "AnalysisTemplate",
@@ -194,7 +222,7 @@ pub async fn templates(
             )
         };
         let template = template::from_spec(kind, name, Some(namespace), spec, &source)
-            .map_err(|e| ReconcileError::InvalidTemplate(e.to_string()))?;
+            .map_err(AnalyzeError::InvalidTemplate)?;
         // Each template takes only the arguments it declares.
         let mine = args
             .iter()

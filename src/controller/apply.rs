@@ -6,7 +6,7 @@
 
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::PodTemplateSpec;
-use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::core::{ApiResource, DynamicObject};
 use kube::{Client, Resource, ResourceExt};
 use serde_json::{Value, json};
@@ -17,43 +17,35 @@ use crate::traffic::workload::{self, Role};
 use crate::traffic::{self, FIELD_MANAGER, ObjectRef, ROLLOUT_LABEL, Split, contains};
 
 use super::availability;
-use super::error::ReconcileError;
-use super::observe;
+use super::error::{Conflict, guarded};
+use super::observe::{self, Workloads};
 use super::status::{Note, TRAFFIC_CONDITION, set_condition};
 use super::validate::{StrategyKind, ValidatedRollout};
 use crate::time::parse_rfc3339;
 
-/// The stable and canary workloads as read.
-#[derive(Debug, Clone, Default)]
-pub struct Workloads {
-    /// `<target>-stable`, if it exists.
-    pub stable: Option<Deployment>,
-    /// `<target>-canary`, if it exists.
-    pub canary: Option<Deployment>,
+/// A workload, the target or a router object could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// The API server refused or could not be reached.
+    #[error("kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    /// The object changed since it was read.
+    #[error("{0}")]
+    Conflict(#[from] Conflict),
+    /// The Rollout has no namespace, name or uid, so nothing can be owned by it (an object read
+    /// from the API server always has them).
+    #[error("the Rollout has no namespace, name or uid to own its workloads")]
+    Unidentified,
 }
 
-impl Workloads {
-    /// Reads both workloads of `target`.
-    ///
-    /// # Errors
-    /// When the API server cannot be reached.
-    pub async fn read(
-        client: &Client,
-        namespace: &str,
-        target: &str,
-    ) -> Result<Self, ReconcileError> {
-        let api: Api<Deployment> = Api::namespaced(client.clone(), namespace);
-        Ok(Workloads {
-            stable: api.get_opt(&workload::name(target, Role::Stable)).await?,
-            canary: api.get_opt(&workload::name(target, Role::Canary)).await?,
-        })
-    }
-
-    /// Whether the stable workload runs `revision` on every pod, available.
-    pub fn stable_runs(&self, revision: &str) -> bool {
-        self.stable
-            .as_ref()
-            .is_some_and(|s| workload::rolled_out(s, revision))
+impl ApplyError {
+    /// A stable short name (see [`super::error::ReconcileError::category`]).
+    pub fn category(&self) -> &'static str {
+        match self {
+            ApplyError::Kube(_) => "kube_api",
+            ApplyError::Conflict(_) => "conflict",
+            ApplyError::Unidentified => "no_namespace",
+        }
     }
 }
 
@@ -80,16 +72,16 @@ pub async fn apply(
     workloads: &Workloads,
     status: &mut RolloutStatus,
     now: f64,
-) -> Result<Vec<Note>, ReconcileError> {
+) -> Result<Vec<Note>, ApplyError> {
     let mut notes = Vec::new();
     let Some(stable_revision) = status.stable_revision.clone() else {
         return Ok(notes);
     };
-    let namespace = rollout.namespace().ok_or(ReconcileError::NoNamespace)?;
+    let namespace = rollout.namespace().ok_or(ApplyError::Unidentified)?;
     let rollout_name = rollout.name_any();
     let owner = rollout
         .controller_owner_ref(&())
-        .ok_or(ReconcileError::NoNamespace)?;
+        .ok_or(ApplyError::Unidentified)?;
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), &namespace);
     let target_spec = target.deployment.spec.clone().unwrap_or_default();
 
@@ -359,7 +351,7 @@ async fn write_workload(
     deployments: &Api<Deployment>,
     current: Option<&Deployment>,
     desired: &Value,
-) -> Result<(), ReconcileError> {
+) -> Result<(), ApplyError> {
     let current = current.map(|c| serde_json::to_value(c).unwrap_or(Value::Null));
     if current.as_ref().is_some_and(|c| contains(c, desired)) {
         return Ok(());
@@ -394,7 +386,7 @@ async fn read(
     api: &Api<DynamicObject>,
     namespace: &str,
     object: &ObjectRef,
-) -> Result<Result<Option<Value>, (&'static str, String)>, ReconcileError> {
+) -> Result<Result<Option<Value>, (&'static str, String)>, ApplyError> {
     match api.get(&object.name).await {
         Ok(found) => Ok(Ok(Some(serde_json::to_value(found).unwrap_or(Value::Null)))),
         Err(kube::Error::Api(s)) if s.code == 404 => {
@@ -437,7 +429,7 @@ async fn route(
     owner: &k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference,
     router: &dyn traffic::Router,
     split: &Split,
-) -> Result<Result<String, (&'static str, String)>, ReconcileError> {
+) -> Result<Result<String, (&'static str, String)>, ApplyError> {
     let source = router.reads();
     let api = api_for(client, namespace, &source);
     let read_value = match read(&api, namespace, &source).await? {
@@ -513,6 +505,45 @@ async fn route(
     }))
 }
 
+/// A human's `undo`: puts the template of `revision` back on the Deployment, taken from the
+/// ReplicaSets it owns (as `kubectl rollout undo` does). The replace carries the resourceVersion,
+/// so a concurrent change fails with a conflict and the next reconcile tries again. `Err`: why it
+/// is impossible.
+///
+/// # Errors
+/// When the API server refuses (a [`Conflict`] when the Deployment changed since it was read).
+pub async fn revert(
+    client: &Client,
+    mut target: Deployment,
+    revision: &str,
+) -> Result<Result<Note, String>, ApplyError> {
+    let name = target.name_any();
+    let namespace = target.namespace().unwrap_or_default();
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &namespace);
+    let template = template_of_revision(client, &target, revision).await?;
+    let Some(template) = template else {
+        return Ok(Err(format!(
+            "no ReplicaSet of Deployment {namespace}/{name} has revision {revision} any more; revert the Deployment (e.g. in Git)"
+        )));
+    };
+    if let Some(spec) = target.spec.as_mut() {
+        spec.template = template;
+    }
+    let resource_version = target.resource_version();
+    deployments
+        .replace(&name, &PostParams::default(), &target)
+        .await
+        .map_err(guarded::<ApplyError>(
+            format!("Deployment {namespace}/{name}"),
+            resource_version,
+        ))?;
+    Ok(Ok(Note {
+        reason: "DeploymentReverted",
+        message: format!("Deployment {namespace}/{name} is back on revision {revision}"),
+        warning: false,
+    }))
+}
+
 /// The pod template of `revision` from the ReplicaSets a Deployment owns (they keep its
 /// history, as `kubectl rollout undo` uses it).
 ///
@@ -522,7 +553,7 @@ pub async fn template_of_revision(
     client: &Client,
     target: &Deployment,
     revision: &str,
-) -> Result<Option<PodTemplateSpec>, ReconcileError> {
+) -> Result<Option<PodTemplateSpec>, ApplyError> {
     let name = target.name_any();
     let namespace = target.namespace().unwrap_or_default();
     let replicasets: Api<ReplicaSet> = Api::namespaced(client.clone(), &namespace);

@@ -1,14 +1,103 @@
-//! Stage *observe*: what the cluster says — the target Deployment's revision and a pending human
-//! action.
+//! Stage *observe*: what the cluster says — the target Deployment and its revision, the stable
+//! and canary workloads, a pending human action, and (once, at a progress deadline) the pods'
+//! own reasons for not being available.
 
-use k8s_openapi::api::core::v1::PodTemplateSpec;
-use kube::ResourceExt;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
+use kube::api::{Api, ListParams};
+use kube::{Client, ResourceExt};
 
 use crate::crd::Rollout;
+use crate::rollout::{ACTION_ANNOTATION, Action, UnknownAction};
+use crate::traffic::workload::{self, Role};
 
-use super::error::ReconcileError;
+use super::availability;
 
-use crate::rollout::{ACTION_ANNOTATION, Action};
+/// The cluster could not be read, or what it holds cannot be acted on.
+#[derive(Debug, thiserror::Error)]
+pub enum ObserveError {
+    /// The API server refused or could not be reached.
+    #[error("kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    /// The action annotation names no action.
+    #[error("{0}")]
+    InvalidAction(#[from] UnknownAction),
+}
+
+impl ObserveError {
+    /// A stable short name (see [`super::error::ReconcileError::category`]).
+    pub fn category(&self) -> &'static str {
+        match self {
+            ObserveError::Kube(_) => "kube_api",
+            ObserveError::InvalidAction(_) => "invalid_action",
+        }
+    }
+}
+
+/// The stable and canary workloads as read.
+#[derive(Debug, Clone, Default)]
+pub struct Workloads {
+    /// `<target>-stable`, if it exists.
+    pub stable: Option<Deployment>,
+    /// `<target>-canary`, if it exists.
+    pub canary: Option<Deployment>,
+}
+
+impl Workloads {
+    /// Reads both workloads of `target`.
+    ///
+    /// # Errors
+    /// When the API server cannot be reached.
+    pub async fn read(
+        client: &Client,
+        namespace: &str,
+        target: &str,
+    ) -> Result<Self, ObserveError> {
+        let api: Api<Deployment> = Api::namespaced(client.clone(), namespace);
+        Ok(Workloads {
+            stable: api.get_opt(&workload::name(target, Role::Stable)).await?,
+            canary: api.get_opt(&workload::name(target, Role::Canary)).await?,
+        })
+    }
+
+    /// Whether the stable workload runs `revision` on every pod, available.
+    pub fn stable_runs(&self, revision: &str) -> bool {
+        self.stable
+            .as_ref()
+            .is_some_and(|s| workload::rolled_out(s, revision))
+    }
+}
+
+/// The target Deployment; `None` when it does not exist.
+///
+/// # Errors
+/// When the API server cannot be reached.
+pub async fn target(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+) -> Result<Option<Deployment>, ObserveError> {
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace);
+    Ok(deployments.get_opt(name).await?)
+}
+
+/// The pods' own reasons (CrashLoopBackOff, ImagePullBackOff, Unschedulable …) why a workload's
+/// pods are not available: its pods, listed by its selector.
+///
+/// # Errors
+/// When the API server cannot be reached.
+pub async fn pod_reasons(
+    client: &Client,
+    namespace: &str,
+    workload: Option<&Deployment>,
+) -> Result<Vec<String>, ObserveError> {
+    let Some(selector) = workload.and_then(availability::selector_string) else {
+        return Ok(Vec::new());
+    };
+    let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let list = api.list(&ListParams::default().labels(&selector)).await?;
+    Ok(availability::pod_problems(&list.items))
+}
 
 /// A stable hash of a pod template (FNV-1a 64 over its JSON), as the revision name.
 pub fn revision(template: &PodTemplateSpec) -> String {
@@ -28,14 +117,14 @@ pub fn revision(template: &PodTemplateSpec) -> String {
 pub fn action(
     rollout: &Rollout,
     handled: Option<&str>,
-) -> Result<Option<(Action, String)>, ReconcileError> {
+) -> Result<Option<(Action, String)>, ObserveError> {
     let Some(value) = rollout.annotations().get(ACTION_ANNOTATION) else {
         return Ok(None);
     };
     if handled == Some(value.as_str()) {
         return Ok(None);
     }
-    let action = Action::parse(value).map_err(|e| ReconcileError::InvalidAction(e.to_string()))?;
+    let action = Action::parse(value)?;
     Ok(Some((action, value.clone())))
 }
 

@@ -4,34 +4,32 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v1::HorizontalPodAutoscaler;
-use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action as Requeue;
 use kube::runtime::reflector::Store;
-use kube::{Client, Resource, ResourceExt};
-use serde_json::json;
+use kube::{Client, ResourceExt};
 
 use crate::annotations::{AnnotationSink, annotations};
 use crate::crd::Rollout;
-use crate::crd::rollout::{RolloutPhase, RolloutStatus};
+use crate::crd::rollout::RolloutPhase;
 
 use super::analyze::{MetricWindows, analyze};
-use super::apply::{self, Target, Workloads};
+use super::apply::{self, Target};
 use super::availability::{self, Availability};
 use super::decide::{self, Observed};
-use super::error::{ReconcileError, guarded};
+use super::error::ReconcileError;
 use super::events::EventWriter;
+use super::finalizer;
 use super::judge_memory::JudgeMemory;
-use super::observe;
+use super::observe::{self, Workloads};
+use super::report;
 use super::status::{Note, set_condition};
 use super::telemetry::ControllerMetrics;
 use super::validate::validate;
 
-/// Field manager of the status (separate from any spec manager: on API servers without
-/// subresource-aware managed fields, sharing one would steal spec ownership).
-pub const STATUS_MANAGER: &str = "canary-gate-status";
+pub use super::finalizer::FINALIZER;
+pub use super::report::STATUS_MANAGER;
+
 /// How often a Rollout whose target is missing is looked at again.
 const MISSING_TARGET_RETRY: Duration = Duration::from_secs(60);
 
@@ -97,17 +95,12 @@ async fn reconcile_stages(
     let status = rollout.status.clone().unwrap_or_default();
 
     // A deleted Rollout hands the pods back to its Deployment before its workloads go.
-    let finalized = rollout.finalizers().iter().any(|f| f == FINALIZER);
     if rollout.metadata.deletion_timestamp.is_some() {
         ctx.memory.forget(&namespace, &rollout.name_any());
-        if finalized {
-            release(&ctx, &rollout, &namespace, &status).await?;
-        }
+        finalizer::release(&ctx.client, &ctx.events, &rollout, &status).await?;
         return Ok(Requeue::await_change());
     }
-    if !finalized {
-        add_finalizer(&ctx, &rollout, &namespace).await?;
-    }
+    finalizer::ensure(&ctx.client, &rollout).await?;
 
     // validate
     let validated = match validate(&rollout.spec) {
@@ -129,14 +122,13 @@ async fn reconcile_stages(
                 message: e.to_string(),
                 warning: true,
             };
-            report(&ctx, &rollout, &namespace, &status, next, &[note]).await?;
+            report::write(&ctx.client, &ctx.events, &rollout, &status, next, &[note]).await?;
             return Ok(Requeue::await_change());
         }
     };
 
     // observe
-    let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), &namespace);
-    let Some(target) = deployments.get_opt(&validated.target).await? else {
+    let Some(target) = observe::target(&ctx.client, &namespace, &validated.target).await? else {
         let mut next = status.clone();
         next.phase = Some(RolloutPhase::Degraded);
         next.message = Some(format!(
@@ -148,7 +140,7 @@ async fn reconcile_stages(
             message: next.message.clone().unwrap_or_default(),
             warning: true,
         };
-        report(&ctx, &rollout, &namespace, &status, next, &[note]).await?;
+        report::write(&ctx.client, &ctx.events, &rollout, &status, next, &[note]).await?;
         return Ok(Requeue::requeue(MISSING_TARGET_RETRY));
     };
     let revision = observe::revision(&target.spec.clone().unwrap_or_default().template);
@@ -190,7 +182,7 @@ async fn reconcile_stages(
             decide::Side::Canary => workloads.canary.as_ref(),
             decide::Side::Stable => workloads.stable.as_ref(),
         };
-        let reasons = pod_reasons(&ctx.client, &namespace, workload).await?;
+        let reasons = observe::pod_reasons(&ctx.client, &namespace, workload).await?;
         match side {
             decide::Side::Canary => pods.canary_problems.extend(reasons),
             decide::Side::Stable => pods.stable_problems.extend(reasons),
@@ -241,7 +233,7 @@ async fn reconcile_stages(
         .await?,
     );
     if let Some(to) = &outcome.revert_to {
-        match revert(&ctx.client, &deployments, target, to).await? {
+        match apply::revert(&ctx.client, target, to).await? {
             Ok(done) => notes.push(done),
             Err(impossible) => {
                 // The undo was accepted but cannot be carried out: say why, never silence.
@@ -291,7 +283,7 @@ async fn reconcile_stages(
             "rollout moved"
         );
     }
-    report(&ctx, &rollout, &namespace, &status, next, &notes).await?;
+    report::write(&ctx.client, &ctx.events, &rollout, &status, next, &notes).await?;
     // Grafana only after the status is written; queued, never awaited.
     if let (Some(sink), Some(marks)) = (&ctx.annotations, marks)
         && !marks.is_empty()
@@ -302,182 +294,4 @@ async fn reconcile_stages(
         Some(seconds) => Requeue::requeue(Duration::from_secs_f64(seconds.max(0.5))),
         None => Requeue::await_change(),
     })
-}
-
-/// The pods' own reasons (CrashLoopBackOff, ImagePullBackOff, Unschedulable …) why a workload's
-/// pods are not available: its pods, listed by its selector.
-async fn pod_reasons(
-    client: &Client,
-    namespace: &str,
-    workload: Option<&Deployment>,
-) -> Result<Vec<String>, ReconcileError> {
-    let Some(selector) = workload.and_then(availability::selector_string) else {
-        return Ok(Vec::new());
-    };
-    let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
-    let list = api.list(&ListParams::default().labels(&selector)).await?;
-    Ok(availability::pod_problems(&list.items))
-}
-
-/// A human's `undo`: puts the template of `revision` back on the Deployment, taken from the
-/// ReplicaSets it owns (as `kubectl rollout undo` does). The replace carries the resourceVersion,
-/// so a concurrent change fails with a conflict and the next reconcile tries again. `Err`: why it
-/// is impossible.
-async fn revert(
-    client: &Client,
-    deployments: &Api<Deployment>,
-    mut target: Deployment,
-    revision: &str,
-) -> Result<Result<Note, String>, ReconcileError> {
-    let name = target.name_any();
-    let namespace = target.namespace().unwrap_or_default();
-    let template = apply::template_of_revision(client, &target, revision).await?;
-    let Some(template) = template else {
-        return Ok(Err(format!(
-            "no ReplicaSet of Deployment {namespace}/{name} has revision {revision} any more; revert the Deployment (e.g. in Git)"
-        )));
-    };
-    if let Some(spec) = target.spec.as_mut() {
-        spec.template = template;
-    }
-    let resource_version = target.resource_version();
-    deployments
-        .replace(&name, &PostParams::default(), &target)
-        .await
-        .map_err(guarded(
-            format!("Deployment {namespace}/{name}"),
-            resource_version,
-        ))?;
-    Ok(Ok(Note {
-        reason: "DeploymentReverted",
-        message: format!("Deployment {namespace}/{name} is back on revision {revision}"),
-        warning: false,
-    }))
-}
-
-/// The finalizer that lets a deleted Rollout give the target Deployment its pods back.
-pub const FINALIZER: &str = "canarygate.dev/release";
-
-/// Adds [`FINALIZER`] (a JSON patch guarded by the resourceVersion, so a concurrent change
-/// fails and is retried rather than lost).
-async fn add_finalizer(
-    ctx: &Context,
-    rollout: &Rollout,
-    namespace: &str,
-) -> Result<(), ReconcileError> {
-    let api: Api<Rollout> = Api::namespaced(ctx.client.clone(), namespace);
-    let add = if rollout.metadata.finalizers.is_none() {
-        json!({"op": "add", "path": "/metadata/finalizers", "value": [FINALIZER]})
-    } else {
-        json!({"op": "add", "path": "/metadata/finalizers/-", "value": FINALIZER})
-    };
-    let patch: json_patch::Patch = serde_json::from_value(json!([
-        {"op": "test", "path": "/metadata/resourceVersion", "value": rollout.resource_version()},
-        add
-    ]))
-    .map_err(|e| ReconcileError::InvalidAction(format!("finalizer patch: {e}")))?;
-    api.patch(
-        &rollout.name_any(),
-        &PatchParams::default(),
-        &Patch::<()>::Json(patch),
-    )
-    .await
-    .map_err(guarded(
-        format!("Rollout {namespace}/{}", rollout.name_any()),
-        rollout.resource_version(),
-    ))?;
-    Ok(())
-}
-
-/// The Rollout is being deleted: scale the target Deployment back to the pods canary-gate held
-/// for it (its workloads are garbage-collected with the Rollout), then drop the finalizer.
-async fn release(
-    ctx: &Context,
-    rollout: &Rollout,
-    namespace: &str,
-    status: &RolloutStatus,
-) -> Result<(), ReconcileError> {
-    let target = &rollout.spec.target_ref.name;
-    let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), namespace);
-    if let (Some(replicas), Some(current)) = (status.replicas, deployments.get_opt(target).await?)
-        && current.spec.as_ref().and_then(|s| s.replicas) == Some(0)
-    {
-        let body = json!({"apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": {"name": target}, "spec": {"replicas": replicas}});
-        deployments
-            .patch(
-                target,
-                &PatchParams::apply(crate::traffic::FIELD_MANAGER).force(),
-                &Patch::Apply(&body),
-            )
-            .await?;
-        let note = Note {
-            reason: "Released",
-            message: format!(
-                "Rollout deleted: Deployment {namespace}/{target} runs its own {replicas} pods again"
-            ),
-            warning: false,
-        };
-        report(ctx, rollout, namespace, status, status.clone(), &[note]).await?;
-    }
-    let api: Api<Rollout> = Api::namespaced(ctx.client.clone(), namespace);
-    let index = rollout
-        .finalizers()
-        .iter()
-        .position(|f| f == FINALIZER)
-        .unwrap_or_default();
-    let patch: json_patch::Patch = serde_json::from_value(json!([
-        {"op": "test", "path": format!("/metadata/finalizers/{index}"), "value": FINALIZER},
-        {"op": "remove", "path": format!("/metadata/finalizers/{index}")}
-    ]))
-    .map_err(|e| ReconcileError::InvalidAction(format!("finalizer patch: {e}")))?;
-    api.patch(
-        &rollout.name_any(),
-        &PatchParams::default(),
-        &Patch::<()>::Json(patch),
-    )
-    .await
-    .map_err(guarded(
-        format!("Rollout {namespace}/{}", rollout.name_any()),
-        rollout.resource_version(),
-    ))?;
-    Ok(())
-}
-
-/// Writes the status (server-side apply, own field manager) when it changed, and the Events.
-async fn report(
-    ctx: &Context,
-    rollout: &Rollout,
-    namespace: &str,
-    old: &RolloutStatus,
-    new: RolloutStatus,
-    notes: &[Note],
-) -> Result<(), ReconcileError> {
-    if &new != old {
-        let api: Api<Rollout> = Api::namespaced(ctx.client.clone(), namespace);
-        let patch =
-            json!({"apiVersion": "canarygate.dev/v1alpha1", "kind": "Rollout", "status": new});
-        api.patch_status(
-            &rollout.name_any(),
-            &PatchParams::apply(STATUS_MANAGER).force(),
-            &Patch::Apply(&patch),
-        )
-        .await?;
-    }
-    let reference = rollout.object_ref(&());
-    for note in notes {
-        // Events are a report: a failure to write one does not undo the decision.
-        if let Err(e) = ctx
-            .events
-            .publish(&reference, note.warning, note.reason, &note.message)
-            .await
-        {
-            tracing::warn!(
-                reason = note.reason,
-                error = &e as &dyn std::error::Error,
-                "could not record an Event"
-            );
-        }
-    }
-    Ok(())
 }
