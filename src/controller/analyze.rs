@@ -15,11 +15,11 @@ use crate::crd::rollout::{RolloutAnalysis, RolloutStatus};
 use crate::crd::{AnalysisTemplate, ClusterAnalysisTemplate, Rollout};
 use crate::metrics::prometheus::Prometheus;
 use crate::metrics::prometheus_source::{PrometheusSource, SourceError};
+use crate::rollout::lifecycle::{MetricsOutage, OutageKind};
 use crate::template::{self, Template};
-use crate::time::parse_rfc3339;
 
-use super::decide::{self, MetricsOutage, analysing, plan_state};
 use super::reconcile::Context;
+use super::status::state_of;
 use super::telemetry::{CategoryLabel, DecisionLabel};
 use super::validate::ValidatedRollout;
 
@@ -89,26 +89,23 @@ pub async fn analyze(
 ) -> Result<Analysis, AnalyzeError> {
     let namespace = rollout.namespace().unwrap_or_default();
     let name = rollout.name_any();
-    let analysis = validated.analysis(plan_state(status, now).step);
+    let state = state_of(status);
+    let analysis = validated.analysis(state.plan_state(now).step);
     let mut found = Analysis {
         gated: analysis.is_some(),
         judgement: None,
         outage: None,
         interval: UNGATED_INTERVAL,
     };
-    if !analysing(status) {
+    if !state.analysing() {
         ctx.memory.forget(&namespace, &name);
     }
-    let live = analysing(status) && status.canary_revision.as_deref() == Some(revision);
+    let live = state.analysing() && state.canary_revision.as_deref() == Some(revision);
     let Some(analysis) = analysis.filter(|_| live && !acting) else {
         return Ok(found);
     };
     let started = std::time::Instant::now();
-    let from = status
-        .started_at
-        .as_deref()
-        .and_then(parse_rfc3339)
-        .unwrap_or(now);
+    let from = state.started_at.unwrap_or(now);
     let mut judgements = Vec::new();
     for (template, args) in templates(&ctx.client, &namespace, analysis).await? {
         found.interval = found.interval.min(template.interval.as_secs_f64());
@@ -122,7 +119,9 @@ pub async fn analyze(
                 .window(&template, &args, progress.until(), now)
                 .await
             {
-                Ok(intervals) => progress.observe(validated, status, &intervals)?,
+                Ok(intervals) => {
+                    progress.observe(&validated.lifecycle.plan, &state.step_history, &intervals)?
+                }
                 Err(e) => {
                     tracing::warn!(template = %template.name(), error = %e, "metrics unavailable");
                     if let Some(t) = &ctx.telemetry {
@@ -171,14 +170,14 @@ fn outage(template: &Template, e: &SourceError) -> MetricsOutage {
             ),
             budget: f64::INFINITY,
             rollback: false,
-            reason: decide::INVALID_ARGUMENTS,
+            kind: OutageKind::InvalidArguments,
         }
     } else {
         MetricsOutage {
             message: format!("template {}: {e}", template.name()),
             budget: template.judge.hold_budget.as_secs_f64(),
             rollback: template.judge.on_inconclusive == InconclusivePolicy::Rollback,
-            reason: decide::METRICS_UNAVAILABLE,
+            kind: OutageKind::Unavailable,
         }
     }
 }

@@ -19,8 +19,9 @@ use crate::traffic::{self, FIELD_MANAGER, ObjectRef, ROLLOUT_LABEL, Split, conta
 use super::availability;
 use super::error::{Conflict, guarded};
 use super::observe::{self, Workloads};
-use super::status::{Note, TRAFFIC_CONDITION, set_condition};
+use super::status::{Note, TRAFFIC_CONDITION, canary_is_live, set_condition, state_of};
 use super::validate::{StrategyKind, ValidatedRollout};
+use crate::rollout::pods;
 use crate::time::parse_rfc3339;
 
 /// A workload, the target or a router object could not be written.
@@ -90,15 +91,15 @@ pub async fn apply(
     status.selector = availability::selector_string(target.deployment);
     let phase = status.phase;
     let promoting = phase == Some(RolloutPhase::Promoting);
-    let live = availability::canary_live(phase) && status.canary_revision.is_some();
+    let live = canary_is_live(status);
     // The weight in force at the routers; the pods also cover the weight being moved to.
     let weight = status.canary_weight.unwrap_or(0);
     let all_on_canary = promoting && weight == 100;
-    let split_pods = availability::placement(validated, status, total);
+    let split_pods = pods::placement(&validated.lifecycle, &state_of(status), total);
     // A router may still send in-flight requests to the canary: it keeps its pods until the
     // scale-down time. With the replica ratio the pods are the traffic: they go at once.
     let keep_canary = !live
-        && (validated.routed || validated.kind == StrategyKind::BlueGreen)
+        && (validated.lifecycle.routed || validated.lifecycle.kind == StrategyKind::BlueGreen)
         && status
             .scale_down_at
             .as_deref()
@@ -112,7 +113,7 @@ pub async fn apply(
         .filter(|c| c == target.revision);
     let target_template = target_spec.template.clone();
     // Blue-green keeps the old pods as they are for a while after the switch (switch-back).
-    let switch_back_window = validated.kind == StrategyKind::BlueGreen
+    let switch_back_window = validated.lifecycle.kind == StrategyKind::BlueGreen
         && promoting
         && status
             .scale_down_at

@@ -15,7 +15,7 @@ use crate::crd::rollout::RolloutPhase;
 
 use super::analyze::{MetricWindows, analyze};
 use super::apply::{self, Target};
-use super::availability::{self, Availability};
+use super::availability;
 use super::decide::{self, Observed};
 use super::error::ReconcileError;
 use super::events::EventWriter;
@@ -23,9 +23,11 @@ use super::finalizer;
 use super::judge_memory::JudgeMemory;
 use super::observe::{self, Workloads};
 use super::report;
+use super::status::state_of;
 use super::status::{Note, set_condition};
 use super::telemetry::ControllerMetrics;
 use super::validate::validate;
+use crate::rollout::lifecycle::{self, ActionResult};
 
 pub use super::finalizer::FINALIZER;
 pub use super::report::STATUS_MANAGER;
@@ -166,7 +168,7 @@ async fn reconcile_stages(
         apply::replicas_are_ours(&target),
         status.replicas,
     );
-    let mut pods = Availability::of(
+    let mut pods = availability::of(
         total,
         workloads.stable.as_ref(),
         status.stable_revision.as_deref(),
@@ -176,7 +178,7 @@ async fn reconcile_stages(
             .as_deref()
             .filter(|c| *c == revision.as_str()),
     );
-    if let Some(side) = decide::deadline_due(&validated, &status, now) {
+    if let Some(side) = lifecycle::deadline_due(&validated.lifecycle, &state_of(&status), now) {
         // Once, when the deadline passes: the pods' own reasons for the message.
         let workload = match side {
             decide::Side::Canary => workloads.canary.as_ref(),
@@ -203,6 +205,7 @@ async fn reconcile_stages(
         stable_ready: workloads.stable_runs(&revision),
         revision: revision.clone(),
         action: action.as_ref().map(|(a, _)| *a),
+        gated: analysis.gated,
         metrics_outage: analysis.outage,
         pods,
         autoscaler_conflict,
@@ -242,9 +245,9 @@ async fn reconcile_stages(
                     notes: Vec::new(),
                     requeue_after: None,
                     revert_to: None,
-                    action_result: Some(Err(("UndoImpossible", impossible))),
+                    action_result: Some(ActionResult::UndoImpossible(impossible)),
                 };
-                decide::report_action(&mut refused, &observed);
+                decide::report_action(&mut refused, now);
                 next = refused.status;
                 notes.extend(refused.notes);
             }
