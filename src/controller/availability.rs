@@ -58,6 +58,16 @@ pub fn available_pods(w: &Deployment, revision: &str) -> i32 {
     })
 }
 
+/// Whether canary-gate's field manager owns the target's `spec.replicas` (it scaled it to zero).
+pub fn replicas_are_ours(target: &Deployment) -> bool {
+    target.metadata.managed_fields.iter().flatten().any(|m| {
+        m.manager.as_deref() == Some(crate::traffic::FIELD_MANAGER)
+            && m.fields_v1
+                .as_ref()
+                .is_some_and(|f| f.0.pointer("/f:spec/f:replicas").is_some())
+    })
+}
+
 /// Pods in all: the Rollout's `spec.replicas` (an HPA's), else what the target asks for — its 0
 /// is canary-gate's own after the hand-over (then `last`, the total in the status, stands) unless
 /// `ours` says a human set it.

@@ -117,7 +117,9 @@ pub fn decide(
     };
     set_phase_conditions(&mut outcome.status, now);
     set_availability_conditions(rollout, observed, &mut outcome);
-    report_action(&mut outcome, now);
+    if let Some(result) = &outcome.action_result {
+        report_action(&mut outcome.status, &mut outcome.notes, result, now);
+    }
     set_autoscaler_condition(&mut outcome, observed);
     set_metrics_condition(&mut outcome.status, observed, judgement);
     outcome

@@ -1,11 +1,12 @@
-//! Why a reconcile could not finish: one error per stage that talks to the API server or the
-//! metrics (finalizer, observe, analyze, apply, report), each wrapped by [`ReconcileError`] as
+//! Why a reconcile could not finish: one error per stage (finalizer, observe, analyze, build,
+//! apply, report), each wrapped by [`ReconcileError`] as
 //! its source, and a stable short [`category`](ReconcileError::category) for the failure metric
 //! and the logs. An invalid spec or a missing target is not an error but a status the user sees,
 //! and a failed analysis is a decision (roll back), not an error.
 
 pub use super::analyze::AnalyzeError;
 pub use super::apply::ApplyError;
+pub use super::build::BuildError;
 pub use super::finalizer::FinalizerError;
 pub use super::observe::ObserveError;
 pub use super::report::ReportError;
@@ -25,6 +26,9 @@ pub enum ReconcileError {
     /// An analysis template could not be read or is invalid, or the judge rejected its input.
     #[error("analyze: {0}")]
     Analyze(#[source] AnalyzeError),
+    /// The Rollout cannot own its workloads.
+    #[error("build: {0}")]
+    Build(#[source] BuildError),
     /// A workload, the target or a router object could not be written.
     #[error("apply: {0}")]
     Apply(#[source] ApplyError),
@@ -51,6 +55,12 @@ impl From<AnalyzeError> for ReconcileError {
     }
 }
 
+impl From<BuildError> for ReconcileError {
+    fn from(e: BuildError) -> Self {
+        ReconcileError::Build(e)
+    }
+}
+
 impl From<ApplyError> for ReconcileError {
     fn from(e: ApplyError) -> Self {
         ReconcileError::Apply(e)
@@ -72,6 +82,7 @@ impl ReconcileError {
             ReconcileError::Finalizer(e) => e.category(),
             ReconcileError::Observe(e) => e.category(),
             ReconcileError::Analyze(e) => e.category(),
+            ReconcileError::Build(e) => e.category(),
             ReconcileError::Apply(e) => e.category(),
             ReconcileError::Report(_) => "kube_api",
         }

@@ -6,6 +6,7 @@
 pub mod analyze;
 pub mod apply;
 pub mod availability;
+pub mod build;
 pub mod decide;
 pub mod error;
 pub mod events;

@@ -14,20 +14,18 @@ use crate::crd::Rollout;
 use crate::crd::rollout::RolloutPhase;
 
 use super::analyze::{MetricWindows, analyze};
-use super::apply::{self, Target};
-use super::availability;
+use super::apply;
+use super::build;
 use super::decide::{self, Observed};
 use super::error::ReconcileError;
 use super::events::EventWriter;
 use super::finalizer;
 use super::judge_memory::JudgeMemory;
-use super::observe::{self, Workloads};
+use super::observe;
 use super::report;
-use super::status::state_of;
 use super::status::{Note, set_condition};
 use super::telemetry::ControllerMetrics;
 use super::validate::validate;
-use crate::rollout::lifecycle::{self, ActionResult};
 
 pub use super::finalizer::FINALIZER;
 pub use super::report::STATUS_MANAGER;
@@ -130,7 +128,7 @@ async fn reconcile_stages(
     };
 
     // observe
-    let Some(target) = observe::target(&ctx.client, &namespace, &validated.target).await? else {
+    let Some(seen) = observe::observe(&ctx.client, &rollout, &validated, &status).await? else {
         let mut next = status.clone();
         next.phase = Some(RolloutPhase::Degraded);
         next.message = Some(format!(
@@ -145,9 +143,6 @@ async fn reconcile_stages(
         report::write(&ctx.client, &ctx.events, &rollout, &status, next, &[note]).await?;
         return Ok(Requeue::requeue(MISSING_TARGET_RETRY));
     };
-    let revision = observe::revision(&target.spec.clone().unwrap_or_default().template);
-    let workloads = Workloads::read(&ctx.client, &namespace, &validated.target).await?;
-    let action = observe::action(&rollout, status.handled_action.as_deref())?;
 
     // analyze
     let analysis = analyze(
@@ -155,56 +150,20 @@ async fn reconcile_stages(
         &rollout,
         &validated,
         &status,
-        &revision,
-        action.is_some(),
+        &seen.revision,
+        seen.action.is_some(),
         now,
     )
     .await?;
 
     // decide
-    let total = availability::total(
-        validated.replicas,
-        &target,
-        apply::replicas_are_ours(&target),
-        status.replicas,
-    );
-    let mut pods = availability::of(
-        total,
-        workloads.stable.as_ref(),
-        status.stable_revision.as_deref(),
-        workloads.canary.as_ref(),
-        status
-            .canary_revision
-            .as_deref()
-            .filter(|c| *c == revision.as_str()),
-    );
-    if let Some(side) = lifecycle::deadline_due(&validated.lifecycle, &state_of(&status), now) {
-        // Once, when the deadline passes: the pods' own reasons for the message.
-        let workload = match side {
-            decide::Side::Canary => workloads.canary.as_ref(),
-            decide::Side::Stable => workloads.stable.as_ref(),
-        };
-        let reasons = observe::pod_reasons(&ctx.client, &namespace, workload).await?;
-        match side {
-            decide::Side::Canary => pods.canary_problems.extend(reasons),
-            decide::Side::Stable => pods.stable_problems.extend(reasons),
-        }
-    }
-    let autoscaler_conflict = ctx.autoscalers.as_ref().and_then(|store| {
-        // Only this namespace's autoscalers are looked at (and cloned).
-        let here = store.state_filter(|h| h.metadata.namespace.as_deref() == Some(&namespace));
-        availability::autoscaler_conflict(
-            here.iter().map(|h| h.as_ref()),
-            &namespace,
-            &validated.target,
-            &rollout.name_any(),
-        )
-    });
+    let (pods, autoscaler_conflict) =
+        observe::pods(&ctx, &rollout, &validated, &status, &seen, now).await?;
     let observed = Observed {
         now,
-        stable_ready: workloads.stable_runs(&revision),
-        revision: revision.clone(),
-        action: action.as_ref().map(|(a, _)| *a),
+        stable_ready: seen.workloads.stable_runs(&seen.revision),
+        revision: seen.revision.clone(),
+        action: seen.action.as_ref().map(|(a, _)| *a),
         gated: analysis.gated,
         metrics_outage: analysis.outage,
         pods,
@@ -219,41 +178,26 @@ async fn reconcile_stages(
     );
     let mut notes = outcome.notes;
     let mut next = outcome.status;
-    notes.extend(
-        apply::apply(
-            &ctx.client,
-            &rollout,
-            &validated,
-            &Target {
-                deployment: &target,
-                revision: &revision,
-                total: observed.pods.total,
-            },
-            &workloads,
+
+    // build, apply
+    let source = build::stable_template(&validated, &next, &seen, now);
+    let template = observe::stable_template(&ctx.client, &seen.target, source).await?;
+    if let Some(desired) = build::build(&rollout, &validated, &next, &seen, template, now)? {
+        let applied = apply::apply(&ctx.client, &rollout, &seen, &desired).await?;
+        report::applied(
             &mut next,
+            &mut notes,
+            &validated.target,
+            &desired,
+            &applied,
             now,
-        )
-        .await?,
-    );
-    if let Some(to) = &outcome.revert_to {
-        match apply::revert(&ctx.client, target, to).await? {
-            Ok(done) => notes.push(done),
-            Err(impossible) => {
-                // The undo was accepted but cannot be carried out: say why, never silence.
-                let mut refused = decide::Outcome {
-                    status: next,
-                    notes: Vec::new(),
-                    requeue_after: None,
-                    revert_to: None,
-                    action_result: Some(ActionResult::UndoImpossible(impossible)),
-                };
-                decide::report_action(&mut refused, now);
-                next = refused.status;
-                notes.extend(refused.notes);
-            }
-        }
+        );
     }
-    if let Some((_, value)) = action {
+    if let Some(to) = &outcome.revert_to {
+        let reverted = apply::revert(&ctx.client, seen.target.clone(), to).await?;
+        report::reverted(&mut next, &mut notes, reverted, now);
+    }
+    if let Some((_, value)) = seen.action {
         next.handled_action = Some(value);
     }
     next.observed_generation = rollout.metadata.generation;

@@ -1,6 +1,8 @@
 //! Stage *report*: the Rollout's status, written by server-side apply with its own field manager
 //! and only when it changed, and the Events that go with it (a failure to record an Event is
-//! logged, never undoes a decision).
+//! logged, never undoes a decision). What *apply* answered goes into the status here: the pods
+//! in all and their selector, the traffic in force and `TrafficRouted`, the hand-over of the
+//! target's pods, an undo's revert.
 
 use kube::api::{Api, Patch, PatchParams};
 use kube::{Resource, ResourceExt};
@@ -8,9 +10,14 @@ use serde_json::json;
 
 use crate::crd::Rollout;
 use crate::crd::rollout::RolloutStatus;
+use crate::rollout::lifecycle::ActionResult;
+use crate::traffic::workload::{self, Role};
 
+use super::apply::{Applied, Reverted};
+use super::build::{Desired, Traffic};
+use super::decide::report_action;
 use super::events::EventWriter;
-use super::status::Note;
+use super::status::{Note, TRAFFIC_CONDITION, set_condition};
 
 /// Field manager of the status (separate from any spec manager: on API servers without
 /// subresource-aware managed fields, sharing one would steal spec ownership).
@@ -28,6 +35,97 @@ impl ReportError {
     /// A stable short name (see [`super::error::ReconcileError::category`]).
     pub fn category(&self) -> &'static str {
         "kube_api"
+    }
+}
+
+/// What *apply* answered, in the status and the notes: the pods in all and their selector, a
+/// stable template that is nowhere to be found, the target's pods handed over, and the traffic in
+/// force with `TrafficRouted` (a router problem is a Warning when it is new).
+pub fn applied(
+    status: &mut RolloutStatus,
+    notes: &mut Vec<Note>,
+    target: &str,
+    desired: &Desired,
+    applied: &Applied,
+    now: f64,
+) {
+    let stable_workload = workload::name(target, Role::Stable);
+    let stable_revision = &desired.stable_revision;
+    status.replicas = Some(desired.replicas);
+    status.selector.clone_from(&desired.selector);
+    if desired.stable.is_none() {
+        notes.push(Note {
+            reason: "StableTemplateMissing",
+            message: format!(
+                "the template of stable revision {stable_revision} is neither in {stable_workload} nor in a ReplicaSet of Deployment {target}; revert the Deployment to it or let the new revision through"
+            ),
+            warning: true,
+        });
+    }
+    if applied.handed_over {
+        notes.push(Note {
+            reason: "WorkloadAdopted",
+            message: format!(
+                "{stable_workload} runs revision {stable_revision} with {} pods; Deployment {target} scaled to 0 (its replicas are canary-gate's to place)",
+                desired.replicas
+            ),
+            warning: false,
+        });
+    }
+    let (on, reason, message) = match (&desired.traffic, &applied.routed) {
+        (Traffic::ReplicaRatio(summary), _) => {
+            status.traffic = Some(summary.clone());
+            return;
+        }
+        (Traffic::WaitingForStable, _) => (
+            false,
+            "WaitingForStable",
+            format!("routers wait until {stable_workload} is available"),
+        ),
+        (Traffic::Routed { .. }, Some(Ok(summary))) => (true, "Applied", summary.clone()),
+        (Traffic::Routed { .. }, Some(Err((reason, message)))) => {
+            let known = status
+                .conditions
+                .iter()
+                .find(|c| c.type_ == TRAFFIC_CONDITION)
+                .is_some_and(|c| c.reason == *reason && c.message == *message);
+            if !known {
+                notes.push(Note {
+                    reason,
+                    message: message.clone(),
+                    warning: true,
+                });
+            }
+            (false, *reason, message.clone())
+        }
+        (Traffic::Routed { .. }, None) => return,
+    };
+    status.traffic = on.then(|| message.clone());
+    set_condition(
+        &mut status.conditions,
+        TRAFFIC_CONDITION,
+        on,
+        reason,
+        &message,
+        now,
+    );
+}
+
+/// What became of an `undo`'s revert: an Event when it is done; when it cannot be done, the
+/// accepted action says why (`ActionApplied` False, a Warning) — never silence.
+pub fn reverted(status: &mut RolloutStatus, notes: &mut Vec<Note>, reverted: Reverted, now: f64) {
+    match reverted {
+        Reverted::Done {
+            deployment,
+            revision,
+        } => notes.push(Note {
+            reason: "DeploymentReverted",
+            message: format!("Deployment {deployment} is back on revision {revision}"),
+            warning: false,
+        }),
+        Reverted::Impossible(why) => {
+            report_action(status, notes, &ActionResult::UndoImpossible(why), now);
+        }
     }
 }
 

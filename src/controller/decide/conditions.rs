@@ -17,11 +17,16 @@ use super::{DEADLINE_REASON, Observed, Outcome, ValidatedRollout, outage_reason}
 
 /// What became of a human's action: `ActionApplied` True with what it did, or False with why
 /// not (and a Warning Event) — an accepted action is never silently dropped.
-pub fn report_action(outcome: &mut Outcome, now: f64) {
-    let (reason, message) = match &outcome.action_result {
-        Some(ActionResult::Applied(message)) => {
+pub fn report_action(
+    status: &mut RolloutStatus,
+    notes: &mut Vec<Note>,
+    result: &ActionResult,
+    now: f64,
+) {
+    let (reason, message) = match result {
+        ActionResult::Applied(message) => {
             set_condition(
-                &mut outcome.status.conditions,
+                &mut status.conditions,
                 ACTION_CONDITION,
                 true,
                 "Applied",
@@ -30,21 +35,20 @@ pub fn report_action(outcome: &mut Outcome, now: f64) {
             );
             return;
         }
-        Some(ActionResult::Refused(message)) => ("ActionRefused", message.clone()),
-        Some(ActionResult::UndoImpossible(message)) => ("UndoImpossible", message.clone()),
-        None => return,
+        ActionResult::Refused(message) => ("ActionRefused", message),
+        ActionResult::UndoImpossible(message) => ("UndoImpossible", message),
     };
-    outcome.notes.push(Note {
+    notes.push(Note {
         reason,
         message: message.clone(),
         warning: true,
     });
     set_condition(
-        &mut outcome.status.conditions,
+        &mut status.conditions,
         ACTION_CONDITION,
         false,
         reason,
-        &message,
+        message,
         now,
     );
 }
