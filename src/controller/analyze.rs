@@ -18,6 +18,7 @@ use crate::metrics::prometheus_source::{PrometheusSource, SourceError};
 use crate::rollout::lifecycle::{MetricsOutage, OutageKind};
 use crate::template::{self, Template};
 
+use super::observe::Seen;
 use super::reconcile::Context;
 use super::status::state_of;
 use super::telemetry::{CategoryLabel, DecisionLabel};
@@ -71,8 +72,8 @@ pub struct Analysis {
     pub interval: f64,
 }
 
-/// Judges the current step: only while this revision is being rolled out, the step is gated,
-/// and no human action (`acting`) overrides the judge. Only the intervals that ended since the
+/// Judges the current step: only while the target's revision is being rolled out, the step is
+/// gated, and no human action overrides the judge. Only the intervals that ended since the
 /// last reconcile are read and judged; a Rollout no longer analysed has its judge state dropped.
 ///
 /// # Errors
@@ -83,10 +84,10 @@ pub async fn analyze(
     rollout: &Rollout,
     validated: &ValidatedRollout,
     status: &RolloutStatus,
-    revision: &str,
-    acting: bool,
+    seen: &Seen,
     now: f64,
 ) -> Result<Analysis, AnalyzeError> {
+    let (revision, acting) = (seen.revision.as_str(), seen.action.is_some());
     let namespace = rollout.namespace().unwrap_or_default();
     let name = rollout.name_any();
     let state = state_of(status);

@@ -42,7 +42,7 @@ impl ApplyError {
 }
 
 /// What the API server answered.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Applied {
     /// The target's pods were handed over (scaled to zero) now.
     pub handed_over: bool,
@@ -50,11 +50,14 @@ pub struct Applied {
     /// problem as `(reason, message)` — a missing router object or CRD, a refusal; `None` when
     /// no router was written.
     pub routed: Option<Result<String, (&'static str, String)>>,
+    /// What became of an `undo`'s revert of the target, when one was asked.
+    pub reverted: Option<Reverted>,
 }
 
-/// Writes what *build* returned: the stable and canary workloads, the target's hand-over, then
+/// Writes what *build* returned — the stable and canary workloads, the target's hand-over, then
 /// each router in order (read, its desired object from what was read, applied when it differs,
-/// the split in force read back), stopping at the first problem.
+/// the split in force read back), stopping at the first problem — and, for a human's `undo`,
+/// reverts the target's template to `revert_to`.
 ///
 /// # Errors
 /// When the API server fails; a missing router object or CRD is in [`Applied::routed`].
@@ -62,8 +65,27 @@ pub async fn apply(
     client: &Client,
     rollout: &Rollout,
     seen: &Seen,
-    desired: &Desired,
+    desired: Option<&Desired>,
+    revert_to: Option<&str>,
 ) -> Result<Applied, ApplyError> {
+    let mut applied = Applied::default();
+    if let Some(desired) = desired {
+        applied.handed_over = desired.hand_over;
+        applied.routed = write(client, rollout, seen, desired).await?;
+    }
+    if let Some(revision) = revert_to {
+        applied.reverted = Some(revert(client, seen.target.clone(), revision).await?);
+    }
+    Ok(applied)
+}
+
+/// Writes the workloads, the hand-over and the routers; returns what the routers carry.
+async fn write(
+    client: &Client,
+    rollout: &Rollout,
+    seen: &Seen,
+    desired: &Desired,
+) -> Result<Option<Result<String, (&'static str, String)>>, ApplyError> {
     let namespace = rollout.namespace().unwrap_or_default();
     let target = seen.target.name_any();
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), &namespace);
@@ -89,10 +111,7 @@ pub async fn apply(
             .await?;
     }
     let Traffic::Routed { routers, split } = &desired.traffic else {
-        return Ok(Applied {
-            handed_over: desired.hand_over,
-            routed: None,
-        });
+        return Ok(None);
     };
     let mut summary = Vec::new();
     for router in routers {
@@ -108,18 +127,10 @@ pub async fn apply(
         match answer {
             Ok(text) => summary.push(text),
             // Later routers depend on earlier ones (Istio's routes on its subsets): stop.
-            Err(problem) => {
-                return Ok(Applied {
-                    handed_over: desired.hand_over,
-                    routed: Some(Err(problem)),
-                });
-            }
+            Err(problem) => return Ok(Some(Err(problem))),
         }
     }
-    Ok(Applied {
-        handed_over: desired.hand_over,
-        routed: Some(Ok(summary.join("; "))),
-    })
+    Ok(Some(Ok(summary.join("; "))))
 }
 
 /// Server-side applies a workload unless it already holds the desired values.
@@ -288,7 +299,7 @@ async fn route(
 ///
 /// # Errors
 /// When the API server refuses (a [`Conflict`] when the Deployment changed since it was read).
-pub async fn revert(
+async fn revert(
     client: &Client,
     mut target: Deployment,
     revision: &str,

@@ -47,8 +47,12 @@ pub struct Observed {
     pub stable_ready: bool,
     /// The current step is gated by an analysis (the analyze stage says which).
     pub gated: bool,
+    /// The judge's latest answer for the current step (`None` when nothing was judged).
+    pub judgement: Option<Judgement>,
     /// The metrics could not be read for this step's analysis.
     pub metrics_outage: Option<MetricsOutage>,
+    /// Seconds between looks while a step runs (the analysis interval).
+    pub interval: f64,
     /// The pods each version has available, and why some are missing.
     pub pods: Availability,
     /// An autoscaler that scales the target Deployment instead of the Rollout (the message,
@@ -71,16 +75,10 @@ pub struct Outcome {
     pub action_result: Option<ActionResult>,
 }
 
-/// Decides. `judgement` is the judge's latest answer for the current step (`None` when nothing
-/// was judged); `interval` is the analysis interval (seconds) used to schedule the next look.
-pub fn decide(
-    rollout: &ValidatedRollout,
-    status: &RolloutStatus,
-    observed: &Observed,
-    judgement: Option<&Judgement>,
-    interval: f64,
-) -> Outcome {
+/// Decides what follows from the status and what was observed.
+pub fn decide(rollout: &ValidatedRollout, status: &RolloutStatus, observed: &Observed) -> Outcome {
     let now = observed.now;
+    let judgement = observed.judgement.as_ref();
     let decided = lifecycle::decide(
         &rollout.lifecycle,
         &state_of(status),
@@ -93,7 +91,7 @@ pub fn decide(
             gated: observed.gated,
             judgement,
             metrics_outage: observed.metrics_outage.as_ref(),
-            interval,
+            interval: observed.interval,
         },
     );
     let mut next = status.clone();
@@ -121,7 +119,7 @@ pub fn decide(
         report_action(&mut outcome.status, &mut outcome.notes, result, now);
     }
     set_autoscaler_condition(&mut outcome, observed);
-    set_metrics_condition(&mut outcome.status, observed, judgement);
+    set_metrics_condition(&mut outcome.status, observed);
     outcome
 }
 

@@ -15,8 +15,10 @@ use crate::rollout::lifecycle::{self, Side};
 use crate::rollout::{ACTION_ANNOTATION, Action, UnknownAction};
 use crate::traffic::workload::{self, Role};
 
+use super::analyze::Analysis;
 use super::availability::{self, Availability};
 use super::build::StableTemplate;
+use super::decide::Observed;
 use super::reconcile::Context;
 use super::status::state_of;
 use super::validate::ValidatedRollout;
@@ -34,6 +36,30 @@ pub struct Seen {
     pub action: Option<(Action, String)>,
     /// Pods of the application in all (see [`availability::total`]).
     pub total: i32,
+}
+
+impl Seen {
+    /// What *decide* needs of what was seen: the revision, the action, whether the stable
+    /// workload runs the revision, the pods (see [`pods`]), and the analyze stage's answer.
+    pub fn observed(
+        &self,
+        now: f64,
+        analysis: Analysis,
+        (pods, autoscaler_conflict): (Availability, Option<String>),
+    ) -> Observed {
+        Observed {
+            now,
+            stable_ready: self.workloads.stable_runs(&self.revision),
+            revision: self.revision.clone(),
+            action: self.action.as_ref().map(|(a, _)| *a),
+            gated: analysis.gated,
+            judgement: analysis.judgement,
+            metrics_outage: analysis.outage,
+            interval: analysis.interval,
+            pods,
+            autoscaler_conflict,
+        }
+    }
 }
 
 /// Reads the target, its workloads and a pending action; `None` when the target does not exist.

@@ -1,5 +1,7 @@
-//! One reconcile: validate → observe → analyze → decide → apply (workloads, traffic) → report
-//! (status, Events) → when to look again. Only the ends talk to the API server; the middle is the pure step machine and judge.
+//! One reconcile, a short driver over named stages: finalizer → validate → observe → analyze →
+//! decide → build → apply → report → when to look again. Only observe, analyze, apply and report
+//! (and the finalizer) talk to the API server or the metrics; validate, decide (the lifecycle in
+//! `rollout::lifecycle` mapped onto the status) and build are pure.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,21 +11,19 @@ use kube::runtime::controller::Action as Requeue;
 use kube::runtime::reflector::Store;
 use kube::{Client, ResourceExt};
 
-use crate::annotations::{AnnotationSink, annotations};
+use crate::annotations::AnnotationSink;
 use crate::crd::Rollout;
-use crate::crd::rollout::RolloutPhase;
 
 use super::analyze::{MetricWindows, analyze};
 use super::apply;
 use super::build;
-use super::decide::{self, Observed};
+use super::decide;
 use super::error::ReconcileError;
 use super::events::EventWriter;
 use super::finalizer;
 use super::judge_memory::JudgeMemory;
 use super::observe;
 use super::report;
-use super::status::{Note, set_condition};
 use super::telemetry::ControllerMetrics;
 use super::validate::validate;
 
@@ -102,142 +102,40 @@ async fn reconcile_stages(
     }
     finalizer::ensure(&ctx.client, &rollout).await?;
 
-    // validate
     let validated = match validate(&rollout.spec) {
-        Ok(v) => v,
+        Ok(validated) => validated,
         Err(e) => {
-            let mut next = status.clone();
-            next.phase = Some(RolloutPhase::Degraded);
-            next.message = Some(format!("invalid spec: {e}"));
-            set_condition(
-                &mut next.conditions,
-                "InvalidSpec",
-                true,
-                "InvalidSpec",
-                &e.to_string(),
-                now,
-            );
-            let note = Note {
-                reason: "InvalidSpec",
-                message: e.to_string(),
-                warning: true,
-            };
+            let (next, note) = report::invalid_spec(&status, &e, now);
             report::write(&ctx.client, &ctx.events, &rollout, &status, next, &[note]).await?;
             return Ok(Requeue::await_change());
         }
     };
-
-    // observe
     let Some(seen) = observe::observe(&ctx.client, &rollout, &validated, &status).await? else {
-        let mut next = status.clone();
-        next.phase = Some(RolloutPhase::Degraded);
-        next.message = Some(format!(
-            "target Deployment {namespace}/{} not found",
-            validated.target
-        ));
-        let note = Note {
-            reason: "TargetMissing",
-            message: next.message.clone().unwrap_or_default(),
-            warning: true,
-        };
+        let (next, note) = report::target_missing(&status, &namespace, &validated.target);
         report::write(&ctx.client, &ctx.events, &rollout, &status, next, &[note]).await?;
         return Ok(Requeue::requeue(MISSING_TARGET_RETRY));
     };
+    let analysis = analyze(&ctx, &rollout, &validated, &status, &seen, now).await?;
+    let pods = observe::pods(&ctx, &rollout, &validated, &status, &seen, now).await?;
+    let decided = decide::decide(&validated, &status, &seen.observed(now, analysis, pods));
 
-    // analyze
-    let analysis = analyze(
-        &ctx,
-        &rollout,
-        &validated,
-        &status,
-        &seen.revision,
-        seen.action.is_some(),
-        now,
-    )
-    .await?;
-
-    // decide
-    let (pods, autoscaler_conflict) =
-        observe::pods(&ctx, &rollout, &validated, &status, &seen, now).await?;
-    let observed = Observed {
-        now,
-        stable_ready: seen.workloads.stable_runs(&seen.revision),
-        revision: seen.revision.clone(),
-        action: seen.action.as_ref().map(|(a, _)| *a),
-        gated: analysis.gated,
-        metrics_outage: analysis.outage,
-        pods,
-        autoscaler_conflict,
-    };
-    let outcome = decide::decide(
-        &validated,
-        &status,
-        &observed,
-        analysis.judgement.as_ref(),
-        analysis.interval,
-    );
-    let mut notes = outcome.notes;
-    let mut next = outcome.status;
-
-    // build, apply
-    let source = build::stable_template(&validated, &next, &seen, now);
+    let source = build::stable_template(&validated, &decided.status, &seen, now);
     let template = observe::stable_template(&ctx.client, &seen.target, source).await?;
-    if let Some(desired) = build::build(&rollout, &validated, &next, &seen, template, now)? {
-        let applied = apply::apply(&ctx.client, &rollout, &seen, &desired).await?;
-        report::applied(
-            &mut next,
-            &mut notes,
-            &validated.target,
-            &desired,
-            &applied,
-            now,
-        );
-    }
-    if let Some(to) = &outcome.revert_to {
-        let reverted = apply::revert(&ctx.client, seen.target.clone(), to).await?;
-        report::reverted(&mut next, &mut notes, reverted, now);
-    }
-    if let Some((_, value)) = seen.action {
-        next.handled_action = Some(value);
-    }
-    next.observed_generation = rollout.metadata.generation;
-    tracing::Span::current().record("step", next.current_step_index.unwrap_or(0));
-    tracing::Span::current().record("weight", next.canary_weight.unwrap_or(0));
+    let desired = build::build(&rollout, &validated, &decided.status, &seen, template, now)?;
+    let revert_to = decided.revert_to.as_deref();
+    let applied = apply::apply(&ctx.client, &rollout, &seen, desired.as_ref(), revert_to).await?;
 
-    // report
-    let marks = ctx.annotations.as_ref().map(|_| {
-        annotations(
-            &rollout.name_any(),
-            &namespace,
-            &status,
-            &next,
-            (now * 1000.0) as i64,
-        )
-    });
-    if (next.phase, next.current_step_index, next.canary_weight)
-        != (
-            status.phase,
-            status.current_step_index,
-            status.canary_weight,
-        )
-    {
-        tracing::info!(
-            phase = ?next.phase,
-            step = next.current_step_index,
-            weight = next.canary_weight,
-            decision = next.last_decision.as_deref(),
-            message = next.message.as_deref(),
-            "rollout moved"
-        );
-    }
-    report::write(&ctx.client, &ctx.events, &rollout, &status, next, &notes).await?;
-    // Grafana only after the status is written; queued, never awaited.
-    if let (Some(sink), Some(marks)) = (&ctx.annotations, marks)
-        && !marks.is_empty()
-    {
-        sink.send(marks);
-    }
-    Ok(match outcome.requeue_after {
+    let requeue = decided.requeue_after;
+    let (next, notes) = report::compose(
+        &rollout,
+        decided,
+        desired.as_ref(),
+        applied,
+        seen.action,
+        now,
+    );
+    report::report(&ctx, &rollout, &status, next, &notes, now).await?;
+    Ok(match requeue {
         Some(seconds) => Requeue::requeue(Duration::from_secs_f64(seconds.max(0.5))),
         None => Requeue::await_change(),
     })

@@ -1,23 +1,29 @@
-//! Stage *report*: the Rollout's status, written by server-side apply with its own field manager
-//! and only when it changed, and the Events that go with it (a failure to record an Event is
-//! logged, never undoes a decision). What *apply* answered goes into the status here: the pods
-//! in all and their selector, the traffic in force and `TrafficRouted`, the hand-over of the
-//! target's pods, an undo's revert.
+//! Stage *report*: the one place the status is finished and written. *decide* maps the
+//! lifecycle onto it; here go what *apply* answered (the pods in all and their selector, the
+//! traffic in force and `TrafficRouted`, the hand-over of the target's pods, an undo's revert),
+//! the action taken and the generation seen — or, when the Rollout cannot run, the `Degraded`
+//! status of an invalid spec or a missing target. The status is written by server-side apply
+//! with its own field manager and only when it changed, then the Events (a failure to record
+//! one is logged, never undoes a decision), then the Grafana annotations (queued, best effort).
 
 use kube::api::{Api, Patch, PatchParams};
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 
+use crate::annotations::annotations;
 use crate::crd::Rollout;
-use crate::crd::rollout::RolloutStatus;
+use crate::crd::rollout::{RolloutPhase, RolloutStatus};
+use crate::rollout::Action;
 use crate::rollout::lifecycle::ActionResult;
 use crate::traffic::workload::{self, Role};
 
 use super::apply::{Applied, Reverted};
 use super::build::{Desired, Traffic};
-use super::decide::report_action;
+use super::decide::{Outcome, report_action};
 use super::events::EventWriter;
+use super::reconcile::Context;
 use super::status::{Note, TRAFFIC_CONDITION, set_condition};
+use super::validate::SpecError;
 
 /// Field manager of the status (separate from any spec manager: on API servers without
 /// subresource-aware managed fields, sharing one would steal spec ownership).
@@ -38,10 +44,122 @@ impl ReportError {
     }
 }
 
+/// The status of a Rollout whose spec is invalid: `Degraded`, `InvalidSpec` True with the field
+/// and the fix, and a Warning saying the same.
+pub fn invalid_spec(status: &RolloutStatus, error: &SpecError, now: f64) -> (RolloutStatus, Note) {
+    let mut next = status.clone();
+    next.phase = Some(RolloutPhase::Degraded);
+    next.message = Some(format!("invalid spec: {error}"));
+    set_condition(
+        &mut next.conditions,
+        "InvalidSpec",
+        true,
+        "InvalidSpec",
+        &error.to_string(),
+        now,
+    );
+    let note = Note {
+        reason: "InvalidSpec",
+        message: error.to_string(),
+        warning: true,
+    };
+    (next, note)
+}
+
+/// The status of a Rollout whose target Deployment does not exist: `Degraded`, and a Warning.
+pub fn target_missing(
+    status: &RolloutStatus,
+    namespace: &str,
+    target: &str,
+) -> (RolloutStatus, Note) {
+    let mut next = status.clone();
+    let message = format!("target Deployment {namespace}/{target} not found");
+    next.phase = Some(RolloutPhase::Degraded);
+    next.message = Some(message.clone());
+    let note = Note {
+        reason: "TargetMissing",
+        message,
+        warning: true,
+    };
+    (next, note)
+}
+
+/// The status and Events of a pass: the decided status and its Events, what *apply* wrote (the
+/// desired objects) and what the API server answered (with an undo's revert), the action
+/// annotation value taken (acted on once), and the spec generation seen.
+pub fn compose(
+    rollout: &Rollout,
+    decided: Outcome,
+    desired: Option<&Desired>,
+    answer: Applied,
+    action: Option<(Action, String)>,
+    now: f64,
+) -> (RolloutStatus, Vec<Note>) {
+    let (mut status, mut notes) = (decided.status, decided.notes);
+    if let Some(desired) = desired {
+        let target = &rollout.spec.target_ref.name;
+        applied(&mut status, &mut notes, target, desired, &answer, now);
+    }
+    if let Some(reverted) = answer.reverted {
+        self::reverted(&mut status, &mut notes, reverted, now);
+    }
+    if let Some((_, value)) = action {
+        status.handled_action = Some(value);
+    }
+    status.observed_generation = rollout.metadata.generation;
+    (status, notes)
+}
+
+/// Reports a pass: logs a move of phase, step or weight, writes the status and the Events, then
+/// queues the Grafana annotations of what changed (never awaited).
+///
+/// # Errors
+/// When the status cannot be written.
+pub async fn report(
+    ctx: &Context,
+    rollout: &Rollout,
+    old: &RolloutStatus,
+    new: RolloutStatus,
+    notes: &[Note],
+    now: f64,
+) -> Result<(), ReportError> {
+    tracing::Span::current().record("step", new.current_step_index.unwrap_or(0));
+    tracing::Span::current().record("weight", new.canary_weight.unwrap_or(0));
+    let marks = ctx.annotations.as_ref().map(|_| {
+        annotations(
+            &rollout.name_any(),
+            &rollout.namespace().unwrap_or_default(),
+            old,
+            &new,
+            (now * 1000.0) as i64,
+        )
+    });
+    if (new.phase, new.current_step_index, new.canary_weight)
+        != (old.phase, old.current_step_index, old.canary_weight)
+    {
+        tracing::info!(
+            phase = ?new.phase,
+            step = new.current_step_index,
+            weight = new.canary_weight,
+            decision = new.last_decision.as_deref(),
+            message = new.message.as_deref(),
+            "rollout moved"
+        );
+    }
+    write(&ctx.client, &ctx.events, rollout, old, new, notes).await?;
+    // Grafana only after the status is written; queued, never awaited.
+    if let (Some(sink), Some(marks)) = (&ctx.annotations, marks)
+        && !marks.is_empty()
+    {
+        sink.send(marks);
+    }
+    Ok(())
+}
+
 /// What *apply* answered, in the status and the notes: the pods in all and their selector, a
 /// stable template that is nowhere to be found, the target's pods handed over, and the traffic in
 /// force with `TrafficRouted` (a router problem is a Warning when it is new).
-pub fn applied(
+fn applied(
     status: &mut RolloutStatus,
     notes: &mut Vec<Note>,
     target: &str,
@@ -113,7 +231,7 @@ pub fn applied(
 
 /// What became of an `undo`'s revert: an Event when it is done; when it cannot be done, the
 /// accepted action says why (`ActionApplied` False, a Warning) — never silence.
-pub fn reverted(status: &mut RolloutStatus, notes: &mut Vec<Note>, reverted: Reverted, now: f64) {
+fn reverted(status: &mut RolloutStatus, notes: &mut Vec<Note>, reverted: Reverted, now: f64) {
     match reverted {
         Reverted::Done {
             deployment,

@@ -4,7 +4,7 @@
 //! (`AutoscalerConflict`), the metrics (`MetricsAvailable`) and what became of a human action
 //! (`ActionApplied`).
 
-use crate::analysis::{Judgement, NO_DATA};
+use crate::analysis::NO_DATA;
 use crate::controller::status::{
     ACTION_CONDITION, AUTOSCALER_CONDITION, Note, canary_is_live, set_condition,
 };
@@ -97,13 +97,9 @@ pub(super) fn set_wait_conditions(status: &mut RolloutStatus, wait: &PodWait, no
 
 /// `MetricsAvailable`: False with the outage, or with the metrics the judge had no usable
 /// numbers for; True once the step's metrics were read and judged.
-pub(super) fn set_metrics_condition(
-    status: &mut RolloutStatus,
-    observed: &Observed,
-    judgement: Option<&Judgement>,
-) {
+pub(super) fn set_metrics_condition(status: &mut RolloutStatus, observed: &Observed) {
     let now = observed.now;
-    match (&observed.metrics_outage, judgement) {
+    match (&observed.metrics_outage, &observed.judgement) {
         (Some(outage), _) => set_condition(
             &mut status.conditions,
             "MetricsAvailable",

@@ -72,7 +72,9 @@ fn seen(now: f64, revision: &str, action: Option<Action>) -> Observed {
         action,
         stable_ready: true,
         gated: true,
+        judgement: None,
         metrics_outage: None,
+        interval: 10.0,
         pods: Availability {
             total: 10,
             stable: 10,
@@ -90,6 +92,20 @@ fn with_pods(now: f64, canary: i32, problems: &[&str]) -> Observed {
     o.pods.canary = canary;
     o.pods.canary_problems = problems.iter().map(|p| p.to_string()).collect();
     o
+}
+
+/// Decides with the judge's answer `judgement`.
+fn decided(
+    rollout: &ValidatedRollout,
+    status: &RolloutStatus,
+    observed: &Observed,
+    judgement: Option<&Judgement>,
+) -> Outcome {
+    let observed = Observed {
+        judgement: judgement.cloned(),
+        ..observed.clone()
+    };
+    decide(rollout, status, &observed)
 }
 
 fn healthy() -> RolloutStatus {
@@ -125,7 +141,7 @@ fn condition<'a>(s: &'a RolloutStatus, type_: &str) -> Option<(&'a str, &'a str,
 
 #[test]
 fn the_lifecycles_state_is_written_to_the_status_fields() {
-    let o = decide(&rollout(), &healthy(), &seen(T0, "v2", None), None, 10.0);
+    let o = decided(&rollout(), &healthy(), &seen(T0, "v2", None), None);
     let s = &o.status;
     assert_eq!(s.phase, Some(RolloutPhase::Progressing));
     assert_eq!(s.canary_revision.as_deref(), Some("v2"));
@@ -145,12 +161,11 @@ fn the_lifecycles_state_is_written_to_the_status_fields() {
     );
     // Read back, it is the same state: nothing changes without news.
     assert_eq!(state_of(s), state_of(&o.status));
-    let again = decide(
+    let again = decided(
         &rollout(),
         s,
         &seen(T0 + 5.0, "v2", None),
         Some(&judged(Decision::Continue, "all gating metrics pass")),
-        10.0,
     );
     assert_eq!(again.status.step_history, s.step_history);
     assert!(again.notes.is_empty());
@@ -158,12 +173,11 @@ fn the_lifecycles_state_is_written_to_the_status_fields() {
 
 #[test]
 fn first_sight_adopts_and_says_so() {
-    let o = decide(
+    let o = decided(
         &rollout(),
         &RolloutStatus::default(),
         &seen(T0, "v1", None),
         None,
-        10.0,
     );
     assert_eq!(o.status.stable_revision.as_deref(), Some("v1"));
     assert_eq!(o.status.phase, Some(RolloutPhase::Healthy));
@@ -182,19 +196,18 @@ fn conditions_follow_the_phase_and_keep_their_transition_time() {
             )
         })
     };
-    let started = decide(&rollout(), &healthy(), &seen(T0, "v2", None), None, 10.0).status;
+    let started = decided(&rollout(), &healthy(), &seen(T0, "v2", None), None).status;
     assert_eq!(
         cond(&started, "Progressing"),
         Some(("True".into(), "Progressing".into(), T0 as i64))
     );
     assert_eq!(cond(&started, "Healthy").unwrap().0, "False");
     let pass = judged(Decision::Continue, "all gating metrics pass");
-    let later = decide(
+    let later = decided(
         &rollout(),
         &started,
         &seen(T0 + 30.0, "v2", None),
         Some(&pass),
-        10.0,
     )
     .status;
     assert_eq!(
@@ -203,12 +216,11 @@ fn conditions_follow_the_phase_and_keep_their_transition_time() {
         "unchanged status keeps its time"
     );
     let fail = judged(Decision::Rollback, "error-rate: evidence of harm");
-    let rolled = decide(
+    let rolled = decided(
         &rollout(),
         &later,
         &seen(T0 + 40.0, "v2", None),
         Some(&fail),
-        10.0,
     );
     assert_eq!(
         cond(&rolled.status, "Progressing"),
@@ -227,12 +239,11 @@ fn the_decision_record_keeps_the_newest_twenty_and_a_new_rollout_starts_it_over(
     let mut s = rolling(0, T0, RolloutPhase::Progressing);
     for i in 0..30 {
         let hold = judged(Decision::Hold, &format!("evidence building {i}"));
-        s = decide(
+        s = decided(
             &rollout(),
             &s,
             &seen(T0 + f64::from(i), "v2", None),
             Some(&hold),
-            10.0,
         )
         .status;
     }
@@ -240,7 +251,7 @@ fn the_decision_record_keeps_the_newest_twenty_and_a_new_rollout_starts_it_over(
     assert_eq!(s.decisions.last().unwrap().reason, "evidence building 29");
     assert_eq!(s.decisions[0].reason, "evidence building 10");
     assert_eq!(s.last_decision.as_deref(), Some("hold"));
-    let restarted = decide(&rollout(), &s, &seen(T0 + 60.0, "v3", None), None, 10.0).status;
+    let restarted = decided(&rollout(), &s, &seen(T0 + 60.0, "v3", None), None).status;
     assert!(restarted.decisions.is_empty());
     assert_eq!(restarted.last_decision, None);
 }
@@ -248,7 +259,7 @@ fn the_decision_record_keeps_the_newest_twenty_and_a_new_rollout_starts_it_over(
 #[test]
 fn a_wait_for_pods_is_the_canarys_condition_until_the_weight_is_in_force() {
     let r = ungated("");
-    let o = decide(&r, &healthy(), &with_pods(T0, 0, &[]), None, 10.0);
+    let o = decided(&r, &healthy(), &with_pods(T0, 0, &[]), None);
     assert_eq!(
         condition(&o.status, "CanaryAvailable"),
         Some(("False", "WaitingForPods", "web-canary: 0/1 available"))
@@ -259,7 +270,7 @@ fn a_wait_for_pods_is_the_canarys_condition_until_the_weight_is_in_force() {
         o.notes[1].message,
         "step 0 (10%) waits for web-canary: 0/1 available"
     );
-    let live = decide(&r, &o.status, &with_pods(T0 + 40.0, 1, &[]), None, 10.0);
+    let live = decided(&r, &o.status, &with_pods(T0 + 40.0, 1, &[]), None);
     assert_eq!(
         condition(&live.status, "CanaryAvailable"),
         Some(("True", "Available", "web-canary: 1/1 available for 10%"))
@@ -278,8 +289,8 @@ fn a_wait_for_pods_is_the_canarys_condition_until_the_weight_is_in_force() {
 fn a_passed_deadline_stays_the_progressing_conditions_reason_while_the_rollback_stands() {
     let r = ungated("progressDeadline: 5m");
     let crash = ["1 pod: CrashLoopBackOff (container web), last exit 1 Error"];
-    let s = decide(&r, &healthy(), &with_pods(T0, 0, &crash), None, 10.0).status;
-    let o = decide(&r, &s, &with_pods(T0 + 300.0, 0, &crash), None, 10.0);
+    let s = decided(&r, &healthy(), &with_pods(T0, 0, &crash), None).status;
+    let o = decided(&r, &s, &with_pods(T0 + 300.0, 0, &crash), None);
     let message = "progress deadline 5m passed: web-canary: 0/1 available (1 pod: CrashLoopBackOff (container web), last exit 1 Error)";
     assert_eq!(
         condition(&o.status, "Progressing"),
@@ -295,7 +306,7 @@ fn a_passed_deadline_stays_the_progressing_conditions_reason_while_the_rollback_
         format!("revision v2 rolled back: {message}")
     );
     assert!(o.notes[0].warning);
-    let later = decide(&r, &o.status, &with_pods(T0 + 400.0, 0, &crash), None, 10.0);
+    let later = decided(&r, &o.status, &with_pods(T0 + 400.0, 0, &crash), None);
     assert_eq!(
         condition(&later.status, "Progressing").map(|c| c.1),
         Some(DEADLINE_REASON)
@@ -318,12 +329,11 @@ fn the_metrics_condition_says_whether_the_step_was_judged() {
         }),
         ..seen(T0 + 120.0, "v2", None)
     };
-    let o = decide(
+    let o = decided(
         &rollout(),
         &rolling(0, T0, RolloutPhase::Progressing),
         &outage,
         None,
-        10.0,
     );
     assert_eq!(
         condition(&o.status, "MetricsAvailable").map(|c| (c.0, c.1)),
@@ -345,21 +355,19 @@ fn the_metrics_condition_says_whether_the_step_was_judged() {
         }),
         ..outage.clone()
     };
-    let o = decide(
+    let o = decided(
         &rollout(),
         &rolling(0, T0, RolloutPhase::Progressing),
         &invalid,
         None,
-        10.0,
     );
     assert_eq!(reasons(&o)[0], INVALID_ARGUMENTS);
     let pass = judged(Decision::Continue, "no objection");
-    let back = decide(
+    let back = decided(
         &rollout(),
         &o.status,
         &seen(T0 + 130.0, "v2", None),
         Some(&pass),
-        10.0,
     );
     assert_eq!(
         condition(&back.status, "MetricsAvailable").map(|c| (c.0, c.1)),
@@ -374,12 +382,11 @@ fn an_action_that_cannot_be_carried_out_says_why_in_a_condition_and_a_warning() 
         canary_weight: Some(0),
         ..rolling(0, T0, RolloutPhase::RolledBack)
     };
-    let o = decide(
+    let o = decided(
         &rollout(),
         &rolled,
         &seen(T0, "v2", Some(Action::Promote)),
         None,
-        10.0,
     );
     let (status, reason, message) = condition(&o.status, ACTION_CONDITION).unwrap();
     assert_eq!((status, reason), ("False", "ActionRefused"));
@@ -389,24 +396,22 @@ fn an_action_that_cannot_be_carried_out_says_why_in_a_condition_and_a_warning() 
     );
     assert_eq!(reasons(&o), ["ActionRefused"]);
     assert!(o.notes[0].warning);
-    let undo = decide(
+    let undo = decided(
         &rollout(),
         &rolled,
         &seen(T0, "v2", Some(Action::Undo)),
         None,
-        10.0,
     );
     assert_eq!(undo.revert_to.as_deref(), Some("v1"));
     assert_eq!(
         condition(&undo.status, ACTION_CONDITION).map(|c| (c.0, c.1)),
         Some(("True", "Applied"))
     );
-    let none = decide(
+    let none = decided(
         &rollout(),
         &healthy(),
         &seen(T0, "v1", Some(Action::Undo)),
         None,
-        10.0,
     );
     assert_eq!(
         condition(&none.status, ACTION_CONDITION).map(|c| (c.0, c.1)),
@@ -421,15 +426,15 @@ fn an_hpa_on_the_target_is_reported_once_with_the_fix() {
         autoscaler_conflict: Some("HorizontalPodAutoscaler web scales Deployment shop/web".into()),
         ..seen(T0, "v1", None)
     };
-    let o = decide(&rollout(), &healthy(), &conflict, None, 10.0);
+    let o = decided(&rollout(), &healthy(), &conflict, None);
     assert_eq!(
         condition(&o.status, AUTOSCALER_CONDITION).map(|c| (c.0, c.1)),
         Some(("True", "HPATargetsDeployment"))
     );
     assert_eq!(reasons(&o), ["AutoscalerConflict"]);
-    let again = decide(&rollout(), &o.status, &conflict, None, 10.0);
+    let again = decided(&rollout(), &o.status, &conflict, None);
     assert!(again.notes.is_empty());
-    let gone = decide(&rollout(), &again.status, &seen(T0, "v1", None), None, 10.0);
+    let gone = decided(&rollout(), &again.status, &seen(T0, "v1", None), None);
     assert_eq!(
         condition(&gone.status, AUTOSCALER_CONDITION).map(|c| c.0),
         Some("False")
@@ -440,7 +445,7 @@ fn an_hpa_on_the_target_is_reported_once_with_the_fix() {
 fn adoption_is_not_healthy_until_the_stable_workload_has_its_pods() {
     let mut short = seen(T0, "v1", None);
     short.pods.stable = 0;
-    let o = decide(&rollout(), &RolloutStatus::default(), &short, None, 10.0);
+    let o = decided(&rollout(), &RolloutStatus::default(), &short, None);
     assert_eq!(
         o.status.message.as_deref(),
         Some("revision v1 is stable; waiting for web-stable: 0/10 available")
