@@ -3,89 +3,26 @@
 
 mod support;
 
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
-use canary_gate::analysis::{Counts, Histogram, MetricKind, MetricSample};
-use canary_gate::controller::analyze::MetricWindows;
 use canary_gate::controller::reconcile::{Context, reconcile};
 use canary_gate::crd::analysis_template::AnalysisTemplateBody;
 use canary_gate::crd::rollout::RolloutPhase;
 use canary_gate::crd::{AnalysisTemplate, Rollout};
-use canary_gate::metrics::prometheus_source::{SourceError, WindowInterval};
-use canary_gate::simulation::DEFAULT_BUCKETS;
-use canary_gate::template::Template;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::events::v1::Event;
 use kube::Resource;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 use support::apiserver::{ApiServer, create_namespace, deployment, install_crds, pods_available};
+use support::fixtures::{CLEAN, FAILING, RolloutBuilder, ScriptedMetrics};
 
 const NS: &str = "reconcile-test";
 const T0: u64 = 1_763_856_000;
 static NOW: AtomicU64 = AtomicU64::new(T0);
-static FAILING: AtomicBool = AtomicBool::new(false);
-/// Every window asked for, `(from, to)`.
-static WINDOWS: Mutex<Vec<(f64, f64)>> = Mutex::new(Vec::new());
-
 fn now() -> f64 {
     NOW.load(Ordering::SeqCst) as f64
-}
-
-/// Scripted observations: every minute 900 stable and 100 canary requests; the canary fails
-/// 20 % of them while FAILING is set.
-struct Scripted;
-
-impl MetricWindows for Scripted {
-    fn window<'a>(
-        &'a self,
-        template: &'a Template,
-        _args: &'a [(String, String)],
-        from: f64,
-        to: f64,
-    ) -> Pin<Box<dyn Future<Output = Result<Vec<WindowInterval>, SourceError>> + Send + 'a>> {
-        let failing = FAILING.load(Ordering::SeqCst);
-        WINDOWS.lock().unwrap().push((from, to));
-        Box::pin(async move {
-            let mut out = Vec::new();
-            let mut t = from + 60.0;
-            let hist = |n: f64| {
-                let shape = [
-                    0.0, 0.01, 0.1, 0.35, 0.35, 0.15, 0.03, 0.01, 0.0, 0.0, 0.0, 0.0,
-                ];
-                Histogram::new(
-                    DEFAULT_BUCKETS.to_vec(),
-                    shape.iter().map(|p| p * n).collect(),
-                    0.0,
-                )
-                .unwrap()
-            };
-            while t <= to + 1e-9 {
-                let samples = template
-                    .judge
-                    .metrics
-                    .iter()
-                    .map(|m| match m.kind {
-                        MetricKind::ErrorRate => MetricSample::Counts {
-                            stable: Counts::new(1.0, 900.0),
-                            canary: Counts::new(if failing { 20.0 } else { 0.0 }, 100.0),
-                        },
-                        MetricKind::Latency => MetricSample::Histogram {
-                            stable: hist(900.0),
-                            canary: hist(100.0),
-                        },
-                        MetricKind::Value => MetricSample::Missing("not scripted".into()),
-                    })
-                    .collect();
-                out.push(WindowInterval { t, samples });
-                t += 60.0;
-            }
-            Ok(out)
-        })
-    }
 }
 
 async fn status_of(api: &Api<Rollout>, name: &str) -> canary_gate::crd::RolloutStatus {
@@ -120,19 +57,19 @@ async fn reconciles_drive_a_rollout_through_its_steps_on_a_real_api_server() {
         .await
         .unwrap();
     let rollouts: Api<Rollout> = Api::namespaced(client.clone(), NS);
-    let rollout: Rollout = serde_json::from_value(json!({
-        "apiVersion": "canarygate.dev/v1alpha1", "kind": "Rollout", "metadata": {"name": "web"},
-        "spec": {"targetRef": {"name": "web"}, "strategy": {"canary": {
-            "analysis": {"templates": [{"templateName": "generic-http"}], "args": [{"name": "service", "value": "web"}]},
-            "steps": [{"setWeight": 10}, {"pause": {"duration": "2m"}}, {"setWeight": 50}, {"pause": {"duration": "2m"}}]}}}
-    }))
-    .unwrap();
+    let rollout = RolloutBuilder::new("web")
+        .analysis("generic-http", &[("service", "web")])
+        .steps(json!([{"setWeight": 10}, {"pause": {"duration": "2m"}},
+            {"setWeight": 50}, {"pause": {"duration": "2m"}}]))
+        .build();
     rollouts
         .create(&PostParams::default(), &rollout)
         .await
         .unwrap();
 
-    let ctx = Arc::new(Context::new(client.clone(), Arc::new(Scripted), now));
+    // Every minute 900 stable and 100 canary requests; the canary fails 20 % of them when told.
+    let metrics = Arc::new(ScriptedMetrics::new(CLEAN));
+    let ctx = Arc::new(Context::new(client.clone(), metrics.clone(), now));
     let step = |name: &'static str| {
         let (rollouts, ctx) = (rollouts.clone(), ctx.clone());
         async move {
@@ -189,12 +126,12 @@ async fn reconciles_drive_a_rollout_through_its_steps_on_a_real_api_server() {
     );
     assert_eq!(s.last_decision.as_deref(), Some("continue"));
     assert_eq!(
-        WINDOWS.lock().unwrap().last(),
+        metrics.windows().last(),
         Some(&((T0) as f64, (T0 + 120) as f64))
     );
 
     // 4. The canary starts failing: rolled back, with the evidence in the decision record.
-    FAILING.store(true, Ordering::SeqCst);
+    metrics.set(FAILING);
     NOW.store(T0 + 300, Ordering::SeqCst);
     step("web").await;
     let s = status_of(&rollouts, "web").await;
@@ -206,7 +143,7 @@ async fn reconciles_drive_a_rollout_through_its_steps_on_a_real_api_server() {
     );
     // Only the minutes since the last reconcile were read; the judge kept the rest.
     assert_eq!(
-        WINDOWS.lock().unwrap().last(),
+        metrics.windows().last(),
         Some(&((T0 + 120) as f64, (T0 + 300) as f64))
     );
     let last = s.decisions.last().expect("decision record");
@@ -218,7 +155,7 @@ async fn reconciles_drive_a_rollout_through_its_steps_on_a_real_api_server() {
     );
 
     // 5. A human retries through the action annotation: step 0 again, acted on once.
-    FAILING.store(false, Ordering::SeqCst);
+    metrics.set(CLEAN);
     rollouts
         .patch(
             "web",
@@ -239,11 +176,10 @@ async fn reconciles_drive_a_rollout_through_its_steps_on_a_real_api_server() {
     pods_available(&client, NS, "web-canary", None, json!([])).await;
 
     // 6. A Rollout with an invalid spec gets a clear status and does not disturb the other.
-    let bad: Rollout = serde_json::from_value(json!({
-        "apiVersion": "canarygate.dev/v1alpha1", "kind": "Rollout", "metadata": {"name": "bad"},
-        "spec": {"targetRef": {"name": "web"}, "strategy": {"canary": {"steps": [{"setWeight": 10}]}, "blueGreen": {"activeService": "web"}}}
-    }))
-    .unwrap();
+    let bad = RolloutBuilder::new("bad")
+        .spec(json!({"targetRef": {"name": "web"}, "strategy": {
+            "canary": {"steps": [{"setWeight": 10}]}, "blueGreen": {"activeService": "web"}}}))
+        .build();
     rollouts.create(&PostParams::default(), &bad).await.unwrap();
     step("bad").await;
     let s = status_of(&rollouts, "bad").await;

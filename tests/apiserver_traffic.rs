@@ -21,9 +21,8 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
 use serde_json::{Value, json};
-use support::apiserver::{
-    ApiServer, NoMetrics, create_namespace, deployment, install_crds, pods_available,
-};
+use support::apiserver::{ApiServer, create_namespace, deployment, install_crds, pods_available};
+use support::fixtures::NoMetrics;
 
 const NS: &str = "traffic-test";
 const T0: u64 = 1_763_856_000;

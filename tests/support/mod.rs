@@ -8,6 +8,7 @@
 
 pub mod apiserver;
 pub mod fake_http;
+pub mod fixtures;
 pub mod history;
 
 use std::io::Write;
