@@ -118,7 +118,10 @@ pub async fn pods(
             .as_deref()
             .filter(|c| *c == seen.revision.as_str()),
     );
-    if let Some(side) = lifecycle::deadline_due(&validated.lifecycle, &state_of(status), now) {
+    let waiting = status.waiting_since.is_some();
+    if waiting
+        && let Some(side) = lifecycle::deadline_due(&validated.lifecycle, &state_of(status), now)
+    {
         // Once, when the deadline passes: the pods' own reasons for the message.
         let (workload, problems) = match side {
             Side::Canary => (workloads.canary.as_ref(), &mut pods.canary_problems),
