@@ -19,6 +19,7 @@ use crate::rollout::lifecycle::{MetricsOutage, OutageKind};
 use crate::template::{self, Template};
 
 use super::observe::Seen;
+pub use super::observed::Analysis;
 use super::reconcile::Context;
 use super::status::state_of;
 use super::telemetry::{CategoryLabel, DecisionLabel};
@@ -55,21 +56,6 @@ impl AnalyzeError {
             AnalyzeError::Judge(_) => "analysis",
         }
     }
-}
-
-/// What the analyze stage found.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Analysis {
-    /// The current step is gated by an analysis (its own, or the background one): it never
-    /// advances without the judge's answer.
-    pub gated: bool,
-    /// The judge's answer for the step, all templates combined; `None` when nothing was judged
-    /// (no analysis now, a human action, or an outage).
-    pub judgement: Option<Judgement>,
-    /// The metrics could not be read: the step holds on this.
-    pub outage: Option<MetricsOutage>,
-    /// Seconds until the next interval ends (the shortest template interval).
-    pub interval: f64,
 }
 
 /// Judges the current step: only while the target's revision is being rolled out, the step is

@@ -17,7 +17,7 @@ use crate::traffic::workload::{self, Role};
 use crate::traffic::{self, Router, Split};
 
 use super::availability;
-use super::observe::Seen;
+use super::observed::Seen;
 use super::status::{canary_is_live, state_of};
 use super::validate::{StrategyKind, ValidatedRollout};
 
@@ -286,7 +286,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::controller::observe::{Workloads, revision};
+    use crate::controller::observed::{Workloads, revision};
     use crate::controller::validate::validate;
     use crate::time::rfc3339;
 

@@ -5,8 +5,8 @@
 //! |---|---|---|
 //! | the finalizer (deletion hands the pods back) | [`finalizer`] | I/O |
 //! | validate the spec | [`validate`] | pure |
-//! | observe the target, workloads, action, pods | [`observe`] (with [`availability`]) | I/O |
-//! | analyze: templates, metrics, the judge | [`analyze`] (with [`judge_memory`]) | I/O |
+//! | observe the target, workloads, action, pods | [`observe`] (with [`availability`]; its answer in [`observed`]) | I/O |
+//! | analyze: templates, metrics, the judge | [`analyze`] (with [`judge_memory`]; its answer in [`observed`]) | I/O |
 //! | decide: the lifecycle mapped onto the status | [`decide`] (with [`status`]) | pure |
 //! | build the desired workloads and split | [`build`] | pure |
 //! | apply: write them, read back | [`apply`] | I/O |
@@ -27,6 +27,7 @@ pub mod finalizer;
 pub mod judge_memory;
 pub mod leader;
 pub mod observe;
+pub mod observed;
 pub mod reconcile;
 pub mod report;
 pub mod run;

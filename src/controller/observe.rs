@@ -15,52 +15,12 @@ use crate::rollout::lifecycle::{self, Side};
 use crate::rollout::{ACTION_ANNOTATION, Action, UnknownAction};
 use crate::traffic::workload::{self, Role};
 
-use super::analyze::Analysis;
 use super::availability::{self, Availability};
 use super::build::StableTemplate;
-use super::decide::Observed;
+pub use super::observed::{Seen, Workloads, revision};
 use super::reconcile::Context;
 use super::status::state_of;
 use super::validate::ValidatedRollout;
-
-/// What the cluster says about a Rollout's target.
-#[derive(Debug, Clone)]
-pub struct Seen {
-    /// The target Deployment.
-    pub target: Deployment,
-    /// Its pod template's revision.
-    pub revision: String,
-    /// The stable and canary workloads.
-    pub workloads: Workloads,
-    /// A pending human action, with the annotation value that asked for it.
-    pub action: Option<(Action, String)>,
-    /// Pods of the application in all (see [`availability::total`]).
-    pub total: i32,
-}
-
-impl Seen {
-    /// What *decide* needs of what was seen: the revision, the action, whether the stable
-    /// workload runs the revision, the pods (see [`pods`]), and the analyze stage's answer.
-    pub fn observed(
-        &self,
-        now: f64,
-        analysis: Analysis,
-        (pods, autoscaler_conflict): (Availability, Option<String>),
-    ) -> Observed {
-        Observed {
-            now,
-            stable_ready: self.workloads.stable_runs(&self.revision),
-            revision: self.revision.clone(),
-            action: self.action.as_ref().map(|(a, _)| *a),
-            gated: analysis.gated,
-            judgement: analysis.judgement,
-            metrics_outage: analysis.outage,
-            interval: analysis.interval,
-            pods,
-            autoscaler_conflict,
-        }
-    }
-}
 
 /// Reads the target, its workloads and a pending action; `None` when the target does not exist.
 ///
@@ -76,7 +36,7 @@ pub async fn observe(
     let Some(target) = target(client, &namespace, &validated.target).await? else {
         return Ok(None);
     };
-    let workloads = Workloads::read(client, &namespace, &validated.target).await?;
+    let workloads = workloads(client, &namespace, &validated.target).await?;
     let action = action(rollout, status.handled_action.as_deref())?;
     Ok(Some(Seen {
         revision: revision(&target.spec.clone().unwrap_or_default().template),
@@ -220,38 +180,20 @@ impl ObserveError {
     }
 }
 
-/// The stable and canary workloads as read.
-#[derive(Debug, Clone, Default)]
-pub struct Workloads {
-    /// `<target>-stable`, if it exists.
-    pub stable: Option<Deployment>,
-    /// `<target>-canary`, if it exists.
-    pub canary: Option<Deployment>,
-}
-
-impl Workloads {
-    /// Reads both workloads of `target`.
-    ///
-    /// # Errors
-    /// When the API server cannot be reached.
-    pub async fn read(
-        client: &Client,
-        namespace: &str,
-        target: &str,
-    ) -> Result<Self, ObserveError> {
-        let api: Api<Deployment> = Api::namespaced(client.clone(), namespace);
-        Ok(Workloads {
-            stable: api.get_opt(&workload::name(target, Role::Stable)).await?,
-            canary: api.get_opt(&workload::name(target, Role::Canary)).await?,
-        })
-    }
-
-    /// Whether the stable workload runs `revision` on every pod, available.
-    pub fn stable_runs(&self, revision: &str) -> bool {
-        self.stable
-            .as_ref()
-            .is_some_and(|s| workload::rolled_out(s, revision))
-    }
+/// Reads both workloads of `target`.
+///
+/// # Errors
+/// When the API server cannot be reached.
+pub async fn workloads(
+    client: &Client,
+    namespace: &str,
+    target: &str,
+) -> Result<Workloads, ObserveError> {
+    let api: Api<Deployment> = Api::namespaced(client.clone(), namespace);
+    Ok(Workloads {
+        stable: api.get_opt(&workload::name(target, Role::Stable)).await?,
+        canary: api.get_opt(&workload::name(target, Role::Canary)).await?,
+    })
 }
 
 /// The target Deployment; `None` when it does not exist.
@@ -285,17 +227,6 @@ pub async fn pod_reasons(
     Ok(availability::pod_problems(&list.items))
 }
 
-/// A stable hash of a pod template (FNV-1a 64 over its JSON), as the revision name.
-pub fn revision(template: &PodTemplateSpec) -> String {
-    let json = serde_json::to_vec(template).unwrap_or_default();
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in json {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    format!("{hash:016x}")[..10].to_string()
-}
-
 /// The pending action on a Rollout: `(action, annotation value)` unless that value was handled.
 ///
 /// # Errors
@@ -317,21 +248,6 @@ pub fn action(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn pod(image: &str) -> PodTemplateSpec {
-        serde_json::from_value(serde_json::json!({
-            "metadata": {"labels": {"app": "web"}},
-            "spec": {"containers": [{"name": "web", "image": image}]}
-        }))
-        .unwrap()
-    }
-
-    #[test]
-    fn the_revision_is_stable_and_changes_with_the_template() {
-        assert_eq!(revision(&pod("web:1")), revision(&pod("web:1")));
-        assert_ne!(revision(&pod("web:1")), revision(&pod("web:2")));
-        assert_eq!(revision(&pod("web:1")).len(), 10);
-    }
 
     #[test]
     fn an_action_is_taken_once_per_value_and_unknown_ones_are_explained() {
