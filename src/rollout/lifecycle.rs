@@ -3,14 +3,17 @@
 //! has, the metrics source's health and the judge's decision.
 //!
 //! ```text
-//!            new revision                 judge: continue (step over)    last step / promote
-//!  Healthy ───────────────▶ Progressing ─────────────────────────────▶ … ───────────────────▶ Promoting ─▶ Healthy
-//!     ▲  adopt on first      │  ▲   │ hold (step over)   hold budget spent                     (traffic to the canary,
-//!     │  sight               │  │   ▼                     (pause policy)                        then the stable takes it)
-//!     │                      │  └─ Holding ─────────────────▶ Paused ◀── pause: {} step
-//!     │                      │                                  │ promote (a human)
-//!     │  back on stable      │ rollback (judge, deadline, outage policy)   abort (a human)
-//!     └──────────────────────┴───────▶ RolledBack                Aborted ──▶ retry: step 0 again
+//! from             on                                                to
+//! (none)           first sight                                       Healthy: adopted as stable
+//! Healthy          a new revision on the target                      Progressing at step 0
+//! Progressing      the step is over and the judge continues          Progressing, next step
+//! Progressing      the step is over and the judge holds              Holding
+//! Holding          the hold budget is spent (pause policy)           Paused until `promote`
+//! Progressing      a `pause: {}` step                                Paused until `promote`
+//! a live phase     the judge, a progress deadline or an outage       RolledBack until `retry`
+//! a live phase     `abort`                                           Aborted until `retry`
+//! the last step    the judge promotes, or `promote --full`           Promoting, then Healthy
+//! a live phase     the target back on the stable revision            Healthy: canary dropped
 //! ```
 //!
 //! - **Adoption**: the first revision seen becomes stable.
