@@ -3,7 +3,9 @@
 
 use super::waits::PROMOTION_POLL;
 use super::*;
-use crate::rollout::Step;
+use crate::analysis::{Decision, Judgement};
+use crate::rollout::pods::Availability;
+use crate::rollout::{Step, StepPlan};
 
 const T0: f64 = 1_763_856_000.0;
 
