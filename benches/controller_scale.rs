@@ -81,7 +81,8 @@
 //!   CPU (watch decoding, the mappers that scan every Rollout per Deployment event) are not in
 //!   these figures; the fake store's own memory is (see "RSS after populating").
 //! - The metrics source renders the template's PromQL as `PrometheusWindows` does (counted as
-//!   controller time), but answers from memory: no HTTP, no Prometheus evaluation, no JSON
+//!   controller time), but answers from memory with the tests' scripted samples
+//!   (`tests/support/fixtures.rs`, shared with the bench): no HTTP, no Prometheus evaluation, no JSON
 //!   decoding of range-query results.
 //! - No tracing subscriber is installed (the controller's spans and logs cost nothing here), no
 //!   telemetry and no Grafana annotations (`Context::telemetry` and `annotations` are `None`).
@@ -95,15 +96,14 @@ use std::time::Instant;
 
 use axum::body::{Body as AxumBody, Bytes};
 use axum::handler::Handler;
-use canary_gate::analysis::{Counts, Histogram, MetricKind, MetricSample};
+use canary_gate::analysis::WindowInterval;
 use canary_gate::controller::analyze::MetricWindows;
 use canary_gate::controller::events::EventWriter;
 use canary_gate::controller::observe::revision;
-use canary_gate::controller::reconcile::{Context, FINALIZER, reconcile};
+use canary_gate::controller::reconcile::{Context, reconcile};
 use canary_gate::crd::Rollout;
-use canary_gate::metrics::prometheus_source::{SourceError, WindowInterval};
+use canary_gate::metrics::prometheus_source::SourceError;
 use canary_gate::metrics::query::{Bindings, render_template, resolve_args};
-use canary_gate::simulation::DEFAULT_BUCKETS;
 use canary_gate::template::Template;
 use canary_gate::traffic::workload::{Role, desired};
 use http::{Method, Response, StatusCode};
@@ -111,6 +111,12 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use serde::Deserialize;
 use serde_json::{Value, json};
+
+/// The fixtures shared with the tests: the Rollout builder and the scripted samples.
+#[path = "../tests/support/fixtures.rs"]
+#[allow(dead_code)]
+mod fixtures;
+use fixtures::{CLEAN, FAILING, RolloutBuilder, Sampler, THIN, Traffic};
 
 /// The simulated start: 2025-11-23T00:00:00Z.
 const T0: f64 = 1_763_856_000.0;
@@ -459,21 +465,11 @@ async fn handle(api: Arc<FakeApi>, request: axum::extract::Request) -> Response<
 // ---------------------------------------------------------------------------------------------
 // The fake metrics source.
 
-/// How a Rollout's canary behaves in the metrics.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Traffic {
-    Clean,
-    Thin,
-    Failing,
-}
-
-/// Per-minute samples like the `Scripted` fixtures of `tests/reconcile_requests.rs`: the stable
-/// serves 900 requests with 1 error; the canary 100 requests (2 when thin), 20 % failing when
-/// failing; latencies from one histogram shape.
+/// Per-minute samples from the fixtures shared with the tests (`tests/support/fixtures.rs`): the
+/// stable serves 900 requests with 1 error; the canary 100 requests (2 when thin), 20 % failing
+/// when failing; latencies from one histogram shape.
 struct FakeMetrics {
-    stable: Histogram,
-    canary: Histogram,
-    thin: Histogram,
+    sampler: Sampler,
     calls: AtomicU64,
     range_queries: AtomicU64,
     intervals: AtomicU64,
@@ -483,20 +479,8 @@ struct FakeMetrics {
 
 impl FakeMetrics {
     fn new() -> Self {
-        let hist = |n: f64| {
-            Histogram::new(
-                DEFAULT_BUCKETS.to_vec(),
-                [0.0, 0.0, 0.1, 0.4, 0.4, 0.1, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]
-                    .map(|p| p * n)
-                    .to_vec(),
-                0.0,
-            )
-            .expect("a valid histogram")
-        };
         FakeMetrics {
-            stable: hist(900.0),
-            canary: hist(100.0),
-            thin: hist(2.0),
+            sampler: Sampler::new(&[CLEAN, THIN, FAILING]),
             calls: AtomicU64::new(0),
             range_queries: AtomicU64::new(0),
             intervals: AtomicU64::new(0),
@@ -506,7 +490,8 @@ impl FakeMetrics {
     }
 }
 
-/// The traffic of the Rollout a `service` argument names (`app-<index>`).
+/// The traffic of the Rollout a `service` argument names (`app-<index>`): class 6 is thin,
+/// class 7 failing.
 fn traffic_of(args: &[(String, String)]) -> Traffic {
     let index = args
         .iter()
@@ -515,9 +500,9 @@ fn traffic_of(args: &[(String, String)]) -> Traffic {
         .and_then(|n| n.parse::<usize>().ok())
         .unwrap_or(0);
     match index % 10 {
-        6 => Traffic::Thin,
-        7 => Traffic::Failing,
-        _ => Traffic::Clean,
+        6 => THIN,
+        7 => FAILING,
+        _ => CLEAN,
     }
 }
 
@@ -541,40 +526,7 @@ impl MetricWindows for FakeMetrics {
                 .fetch_add(nanos(rendering.elapsed()), Ordering::Relaxed);
 
             let answering = Instant::now();
-            let traffic = traffic_of(args);
-            let (canary_requests, canary_errors) = match traffic {
-                Traffic::Clean => (100.0, 0.0),
-                Traffic::Thin => (2.0, 0.0),
-                Traffic::Failing => (100.0, 20.0),
-            };
-            let canary_hist = if traffic == Traffic::Thin {
-                &self.thin
-            } else {
-                &self.canary
-            };
-            let interval = template.interval.as_secs_f64();
-            let mut out = Vec::new();
-            let mut t = from + interval;
-            while t <= to + 1e-9 {
-                let samples = template
-                    .judge
-                    .metrics
-                    .iter()
-                    .map(|m| match m.kind {
-                        MetricKind::ErrorRate => MetricSample::Counts {
-                            stable: Counts::new(1.0, 900.0),
-                            canary: Counts::new(canary_errors, canary_requests),
-                        },
-                        MetricKind::Latency => MetricSample::Histogram {
-                            stable: self.stable.clone(),
-                            canary: canary_hist.clone(),
-                        },
-                        MetricKind::Value => MetricSample::Missing("no value metric".into()),
-                    })
-                    .collect();
-                out.push(WindowInterval { t, samples });
-                t += interval;
-            }
+            let out = self.sampler.window(template, traffic_of(args), from, to);
             self.calls.fetch_add(1, Ordering::Relaxed);
             self.range_queries
                 .fetch_add(range_queries as u64, Ordering::Relaxed);
@@ -732,7 +684,7 @@ fn workload(target: &Value, rollout: &str, owner: &OwnerReference, role: Role, p
 }
 
 fn rfc3339(t: f64) -> String {
-    canary_gate::controller::decide::rfc3339(t)
+    canary_gate::time::rfc3339(t)
 }
 
 fn analysis(name: &str) -> Value {
@@ -857,10 +809,13 @@ fn populate(api: &FakeApi, rollouts: usize, namespaces: usize, template: &Templa
             }
             _ => (Value::Null, 0, None),
         };
-        let mut metadata = json!({"name": name, "namespace": namespace, "uid": uid,
-            "generation": 1, "resourceVersion": "1"});
+        let mut rollout = RolloutBuilder::new(&name)
+            .namespace(&namespace)
+            .stored(&uid, 1, "1")
+            .spec(spec(class, &name))
+            .status(status);
         if class != 9 {
-            metadata["finalizers"] = json!([FINALIZER]);
+            rollout = rollout.finalized();
             api.insert(
                 format!("{deployments}/{name}-stable"),
                 &workload(&v1, &name, &owner, Role::Stable, stable_pods),
@@ -872,13 +827,8 @@ fn populate(api: &FakeApi, rollouts: usize, namespaces: usize, template: &Templa
                 &workload(&target, &name, &owner, Role::Canary, pods),
             );
         }
-        let mut rollout = json!({"apiVersion": "canarygate.dev/v1alpha1", "kind": "Rollout",
-            "metadata": metadata, "spec": spec(class, &name)});
-        if !status.is_null() {
-            rollout["status"] = status;
-        }
         let key = format!("/apis/canarygate.dev/v1alpha1/namespaces/{namespace}/rollouts/{name}");
-        api.insert(key.clone(), &rollout);
+        api.insert(key.clone(), &rollout.json());
         let target_key = format!("{deployments}/{name}");
         api.insert(target_key.clone(), &target);
         items.push(Item {

@@ -5,11 +5,11 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use crate::analysis::WindowInterval;
 use crate::analysis::{
     AnalysisError, Counts, Decision, Histogram, Judge, Judgement, MetricSample, StepContext,
 };
 use crate::metrics::counters::{CumulativeHistogram, VersionCounters};
-use crate::metrics::prometheus_source::WindowInterval;
 use crate::metrics::recorded::RecordedInterval;
 use crate::template::Template;
 

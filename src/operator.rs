@@ -272,7 +272,7 @@ pub fn render(rollout: &Rollout) -> String {
     {
         match crate::controller::validate::validate(&rollout.spec) {
             Ok(v) => {
-                let plan = v.plan.steps();
+                let plan = v.lifecycle.plan.steps();
                 let at = plan.get(step.max(0) as usize);
                 row(
                     &mut out,

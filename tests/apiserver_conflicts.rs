@@ -14,7 +14,8 @@ use k8s_openapi::api::apps::v1::Deployment;
 use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
-use support::apiserver::{ApiServer, NoMetrics, create_namespace, deployment, install_crds};
+use support::apiserver::{ApiServer, create_namespace, deployment, install_crds};
+use support::fixtures::{NoMetrics, RolloutBuilder};
 
 const NS: &str = "conflict-test";
 
@@ -35,14 +36,7 @@ async fn a_stale_copy_is_refused_and_retried_and_another_status_writer_never_blo
         .unwrap();
     let rollouts: Api<Rollout> = Api::namespaced(client.clone(), NS);
     rollouts
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({
-                "apiVersion": "canarygate.dev/v1alpha1", "kind": "Rollout", "metadata": {"name": "web"},
-                "spec": {"targetRef": {"name": "web"}, "strategy": {"canary": {"steps": [{"setWeight": 10}, {"pause": {"duration": "10m"}}]}}}
-            }))
-            .unwrap(),
-        )
+        .create(&PostParams::default(), &RolloutBuilder::new("web").build())
         .await
         .unwrap();
     let ctx = Arc::new(Context::new(client.clone(), Arc::new(NoMetrics), now));

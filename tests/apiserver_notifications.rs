@@ -19,7 +19,7 @@ use kube::api::{Api, PostParams};
 use serde_json::{Value, json};
 use support::apiserver::{pods_available, set_image, with_web};
 use support::fake_http::{self, Answer, FakeHttp};
-use support::scripted::Scripted;
+use support::fixtures::{CLEAN, FAILING, ScriptedMetrics};
 
 const NS: &str = "notify-test";
 const T0: u64 = 1_763_856_000;
@@ -89,7 +89,7 @@ async fn a_rollback_through_the_reconcile_posts_its_evidence_to_the_sinks() {
         .await
         .expect("the API server accepts spec.notifications");
 
-    let source = Arc::new(Scripted::default());
+    let source = Arc::new(ScriptedMetrics::new(CLEAN));
     let ctx = Arc::new(Context {
         notifier: Notifier::start(config, metrics.clone()).unwrap(),
         ..Context::new(client.clone(), source.clone(), now)
@@ -133,7 +133,7 @@ async fn a_rollback_through_the_reconcile_posts_its_evidence_to_the_sinks() {
     step().await;
     received(&hook, 2).await;
     // The canary fails: rolled back.
-    source.fail(true);
+    source.set(FAILING);
     NOW.store(T0 + 300, Ordering::SeqCst);
     step().await;
     received(&hook, 3).await;

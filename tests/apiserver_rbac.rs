@@ -16,7 +16,8 @@ use k8s_openapi::api::core::v1::{Secret, Service, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::json;
-use support::apiserver::{ApiServer, NoMetrics, create_namespace, deployment, install_crds};
+use support::apiserver::{ApiServer, create_namespace, deployment, install_crds};
+use support::fixtures::{NoMetrics, RolloutBuilder};
 
 const SYSTEM: &str = "canary-gate-system";
 const NS: &str = "rbac-test";
@@ -88,11 +89,9 @@ async fn the_deploy_rbac_grants_what_the_controller_uses_and_nothing_more() {
         .create(&PostParams::default(), &deployment("web:1"))
         .await
         .unwrap();
-    let rollout: Rollout = serde_json::from_value(json!({
-        "apiVersion": "canarygate.dev/v1alpha1", "kind": "Rollout", "metadata": {"name": "web"},
-        "spec": {"targetRef": {"name": "web"}, "strategy": {"canary": {"steps": [{"setWeight": 10}, {"pause": {"duration": "1m"}}]}}}
-    }))
-    .unwrap();
+    let rollout = RolloutBuilder::new("web")
+        .steps(json!([{"setWeight": 10}, {"pause": {"duration": "1m"}}]))
+        .build();
     Api::<Rollout>::namespaced(admin.clone(), NS)
         .create(&PostParams::default(), &rollout)
         .await

@@ -14,7 +14,7 @@ use kube::Resource;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 use support::apiserver::{pods_available, set_image, with_web};
-use support::scripted::Scripted;
+use support::fixtures::{CLEAN, FAILING, RolloutBuilder, ScriptedMetrics};
 
 const NS: &str = "reconcile-test";
 const T0: u64 = 1_763_856_000;
@@ -33,19 +33,18 @@ async fn reconciles_drive_a_rollout_through_its_steps_on_a_real_api_server() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let (_server, client) = with_web(NS).await;
     let rollouts: Api<Rollout> = Api::namespaced(client.clone(), NS);
-    let rollout: Rollout = serde_json::from_value(json!({
-        "apiVersion": "canarygate.dev/v1alpha1", "kind": "Rollout", "metadata": {"name": "web"},
-        "spec": {"targetRef": {"name": "web"}, "strategy": {"canary": {
-            "analysis": {"templates": [{"templateName": "generic-http"}], "args": [{"name": "service", "value": "web"}]},
-            "steps": [{"setWeight": 10}, {"pause": {"duration": "2m"}}, {"setWeight": 50}, {"pause": {"duration": "2m"}}]}}}
-    }))
-    .unwrap();
+    let rollout = RolloutBuilder::new("web")
+        .analysis("generic-http", &[("service", "web")])
+        .steps(json!([{"setWeight": 10}, {"pause": {"duration": "2m"}},
+            {"setWeight": 50}, {"pause": {"duration": "2m"}}]))
+        .build();
     rollouts
         .create(&PostParams::default(), &rollout)
         .await
         .unwrap();
 
-    let metrics = Arc::new(Scripted::default());
+    // Every minute 900 stable and 100 canary requests; the canary fails 20 % of them when told.
+    let metrics = Arc::new(ScriptedMetrics::new(CLEAN));
     let ctx = Arc::new(Context::new(client.clone(), metrics.clone(), now));
     let step = |name: &'static str| {
         let (rollouts, ctx) = (rollouts.clone(), ctx.clone());
@@ -96,12 +95,12 @@ async fn reconciles_drive_a_rollout_through_its_steps_on_a_real_api_server() {
     );
     assert_eq!(s.last_decision.as_deref(), Some("continue"));
     assert_eq!(
-        metrics.last_window(),
-        Some(((T0) as f64, (T0 + 120) as f64))
+        metrics.windows().last(),
+        Some(&((T0) as f64, (T0 + 120) as f64))
     );
 
     // 4. The canary starts failing: rolled back, with the evidence in the decision record.
-    metrics.fail(true);
+    metrics.set(FAILING);
     NOW.store(T0 + 300, Ordering::SeqCst);
     step("web").await;
     let s = status_of(&rollouts, "web").await;
@@ -113,8 +112,8 @@ async fn reconciles_drive_a_rollout_through_its_steps_on_a_real_api_server() {
     );
     // Only the minutes since the last reconcile were read; the judge kept the rest.
     assert_eq!(
-        metrics.last_window(),
-        Some(((T0 + 120) as f64, (T0 + 300) as f64))
+        metrics.windows().last(),
+        Some(&((T0 + 120) as f64, (T0 + 300) as f64))
     );
     let last = s.decisions.last().expect("decision record");
     assert_eq!(last.decision, "rollback");
@@ -125,7 +124,7 @@ async fn reconciles_drive_a_rollout_through_its_steps_on_a_real_api_server() {
     );
 
     // 5. A human retries through the action annotation: step 0 again, acted on once.
-    metrics.fail(false);
+    metrics.set(CLEAN);
     rollouts
         .patch(
             "web",
@@ -146,11 +145,10 @@ async fn reconciles_drive_a_rollout_through_its_steps_on_a_real_api_server() {
     pods_available(&client, NS, "web-canary", None, json!([])).await;
 
     // 6. A Rollout with an invalid spec gets a clear status and does not disturb the other.
-    let bad: Rollout = serde_json::from_value(json!({
-        "apiVersion": "canarygate.dev/v1alpha1", "kind": "Rollout", "metadata": {"name": "bad"},
-        "spec": {"targetRef": {"name": "web"}, "strategy": {"canary": {"steps": [{"setWeight": 10}]}, "blueGreen": {"activeService": "web"}}}
-    }))
-    .unwrap();
+    let bad = RolloutBuilder::new("bad")
+        .spec(json!({"targetRef": {"name": "web"}, "strategy": {
+            "canary": {"steps": [{"setWeight": 10}]}, "blueGreen": {"activeService": "web"}}}))
+        .build();
     rollouts.create(&PostParams::default(), &bad).await.unwrap();
     step("bad").await;
     let s = status_of(&rollouts, "bad").await;

@@ -22,9 +22,8 @@ use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::{WatchStreamExt, reflector, watcher};
 use serde_json::json;
-use support::apiserver::{
-    ApiServer, NoMetrics, create_namespace, deployment, install_crds, pods_available,
-};
+use support::apiserver::{ApiServer, create_namespace, deployment, install_crds, pods_available};
+use support::fixtures::NoMetrics;
 
 const NS: &str = "safety-test";
 const T0: u64 = 1_763_856_000;

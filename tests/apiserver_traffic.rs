@@ -11,19 +11,18 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use canary_gate::controller::decide::parse_rfc3339;
 use canary_gate::controller::events::EventWriter;
 use canary_gate::controller::reconcile::{Context, reconcile};
 use canary_gate::crd::Rollout;
 use canary_gate::crd::rollout::{RolloutPhase, RolloutStatus};
+use canary_gate::time::parse_rfc3339;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
 use serde_json::{Value, json};
-use support::apiserver::{
-    ApiServer, NoMetrics, create_namespace, deployment, install_crds, pods_available,
-};
+use support::apiserver::{ApiServer, create_namespace, deployment, install_crds, pods_available};
+use support::fixtures::NoMetrics;
 
 const NS: &str = "traffic-test";
 const T0: u64 = 1_763_856_000;

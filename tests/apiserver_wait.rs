@@ -14,6 +14,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
 use support::apiserver::{ApiServer, create_namespace, deployment, install_crds};
+use support::fixtures::RolloutBuilder;
 
 const BIN: &str = env!("CARGO_BIN_EXE_canary-gate");
 const NS: &str = "wait-test";
@@ -70,11 +71,9 @@ async fn wait_ends_with_the_rollouts_outcome_for_the_deployments_template() {
     rollouts
         .create(
             &PostParams::default(),
-            &serde_json::from_value(json!({
-                "apiVersion": "canarygate.dev/v1alpha1", "kind": "Rollout", "metadata": {"name": "web"},
-                "spec": {"targetRef": {"name": "web"}, "strategy": {"canary": {"steps": [{"setWeight": 10}, {"pause": {"duration": "1m"}}]}}}
-            }))
-            .unwrap(),
+            &RolloutBuilder::new("web")
+                .steps(json!([{"setWeight": 10}, {"pause": {"duration": "1m"}}]))
+                .build(),
         )
         .await
         .unwrap();

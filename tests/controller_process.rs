@@ -16,6 +16,7 @@ use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
 use support::apiserver::{ApiServer, create_namespace, deployment, install_crds, pods_available};
+use support::fixtures::RolloutBuilder;
 
 const BIN: &str = env!("CARGO_BIN_EXE_canary-gate");
 const NS: &str = "ctrl-test";
@@ -128,11 +129,7 @@ async fn the_controller_process_reconciles_and_elects_one_leader() {
         .await
         .unwrap();
     let rollouts: Api<Rollout> = Api::namespaced(client.clone(), NS);
-    let rollout: Rollout = serde_json::from_value(json!({
-        "apiVersion": "canarygate.dev/v1alpha1", "kind": "Rollout", "metadata": {"name": "web"},
-        "spec": {"targetRef": {"name": "web"}, "strategy": {"canary": {"steps": [{"setWeight": 10}, {"pause": {"duration": "10m"}}]}}}
-    }))
-    .unwrap();
+    let rollout = RolloutBuilder::new("web").build();
     rollouts
         .create(&PostParams::default(), &rollout)
         .await
@@ -252,11 +249,7 @@ async fn the_controllers_watches_survive_an_api_server_restart() {
                 .create(&PostParams::default(), &d)
                 .await
                 .unwrap();
-            let rollout: Rollout = serde_json::from_value(json!({
-                "apiVersion": "canarygate.dev/v1alpha1", "kind": "Rollout", "metadata": {"name": name},
-                "spec": {"targetRef": {"name": name}, "strategy": {"canary": {"steps": [{"setWeight": 10}, {"pause": {"duration": "10m"}}]}}}
-            }))
-            .unwrap();
+            let rollout = RolloutBuilder::new(name).build();
             rollouts
                 .create(&PostParams::default(), &rollout)
                 .await

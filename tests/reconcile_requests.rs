@@ -2,19 +2,15 @@
 //! states the exact conversation — method, path with the field manager, and the body the
 //! controller sends — and fails on a request that was not expected or one that never came.
 
-use std::future::Future;
-use std::pin::Pin;
+mod support;
+
 use std::sync::Arc;
 use std::time::Duration;
 
-use canary_gate::analysis::{Counts, Histogram, MetricKind, MetricSample};
 use canary_gate::controller::analyze::MetricWindows;
 use canary_gate::controller::observe::revision;
 use canary_gate::controller::reconcile::{Context, reconcile};
 use canary_gate::crd::Rollout;
-use canary_gate::metrics::prometheus_source::{SourceError, WindowInterval};
-use canary_gate::simulation::DEFAULT_BUCKETS;
-use canary_gate::template::Template;
 use canary_gate::traffic::workload::{Role, desired};
 use http::{Method, Request, Response};
 use k8s_openapi::api::apps::v1::Deployment;
@@ -23,80 +19,12 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::client::Body;
 use kube::runtime::{reflector, watcher};
 use serde_json::{Value, json};
+use support::fixtures::{CLEAN, FAILING, RolloutBuilder, ScriptedMetrics, THIN};
 
 const T0: f64 = 1_763_856_000.0;
 
 fn clock() -> f64 {
     T0 + 300.0
-}
-
-/// Scripted minutes: the stable serves 900 requests with 1 error, the canary `canary` requests
-/// with `errors` errors.
-struct Scripted {
-    canary: f64,
-    errors: f64,
-}
-
-/// A canary failing 20 % of its requests.
-const FAILING: Scripted = Scripted {
-    canary: 100.0,
-    errors: 20.0,
-};
-/// A healthy canary.
-const CLEAN: Scripted = Scripted {
-    canary: 100.0,
-    errors: 0.0,
-};
-/// A canary that hardly gets traffic.
-const THIN: Scripted = Scripted {
-    canary: 2.0,
-    errors: 0.0,
-};
-
-impl MetricWindows for Scripted {
-    fn window<'a>(
-        &'a self,
-        template: &'a Template,
-        _: &'a [(String, String)],
-        from: f64,
-        to: f64,
-    ) -> Pin<Box<dyn Future<Output = Result<Vec<WindowInterval>, SourceError>> + Send + 'a>> {
-        Box::pin(async move {
-            let hist = |n: f64| {
-                Histogram::new(
-                    DEFAULT_BUCKETS.to_vec(),
-                    [0.0, 0.0, 0.1, 0.4, 0.4, 0.1, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]
-                        .map(|p| p * n)
-                        .to_vec(),
-                    0.0,
-                )
-                .unwrap()
-            };
-            let mut out = Vec::new();
-            let mut t = from + 60.0;
-            while t <= to {
-                let samples = template
-                    .judge
-                    .metrics
-                    .iter()
-                    .map(|m| match m.kind {
-                        MetricKind::ErrorRate => MetricSample::Counts {
-                            stable: Counts::new(1.0, 900.0),
-                            canary: Counts::new(self.errors, self.canary),
-                        },
-                        MetricKind::Latency => MetricSample::Histogram {
-                            stable: hist(900.0),
-                            canary: hist(self.canary),
-                        },
-                        MetricKind::Value => MetricSample::Missing("none".into()),
-                    })
-                    .collect();
-                out.push(WindowInterval { t, samples });
-                t += 60.0;
-            }
-            Ok(out)
-        })
-    }
 }
 
 fn deployment(image: &str) -> Deployment {
@@ -211,14 +139,15 @@ fn applies(path: &'static str, want: Value) -> Expect {
     )
 }
 
+/// The Rollout `shop/web` as read, reconciled before (the finalizer is on).
 fn rollout(spec: Value, status: Value) -> Rollout {
-    serde_json::from_value(json!({
-        "apiVersion": "canarygate.dev/v1alpha1", "kind": "Rollout",
-        "metadata": {"name": "web", "namespace": "shop", "uid": "u-1", "generation": 3,
-            "resourceVersion": "41", "finalizers": ["canarygate.dev/release"]},
-        "spec": spec, "status": status
-    }))
-    .unwrap()
+    RolloutBuilder::new("web")
+        .namespace("shop")
+        .stored("u-1", 3, "41")
+        .finalized()
+        .spec(spec)
+        .status(status)
+        .build()
 }
 
 fn canary_spec() -> Value {
@@ -355,7 +284,7 @@ async fn the_first_reconcile_of_a_new_revision_starts_step_zero() {
     let expected_revision = new.clone();
     converse(
         rollout.clone(),
-        Arc::new(FAILING),
+        Arc::new(ScriptedMetrics::new(FAILING)),
         then(
             reads(10, None),
             vec![
@@ -431,7 +360,7 @@ async fn the_step_weight_comes_into_force_once_the_canary_pod_is_available() {
     );
     converse(
         rollout.clone(),
-        Arc::new(CLEAN),
+        Arc::new(ScriptedMetrics::new(CLEAN)),
         then(
             reads(10, Some(1)),
             vec![
@@ -493,7 +422,7 @@ async fn a_failing_analysis_rolls_back_with_the_evidence() {
         "metadata": {"name": "generic-http", "namespace": "shop"}, "spec": template.file.spec});
     converse(
         rollout.clone(),
-        Arc::new(FAILING),
+        Arc::new(ScriptedMetrics::new(FAILING)),
         then(
             reads(9, Some(1)),
             vec![
@@ -549,7 +478,7 @@ async fn an_invalid_spec_gets_a_clear_status_without_touching_anything_else() {
     let rollout = rollout(spec, json!({}));
     converse(
         rollout.clone(),
-        Arc::new(FAILING),
+        Arc::new(ScriptedMetrics::new(FAILING)),
         vec![
             expect(
                 Method::PATCH,
@@ -623,7 +552,7 @@ async fn a_passing_step_advances_and_its_weight_waits_for_the_canary_pods() {
     );
     converse(
         rollout.clone(),
-        Arc::new(CLEAN),
+        Arc::new(ScriptedMetrics::new(CLEAN)),
         then(
             reads(9, Some(1)),
             vec![
@@ -672,7 +601,7 @@ async fn thin_traffic_holds_at_the_current_weight() {
     );
     converse(
         rollout.clone(),
-        Arc::new(THIN),
+        Arc::new(ScriptedMetrics::new(THIN)),
         then(
             reads(9, Some(1)),
             vec![
@@ -720,7 +649,7 @@ async fn a_manual_pause_waits_and_a_human_promote_resumes_it() {
     let waiting = rollout(spec.clone(), rolling(0, "2025-11-23T00:00:00Z", "Paused"));
     converse(
         waiting.clone(),
-        Arc::new(CLEAN),
+        Arc::new(ScriptedMetrics::new(CLEAN)),
         then(
             reads(9, Some(1)),
             vec![expect(
@@ -757,7 +686,7 @@ async fn a_manual_pause_waits_and_a_human_promote_resumes_it() {
         Some([("canarygate.dev/action".to_string(), "promote@1".to_string())].into());
     converse(
         asked.clone(),
-        Arc::new(CLEAN),
+        Arc::new(ScriptedMetrics::new(CLEAN)),
         then(
             reads(9, Some(1)),
             vec![
@@ -816,7 +745,7 @@ async fn a_restart_mid_step_resumes_without_repeating_work() {
     let rollout = rollout(two_steps(), status);
     converse(
         rollout.clone(),
-        Arc::new(CLEAN),
+        Arc::new(ScriptedMetrics::new(CLEAN)),
         then(
             reads(5, Some(5)),
             vec![
@@ -863,7 +792,7 @@ async fn undo_puts_the_stable_template_back_and_sends_traffic_to_stable() {
     ]});
     converse(
         rollout.clone(),
-        Arc::new(CLEAN),
+        Arc::new(ScriptedMetrics::new(CLEAN)),
         then(
             reads(9, Some(1)),
             vec![
@@ -934,7 +863,7 @@ async fn adoption_creates_the_stable_workload_then_hands_the_targets_pods_over()
     let first = rollout(canary_spec(), json!({}));
     converse(
         first.clone(),
-        Arc::new(CLEAN),
+        Arc::new(ScriptedMetrics::new(CLEAN)),
         vec![
             expect(Method::GET, DEPLOYMENT, |_| {}, target.clone()),
             missing(STABLE, "web-stable"),
@@ -968,7 +897,7 @@ async fn adoption_creates_the_stable_workload_then_hands_the_targets_pods_over()
     );
     converse(
         second.clone(),
-        Arc::new(CLEAN),
+        Arc::new(ScriptedMetrics::new(CLEAN)),
         vec![
             expect(Method::GET, DEPLOYMENT, |_| {}, target.clone()),
             expect(
@@ -1041,7 +970,7 @@ async fn a_router_crd_that_is_not_installed_is_a_condition_not_a_failure() {
     };
     converse(
         rollout.clone(),
-        Arc::new(CLEAN),
+        Arc::new(ScriptedMetrics::new(CLEAN)),
         then(
             reads(10, Some(1)),
             vec![
@@ -1089,7 +1018,7 @@ async fn a_missing_router_object_is_named_in_the_condition() {
     );
     converse(
         rollout.clone(),
-        Arc::new(CLEAN),
+        Arc::new(ScriptedMetrics::new(CLEAN)),
         then(
             reads(10, Some(1)),
             vec![
@@ -1134,7 +1063,7 @@ async fn a_rollout_without_the_finalizer_gets_it_guarded_by_its_resource_version
     fresh.metadata.finalizers = None;
     converse(
         fresh.clone(),
-        Arc::new(CLEAN),
+        Arc::new(ScriptedMetrics::new(CLEAN)),
         vec![
             expect(
                 Method::PATCH,
@@ -1169,7 +1098,7 @@ async fn a_deleted_rollout_gives_the_deployment_its_pods_back_then_lets_go() {
         ));
     converse(
         deleted.clone(),
-        Arc::new(CLEAN),
+        Arc::new(ScriptedMetrics::new(CLEAN)),
         vec![
             expect(Method::GET, DEPLOYMENT, |_| {}, adopted("web:2")),
             expect(
@@ -1216,7 +1145,7 @@ async fn a_human_scaling_the_deployment_to_zero_scales_the_application_to_zero()
     );
     converse(
         healthy.clone(),
-        Arc::new(CLEAN),
+        Arc::new(ScriptedMetrics::new(CLEAN)),
         vec![
             expect(Method::GET, DEPLOYMENT, |_| {}, target),
             expect(
@@ -1428,7 +1357,7 @@ async fn a_deleted_target_deployment_is_a_degraded_status_and_nothing_else_is_to
     );
     converse(
         rollout.clone(),
-        Arc::new(CLEAN),
+        Arc::new(ScriptedMetrics::new(CLEAN)),
         vec![
             missing(DEPLOYMENT, "web"),
             expect(
@@ -1481,7 +1410,7 @@ async fn a_canary_past_its_progress_deadline_rolls_back_naming_the_pods_reasons(
             "lastState": {"terminated": {"exitCode": 2, "reason": "Error"}}}]}}]});
     converse(
         rollout.clone(),
-        Arc::new(CLEAN),
+        Arc::new(ScriptedMetrics::new(CLEAN)),
         vec![
             expect(Method::GET, DEPLOYMENT, |_| {}, adopted("web:2")),
             expect(
@@ -1558,7 +1487,7 @@ async fn an_hpa_scaling_the_target_deployment_is_a_condition_with_the_fix_and_on
     .unwrap();
     converse_seeing(
         rollout.clone(),
-        Arc::new(CLEAN),
+        Arc::new(ScriptedMetrics::new(CLEAN)),
         vec![
             expect(Method::GET, DEPLOYMENT, |_| {}, adopted("web:2")),
             expect(
@@ -1613,7 +1542,7 @@ async fn undo_of_a_rolled_back_rollout_reverts_the_deployment_or_says_why_it_can
     // No ReplicaSet holds web:1 any more: the undo cannot be carried out, and the status says so.
     converse(
         rollout.clone(),
-        Arc::new(CLEAN),
+        Arc::new(ScriptedMetrics::new(CLEAN)),
         then(
             reads(10, Some(0)),
             vec![

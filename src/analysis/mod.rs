@@ -98,6 +98,7 @@ mod verdict;
 pub use config::{Direction, InconclusivePolicy, JudgeConfig, Method, MetricConfig, MetricKind};
 pub use judge::{INSUFFICIENT_TRAFFIC, Judge, NO_DATA};
 pub use latency_comparison::LatencyComparison;
+pub use observation::WindowInterval;
 pub use observation::{Counts, Histogram, MetricSample, StepContext};
 pub use rate_comparison::{MantelHaenszel, RateComparison};
 pub use sequential::{Factor, Mixture, log_sum_exp, precision_for_jitter, tilt_share};

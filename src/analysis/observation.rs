@@ -188,6 +188,16 @@ pub enum MetricSample {
     Missing(String),
 }
 
+/// One interval of a window of observations: every metric's sample for the interval that ends
+/// at `t`, in the template's metric order — what a metric source returns and the judge reads.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WindowInterval {
+    /// End of the interval, unix seconds.
+    pub t: f64,
+    /// One sample per metric, in template order.
+    pub samples: Vec<MetricSample>,
+}
+
 /// Where the rollout stands when an interval ends: what the decision may do.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct StepContext {

@@ -1,359 +1,136 @@
-//! Stage *apply*: make the workloads and the traffic routers say what the decided status says —
-//! the stable and canary Deployments (`<target>-stable`, `<target>-canary`), the target scaled to
-//! zero once the stable workload is available, and the router objects. Writes are server-side
-//! apply with the field manager `canary-gate`, sent only when the object does not already hold
-//! the desired values, and the split in force is read back into the status.
+//! Stage *apply*: writes what *build* returned and reports what the API server answered — the
+//! stable and canary Deployments (`<target>-stable`, `<target>-canary`), the target scaled to
+//! zero once the stable workload is available, and the router objects (each read, its desired
+//! object made by its pure `traffic::Router` from what was read and the split, written, and the
+//! split in force read back). Writes are server-side apply with the field manager
+//! `canary-gate`, sent only when the object does not already hold the desired values. A human's
+//! `undo` reverts the target's template here too.
 
-use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use k8s_openapi::api::core::v1::PodTemplateSpec;
-use kube::api::{Api, ListParams, Patch, PatchParams};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::core::{ApiResource, DynamicObject};
-use kube::{Client, Resource, ResourceExt};
+use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
 
 use crate::crd::Rollout;
-use crate::crd::rollout::{RolloutPhase, RolloutStatus};
-use crate::traffic::workload::{self, Role};
 use crate::traffic::{self, FIELD_MANAGER, ObjectRef, ROLLOUT_LABEL, Split, contains};
 
-use super::availability;
-use super::decide::{Note, parse_rfc3339, set_condition};
-use super::error::ReconcileError;
-use super::observe;
-use super::validate::{StrategyKind, ValidatedRollout};
+use super::build::{Desired, Traffic};
+use super::error::{Conflict, guarded};
+use super::observe::{self, Seen};
 
-/// The condition that reports the traffic routers.
-pub const TRAFFIC_CONDITION: &str = "TrafficRouted";
-
-/// The stable and canary workloads as read.
-#[derive(Debug, Clone, Default)]
-pub struct Workloads {
-    /// `<target>-stable`, if it exists.
-    pub stable: Option<Deployment>,
-    /// `<target>-canary`, if it exists.
-    pub canary: Option<Deployment>,
+/// A workload, the target or a router object could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// The API server refused or could not be reached.
+    #[error("kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    /// The object changed since it was read.
+    #[error("{0}")]
+    Conflict(#[from] Conflict),
 }
 
-impl Workloads {
-    /// Reads both workloads of `target`.
-    ///
-    /// # Errors
-    /// When the API server cannot be reached.
-    pub async fn read(
-        client: &Client,
-        namespace: &str,
-        target: &str,
-    ) -> Result<Self, ReconcileError> {
-        let api: Api<Deployment> = Api::namespaced(client.clone(), namespace);
-        Ok(Workloads {
-            stable: api.get_opt(&workload::name(target, Role::Stable)).await?,
-            canary: api.get_opt(&workload::name(target, Role::Canary)).await?,
-        })
-    }
-
-    /// Whether the stable workload runs `revision` on every pod, available.
-    pub fn stable_runs(&self, revision: &str) -> bool {
-        self.stable
-            .as_ref()
-            .is_some_and(|s| workload::rolled_out(s, revision))
+impl ApplyError {
+    /// A stable short name (see [`super::error::ReconcileError::category`]).
+    pub fn category(&self) -> &'static str {
+        match self {
+            ApplyError::Kube(_) => "kube_api",
+            ApplyError::Conflict(_) => "conflict",
+        }
     }
 }
 
-/// What the target Deployment says.
-pub struct Target<'a> {
-    /// The Deployment.
-    pub deployment: &'a Deployment,
-    /// Its template's revision.
-    pub revision: &'a str,
-    /// Pods of the application in all (see `availability::total`).
-    pub total: i32,
+/// What the API server answered.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Applied {
+    /// The target's pods were handed over (scaled to zero) now.
+    pub handed_over: bool,
+    /// The routers: what each carries, joined (`HTTPRoute web: 5% canary; …`), or the first
+    /// problem as `(reason, message)` — a missing router object or CRD, a refusal; `None` when
+    /// no router was written.
+    pub routed: Option<Result<String, (&'static str, String)>>,
+    /// What became of an `undo`'s revert of the target, when one was asked.
+    pub reverted: Option<Reverted>,
 }
 
-/// Applies workloads and routers for the decided `status` (updated in place: replicas, selector,
-/// traffic, the `TrafficRouted` condition). Returns the Events to record.
+/// Writes what *build* returned — the stable and canary workloads, the target's hand-over, then
+/// each router in order (read, its desired object from what was read, applied when it differs,
+/// the split in force read back), stopping at the first problem — and, for a human's `undo`,
+/// reverts the target's template to `revert_to`.
 ///
 /// # Errors
-/// When the API server fails; a missing router object or CRD is a condition, not an error.
+/// When the API server fails; a missing router object or CRD is in [`Applied::routed`].
 pub async fn apply(
     client: &Client,
     rollout: &Rollout,
-    validated: &ValidatedRollout,
-    target: &Target<'_>,
-    workloads: &Workloads,
-    status: &mut RolloutStatus,
-    now: f64,
-) -> Result<Vec<Note>, ReconcileError> {
-    let mut notes = Vec::new();
-    let Some(stable_revision) = status.stable_revision.clone() else {
-        return Ok(notes);
-    };
-    let namespace = rollout.namespace().ok_or(ReconcileError::NoNamespace)?;
-    let rollout_name = rollout.name_any();
-    let owner = rollout
-        .controller_owner_ref(&())
-        .ok_or(ReconcileError::NoNamespace)?;
+    seen: &Seen,
+    desired: Option<&Desired>,
+    revert_to: Option<&str>,
+) -> Result<Applied, ApplyError> {
+    let mut applied = Applied::default();
+    if let Some(desired) = desired {
+        applied.handed_over = desired.hand_over;
+        applied.routed = write(client, rollout, seen, desired).await?;
+    }
+    if let Some(revision) = revert_to {
+        applied.reverted = Some(revert(client, seen.target.clone(), revision).await?);
+    }
+    Ok(applied)
+}
+
+/// Writes the workloads, the hand-over and the routers; returns what the routers carry.
+async fn write(
+    client: &Client,
+    rollout: &Rollout,
+    seen: &Seen,
+    desired: &Desired,
+) -> Result<Option<Result<String, (&'static str, String)>>, ApplyError> {
+    let namespace = rollout.namespace().unwrap_or_default();
+    let target = seen.target.name_any();
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), &namespace);
-    let target_spec = target.deployment.spec.clone().unwrap_or_default();
-
-    let total = target.total;
-    status.replicas = Some(total);
-    status.selector = availability::selector_string(target.deployment);
-    let phase = status.phase;
-    let promoting = phase == Some(RolloutPhase::Promoting);
-    let live = availability::canary_live(phase) && status.canary_revision.is_some();
-    // The weight in force at the routers; the pods also cover the weight being moved to.
-    let weight = status.canary_weight.unwrap_or(0);
-    let all_on_canary = promoting && weight == 100;
-    let split_pods = availability::placement(validated, status, total);
-    // A router may still send in-flight requests to the canary: it keeps its pods until the
-    // scale-down time. With the replica ratio the pods are the traffic: they go at once.
-    let keep_canary = !live
-        && (validated.routed || validated.kind == StrategyKind::BlueGreen)
-        && status
-            .scale_down_at
-            .as_deref()
-            .and_then(parse_rfc3339)
-            .is_some_and(|at| at > now);
-
-    // The stable workload: the stable revision's template, or the new one while promoting.
-    let canary_revision = status
-        .canary_revision
-        .clone()
-        .filter(|c| c == target.revision);
-    let target_template = target_spec.template.clone();
-    // Blue-green keeps the old pods as they are for a while after the switch (switch-back).
-    let switch_back_window = validated.kind == StrategyKind::BlueGreen
-        && promoting
-        && status
-            .scale_down_at
-            .as_deref()
-            .and_then(parse_rfc3339)
-            .is_some_and(|at| at > now);
-    let stable_template: Option<(PodTemplateSpec, String)> = if all_on_canary
-        && !switch_back_window
-        && let Some(c) = &canary_revision
-    {
-        Some((target_template.clone(), c.clone()))
-    } else if let Some(s) = workloads
-        .stable
-        .as_ref()
-        .filter(|s| workload::revision_of(s) == Some(stable_revision.as_str()))
-    {
-        workload::template_of(s).map(|t| (t, stable_revision.clone()))
-    } else if target.revision == stable_revision {
-        Some((target_template.clone(), stable_revision.clone()))
-    } else {
-        template_of_revision(client, target.deployment, &stable_revision)
-            .await?
-            .map(|t| (t, stable_revision.clone()))
-    };
-    let stable_pods = split_pods.stable;
-    match &stable_template {
-        Some((template, revision)) => {
-            let desired = workload::desired(
-                target.deployment,
-                &rollout_name,
-                &owner,
-                Role::Stable,
-                template,
-                revision,
-                stable_pods,
-            );
-            write_workload(&deployments, workloads.stable.as_ref(), &desired).await?;
-        }
-        None => notes.push(Note {
-            reason: "StableTemplateMissing",
-            message: format!(
-                "the template of stable revision {stable_revision} is neither in {} nor in a ReplicaSet of Deployment {}; revert the Deployment to it or let the new revision through",
-                workload::name(&validated.target, Role::Stable),
-                validated.target
-            ),
-            warning: true,
-        }),
+    if let Some(stable) = &desired.stable {
+        write_workload(&deployments, seen.workloads.stable.as_ref(), stable).await?;
     }
-
-    // The canary workload: the target's template while it is rolled out, else scaled away.
-    let canary_desired = match (&canary_revision, &workloads.canary) {
-        (Some(revision), _) if live => Some(workload::desired(
-            target.deployment,
-            &rollout_name,
-            &owner,
-            Role::Canary,
-            &target_template,
-            revision,
-            split_pods.canary,
-        )),
-        (_, Some(existing)) => {
-            let have = existing.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0);
-            let pods = if keep_canary { have } else { 0 };
-            match (
-                workload::template_of(existing),
-                workload::revision_of(existing),
-            ) {
-                (Some(t), Some(r)) => Some(workload::desired(
-                    target.deployment,
-                    &rollout_name,
-                    &owner,
-                    Role::Canary,
-                    &t,
-                    r,
-                    pods,
-                )),
-                _ => None,
-            }
-        }
-        (None, None) | (Some(_), None) => None,
-    };
-    if let Some(desired) = &canary_desired {
-        write_workload(&deployments, workloads.canary.as_ref(), desired).await?;
+    if let Some(canary) = &desired.canary {
+        write_workload(&deployments, seen.workloads.canary.as_ref(), canary).await?;
     }
-
-    // The target hands its pods over once the stable workload is available.
-    let stable_available = workloads.stable.as_ref().is_some_and(|s| {
-        workload::revision_of(s).is_some_and(|revision| workload::rolled_out(s, revision))
-    });
-    let mut adopted = target_spec.replicas == Some(0);
-    if !adopted && stable_available {
+    if desired.hand_over {
         let body = json!({
             "apiVersion": "apps/v1",
             "kind": "Deployment",
-            "metadata": {"name": validated.target},
+            "metadata": {"name": target},
             "spec": {"replicas": 0}
         });
         deployments
             .patch(
-                &validated.target,
+                &target,
                 &PatchParams::apply(FIELD_MANAGER).force(),
                 &Patch::Apply(&body),
             )
             .await?;
-        notes.push(Note {
-            reason: "WorkloadAdopted",
-            message: format!(
-                "{} runs revision {stable_revision} with {total} pods; Deployment {} scaled to 0 (its replicas are canary-gate's to place)",
-                workload::name(&validated.target, Role::Stable),
-                validated.target
-            ),
-            warning: false,
-        });
-        adopted = true;
     }
-
-    // The routers, once the stable workload serves.
-    let routers = traffic::routers(&rollout.spec);
-    if routers.is_empty() {
-        status.traffic = Some(format!(
-            "replica ratio: {} stable, {} canary pods",
-            stable_pods,
-            canary_desired
-                .as_ref()
-                .and_then(|d| d.pointer("/spec/replicas"))
-                .and_then(Value::as_i64)
-                .unwrap_or(0)
-        ));
-        return Ok(notes);
-    }
-    if !adopted {
-        status.traffic = None;
-        set_condition(
-            &mut status.conditions,
-            TRAFFIC_CONDITION,
-            false,
-            "WaitingForStable",
-            &format!(
-                "routers wait until {} is available",
-                workload::name(&validated.target, Role::Stable)
-            ),
-            now,
-        );
-        return Ok(notes);
-    }
-    let split = Split {
-        weight,
-        // A/B matches send requests to the canary whatever the weight: only once it has served
-        // a step (its pods were available for one), never to a canary still coming up.
-        matches: if live && !promoting && !status.step_history.is_empty() {
-            rollout
-                .spec
-                .traffic_routing
-                .as_ref()
-                .map(|r| r.matches.clone())
-                .unwrap_or_default()
-        } else {
-            Vec::new()
-        },
-        stable_revision: stable_revision.clone(),
-        canary_revision: status.canary_revision.clone(),
+    let Traffic::Routed { routers, split } = &desired.traffic else {
+        return Ok(None);
     };
     let mut summary = Vec::new();
-    let mut problem: Option<(&'static str, String)> = None;
-    for router in &routers {
-        match route(
+    for router in routers {
+        let answer = route(
             client,
             &namespace,
-            &rollout_name,
-            &owner,
+            &rollout.name_any(),
+            &desired.owner,
             router.as_ref(),
-            &split,
+            split,
         )
-        .await?
-        {
+        .await?;
+        match answer {
             Ok(text) => summary.push(text),
-            Err((reason, message)) => {
-                // Later routers depend on earlier ones (Istio's routes on its subsets): stop.
-                problem = Some((reason, message));
-                break;
-            }
+            // Later routers depend on earlier ones (Istio's routes on its subsets): stop.
+            Err(problem) => return Ok(Some(Err(problem))),
         }
     }
-    match problem {
-        Some((reason, message)) => {
-            if status
-                .conditions
-                .iter()
-                .find(|c| c.type_ == TRAFFIC_CONDITION)
-                .is_none_or(|c| c.reason != reason || c.message != message)
-            {
-                notes.push(Note {
-                    reason,
-                    message: message.clone(),
-                    warning: true,
-                });
-            }
-            set_condition(
-                &mut status.conditions,
-                TRAFFIC_CONDITION,
-                false,
-                reason,
-                &message,
-                now,
-            );
-            status.traffic = None;
-        }
-        None => {
-            let text = summary.join("; ");
-            set_condition(
-                &mut status.conditions,
-                TRAFFIC_CONDITION,
-                true,
-                "Applied",
-                &text,
-                now,
-            );
-            status.traffic = Some(text);
-        }
-    }
-    Ok(notes)
-}
-
-/// Whether canary-gate's field manager owns the target's `spec.replicas` (it scaled it to zero).
-pub fn replicas_are_ours(target: &Deployment) -> bool {
-    target.metadata.managed_fields.iter().flatten().any(|m| {
-        m.manager.as_deref() == Some(FIELD_MANAGER)
-            && m.fields_v1
-                .as_ref()
-                .is_some_and(|f| f.0.pointer("/f:spec/f:replicas").is_some())
-    })
+    Ok(Some(Ok(summary.join("; "))))
 }
 
 /// Server-side applies a workload unless it already holds the desired values.
@@ -361,7 +138,7 @@ async fn write_workload(
     deployments: &Api<Deployment>,
     current: Option<&Deployment>,
     desired: &Value,
-) -> Result<(), ReconcileError> {
+) -> Result<(), ApplyError> {
     let current = current.map(|c| serde_json::to_value(c).unwrap_or(Value::Null));
     if current.as_ref().is_some_and(|c| contains(c, desired)) {
         return Ok(());
@@ -396,7 +173,7 @@ async fn read(
     api: &Api<DynamicObject>,
     namespace: &str,
     object: &ObjectRef,
-) -> Result<Result<Option<Value>, (&'static str, String)>, ReconcileError> {
+) -> Result<Result<Option<Value>, (&'static str, String)>, ApplyError> {
     match api.get(&object.name).await {
         Ok(found) => Ok(Ok(Some(serde_json::to_value(found).unwrap_or(Value::Null)))),
         Err(kube::Error::Api(s)) if s.code == 404 => {
@@ -436,10 +213,10 @@ async fn route(
     client: &Client,
     namespace: &str,
     rollout: &str,
-    owner: &k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference,
+    owner: &OwnerReference,
     router: &dyn traffic::Router,
     split: &Split,
-) -> Result<Result<String, (&'static str, String)>, ReconcileError> {
+) -> Result<Result<String, (&'static str, String)>, ApplyError> {
     let source = router.reads();
     let api = api_for(client, namespace, &source);
     let read_value = match read(&api, namespace, &source).await? {
@@ -515,38 +292,54 @@ async fn route(
     }))
 }
 
-/// The pod template of `revision` from the ReplicaSets a Deployment owns (they keep its
-/// history, as `kubectl rollout undo` uses it).
+/// A human's `undo`: puts the template of `revision` back on the Deployment, taken from the
+/// ReplicaSets it owns (as `kubectl rollout undo` does). The replace carries the resourceVersion,
+/// so a concurrent change fails with a conflict and the next reconcile tries again. `Err`: why it
+/// is impossible.
 ///
 /// # Errors
-/// When the API server fails.
-pub async fn template_of_revision(
+/// When the API server refuses (a [`Conflict`] when the Deployment changed since it was read).
+async fn revert(
     client: &Client,
-    target: &Deployment,
+    mut target: Deployment,
     revision: &str,
-) -> Result<Option<PodTemplateSpec>, ReconcileError> {
+) -> Result<Reverted, ApplyError> {
     let name = target.name_any();
     let namespace = target.namespace().unwrap_or_default();
-    let replicasets: Api<ReplicaSet> = Api::namespaced(client.clone(), &namespace);
-    let template = replicasets
-        .list(&ListParams::default())
-        .await?
-        .items
-        .into_iter()
-        .filter(|rs| {
-            rs.metadata
-                .owner_references
-                .iter()
-                .flatten()
-                .any(|o| o.kind == "Deployment" && o.name == name)
-        })
-        .filter_map(|rs| rs.spec.and_then(|s| s.template))
-        .map(|mut t| {
-            if let Some(labels) = t.metadata.as_mut().and_then(|m| m.labels.as_mut()) {
-                labels.remove("pod-template-hash");
-            }
-            t
-        })
-        .find(|t| observe::revision(t) == revision);
-    Ok(template)
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &namespace);
+    let template = observe::template_of_revision(client, &target, revision).await?;
+    let Some(template) = template else {
+        return Ok(Reverted::Impossible(format!(
+            "no ReplicaSet of Deployment {namespace}/{name} has revision {revision} any more; revert the Deployment (e.g. in Git)"
+        )));
+    };
+    if let Some(spec) = target.spec.as_mut() {
+        spec.template = template;
+    }
+    let resource_version = target.resource_version();
+    deployments
+        .replace(&name, &PostParams::default(), &target)
+        .await
+        .map_err(guarded::<ApplyError>(
+            format!("Deployment {namespace}/{name}"),
+            resource_version,
+        ))?;
+    Ok(Reverted::Done {
+        deployment: format!("{namespace}/{name}"),
+        revision: revision.to_string(),
+    })
+}
+
+/// What became of an `undo`'s revert.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reverted {
+    /// The Deployment is back on the revision.
+    Done {
+        /// `namespace/name`.
+        deployment: String,
+        /// The revision it runs again.
+        revision: String,
+    },
+    /// It cannot be done: why.
+    Impossible(String),
 }

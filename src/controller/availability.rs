@@ -1,11 +1,8 @@
-//! Pods before traffic (pure): how many pods each version has available, how many a traffic
-//! weight needs, which pods to run while a weight waits for them, and why pods are missing.
-//!
-//! A step's weight reaches the routers only once the canary has the pods that weight needs
-//! available (with the replica ratio, where pods are the split, the stable side too); until then
-//! the weight in force stays and the step's clock has not started. The numbers come from the
-//! workloads' Deployment status (there is no other source of truth for "available"), and the
-//! reasons for missing pods from their conditions and, once, from the pods themselves.
+//! The pods each version has, read from the workloads (pure functions of what was read): how
+//! many are available (the workloads' Deployment status is the only source of truth for
+//! "available"), why some are missing (their conditions and, once, the pods themselves), the
+//! pods in all, the selector for the scale subresource, and an autoscaler that scales the target
+//! instead of the Rollout. What a weight needs is the pure [`crate::rollout::pods`].
 
 use std::collections::BTreeMap;
 
@@ -13,56 +10,37 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v1::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::Pod;
 
-use crate::crd::rollout::{RolloutPhase, RolloutStatus};
-use crate::traffic::replicas::{self, Replicas};
 use crate::traffic::workload::{self, Role};
 
-use super::validate::{StrategyKind, ValidatedRollout};
+pub use crate::rollout::pods::Availability;
 
-/// What the workloads say about their pods.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct Availability {
-    /// Pods of the application in all (the Rollout's `spec.replicas`, else the target's).
-    pub total: i32,
-    /// Available pods of `<target>-canary` running the canary revision.
-    pub canary: i32,
-    /// Available pods of `<target>-stable` running the stable revision.
-    pub stable: i32,
-    /// Why canary pods are missing (its Deployment conditions, and its pods' reasons when read).
-    pub canary_problems: Vec<String>,
-    /// Why stable pods are missing.
-    pub stable_problems: Vec<String>,
-}
-
-impl Availability {
-    /// Reads the counts from the workloads: pods of `canary_revision` in the canary workload and
-    /// of `stable_revision` in the stable one (during a promotion the stable workload takes the
-    /// new revision; its count is then that revision's).
-    pub fn of(
-        total: i32,
-        stable: Option<&Deployment>,
-        stable_revision: Option<&str>,
-        canary: Option<&Deployment>,
-        canary_revision: Option<&str>,
-    ) -> Self {
-        let count = |w: Option<&Deployment>, revision: Option<&str>| match (w, revision) {
-            (Some(w), Some(r)) => available_pods(w, r),
-            _ => 0,
-        };
-        Self {
-            total,
-            canary: count(canary, canary_revision),
-            stable: stable.map_or(0, |w| {
-                count(
-                    Some(w),
-                    stable_revision
-                        .filter(|r| workload::revision_of(w) == Some(*r))
-                        .or(workload::revision_of(w)),
-                )
-            }),
-            canary_problems: canary.map(deployment_problems).unwrap_or_default(),
-            stable_problems: stable.map(deployment_problems).unwrap_or_default(),
-        }
+/// Reads the counts from the workloads: pods of `canary_revision` in the canary workload and
+/// of `stable_revision` in the stable one (during a promotion the stable workload takes the
+/// new revision; its count is then that revision's).
+pub fn of(
+    total: i32,
+    stable: Option<&Deployment>,
+    stable_revision: Option<&str>,
+    canary: Option<&Deployment>,
+    canary_revision: Option<&str>,
+) -> Availability {
+    let count = |w: Option<&Deployment>, revision: Option<&str>| match (w, revision) {
+        (Some(w), Some(r)) => available_pods(w, r),
+        _ => 0,
+    };
+    Availability {
+        total,
+        canary: count(canary, canary_revision),
+        stable: stable.map_or(0, |w| {
+            count(
+                Some(w),
+                stable_revision
+                    .filter(|r| workload::revision_of(w) == Some(*r))
+                    .or(workload::revision_of(w)),
+            )
+        }),
+        canary_problems: canary.map(deployment_problems).unwrap_or_default(),
+        stable_problems: stable.map(deployment_problems).unwrap_or_default(),
     }
 }
 
@@ -77,6 +55,16 @@ pub fn available_pods(w: &Deployment, revision: &str) -> i32 {
             .unwrap_or(0)
             .min(s.updated_replicas.unwrap_or(0))
             .max(0)
+    })
+}
+
+/// Whether canary-gate's field manager owns the target's `spec.replicas` (it scaled it to zero).
+pub fn replicas_are_ours(target: &Deployment) -> bool {
+    target.metadata.managed_fields.iter().flatten().any(|m| {
+        m.manager.as_deref() == Some(crate::traffic::FIELD_MANAGER)
+            && m.fields_v1
+                .as_ref()
+                .is_some_and(|f| f.0.pointer("/f:spec/f:replicas").is_some())
     })
 }
 
@@ -98,110 +86,6 @@ pub fn total(
     } else {
         last.unwrap_or(asked)
     }
-}
-
-/// Whether a phase has a canary that takes traffic or is about to.
-pub fn canary_live(phase: Option<RolloutPhase>) -> bool {
-    matches!(
-        phase,
-        Some(
-            RolloutPhase::Progressing
-                | RolloutPhase::Holding
-                | RolloutPhase::Paused
-                | RolloutPhase::Promoting
-        )
-    )
-}
-
-/// The pods each version needs for `weight` to be in force (the canary live).
-pub fn needed(rollout: &ValidatedRollout, total: i32, weight: i32) -> Replicas {
-    split(rollout, total, weight, true)
-}
-
-fn split(rollout: &ValidatedRollout, total: i32, weight: i32, live: bool) -> Replicas {
-    match rollout.kind {
-        StrategyKind::BlueGreen => Replicas {
-            stable: total.max(0),
-            canary: if live { total.max(0) } else { 0 },
-        },
-        StrategyKind::Canary if rollout.routed => replicas::routed(total, weight, live),
-        StrategyKind::Canary => replicas::ratio(total, weight, live),
-    }
-}
-
-/// Whether the pods for `weight` are available: the canary's, and with the replica ratio (the
-/// pods are the split) the stable's too.
-pub fn ready(rollout: &ValidatedRollout, pods: &Availability, weight: i32) -> bool {
-    let need = needed(rollout, pods.total, weight);
-    let ratio = rollout.kind == StrategyKind::Canary && !rollout.routed;
-    pods.canary >= need.canary && (!ratio || pods.stable >= need.stable)
-}
-
-/// `available/needed` of the side that is short for `weight`, for messages, e.g.
-/// `web-canary: 0/3 available`.
-pub fn shortfall(rollout: &ValidatedRollout, pods: &Availability, weight: i32) -> String {
-    let need = needed(rollout, pods.total, weight);
-    let mut parts = Vec::new();
-    if pods.canary < need.canary {
-        parts.push(format!(
-            "{}: {}/{} available",
-            workload::name(&rollout.target, Role::Canary),
-            pods.canary,
-            need.canary
-        ));
-    }
-    if rollout.kind == StrategyKind::Canary && !rollout.routed && pods.stable < need.stable {
-        parts.push(format!(
-            "{}: {}/{} available",
-            workload::name(&rollout.target, Role::Stable),
-            pods.stable,
-            need.stable
-        ));
-    }
-    if parts.is_empty() {
-        parts.push(format!(
-            "{}: {}/{} available",
-            workload::name(&rollout.target, Role::Canary),
-            pods.canary,
-            need.canary
-        ));
-    }
-    parts.join(", ")
-}
-
-/// The weight the rollout is moving to: 100 while promoting, the current step's while it waits
-/// for its pods, else the weight in force.
-pub fn goal_weight(rollout: &ValidatedRollout, status: &RolloutStatus) -> i32 {
-    let in_force = status.canary_weight.unwrap_or(0);
-    let live = canary_live(status.phase) && status.canary_revision.is_some();
-    match status.phase {
-        Some(RolloutPhase::Promoting) if live => 100,
-        _ if live && status.step_started_at.is_none() => {
-            let steps = rollout.plan.steps();
-            let i = (status.current_step_index.unwrap_or(0).max(0) as usize)
-                .min(steps.len().saturating_sub(1));
-            steps.get(i).map_or(in_force, |s| s.weight.round() as i32)
-        }
-        _ => in_force,
-    }
-}
-
-/// The pods to run now: enough for the weight in force and for the weight being moved to (the
-/// stable keeps the pods it serves with until the canary's are available). Once all traffic is
-/// on the canary during a promotion, the stable workload runs every pod of the new revision.
-pub fn placement(rollout: &ValidatedRollout, status: &RolloutStatus, total: i32) -> Replicas {
-    let live = canary_live(status.phase) && status.canary_revision.is_some();
-    let in_force = status.canary_weight.unwrap_or(0);
-    let now = split(rollout, total, in_force, live);
-    let goal = split(rollout, total, goal_weight(rollout, status), live);
-    let mut pods = Replicas {
-        stable: now.stable.max(goal.stable),
-        canary: now.canary.max(goal.canary),
-    };
-    if status.phase == Some(RolloutPhase::Promoting) && in_force == 100 {
-        pods.stable = total.max(0);
-    }
-    pods
 }
 
 /// The problems a workload's Deployment conditions name: `ReplicaFailure` (e.g. a quota) and a
@@ -342,118 +226,7 @@ pub fn autoscaler_conflict<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crd::rollout::RolloutSpec;
-    use crate::rollout::{Step, StepPlan};
     use serde_json::json;
-
-    fn rollout(routed: bool) -> ValidatedRollout {
-        let spec: RolloutSpec = serde_json::from_value(json!({
-            "targetRef": {"name": "web"},
-            "strategy": {"canary": {"steps": [{"setWeight": 5}, {"setWeight": 25}]}}
-        }))
-        .unwrap();
-        let mut v = super::super::validate::validate(&spec).unwrap();
-        v.routed = routed;
-        v.plan = StepPlan::new(vec![
-            Step {
-                weight: 5.0,
-                pause: 60.0,
-            },
-            Step {
-                weight: 25.0,
-                pause: 60.0,
-            },
-        ])
-        .unwrap();
-        v
-    }
-
-    fn pods(total: i32, stable: i32, canary: i32) -> Availability {
-        Availability {
-            total,
-            stable,
-            canary,
-            ..Availability::default()
-        }
-    }
-
-    #[test]
-    fn a_weight_is_ready_once_the_canary_has_its_pods_and_with_replica_ratio_the_stable_too() {
-        let routed = rollout(true);
-        // A router: 25 % of 10 pods needs 3 canary pods; the stable keeps its 10.
-        assert!(!ready(&routed, &pods(10, 10, 2), 25));
-        assert!(ready(&routed, &pods(10, 0, 3), 25));
-        assert_eq!(
-            shortfall(&routed, &pods(10, 10, 0), 25),
-            "web-canary: 0/3 available"
-        );
-        let ratio = rollout(false);
-        // Replica ratio: 25 % of 10 pods is 7 stable + 3 canary.
-        assert!(ready(&ratio, &pods(10, 7, 3), 25));
-        assert!(!ready(&ratio, &pods(10, 6, 3), 25));
-        assert_eq!(
-            shortfall(&ratio, &pods(10, 6, 1), 25),
-            "web-canary: 1/3 available, web-stable: 6/7 available"
-        );
-    }
-
-    #[test]
-    fn while_a_step_waits_the_stable_keeps_its_pods_and_the_canary_gets_the_new_ones() {
-        let ratio = rollout(false);
-        let status = RolloutStatus {
-            phase: Some(RolloutPhase::Progressing),
-            canary_revision: Some("bbb".into()),
-            current_step_index: Some(1),
-            canary_weight: Some(5),
-            step_started_at: None,
-            ..RolloutStatus::default()
-        };
-        assert_eq!(goal_weight(&ratio, &status), 25);
-        // In force 5 % = 9 + 1; moving to 25 % = 7 + 3: run 9 + 3 until the canary's are up.
-        assert_eq!(
-            placement(&ratio, &status, 10),
-            Replicas {
-                stable: 9,
-                canary: 3
-            }
-        );
-        let in_force = RolloutStatus {
-            canary_weight: Some(25),
-            step_started_at: Some("2025-11-23T00:00:00Z".into()),
-            ..status.clone()
-        };
-        assert_eq!(
-            placement(&ratio, &in_force, 10),
-            Replicas {
-                stable: 7,
-                canary: 3
-            }
-        );
-        // Promoting: the canary gets every pod first; the stable takes the new revision with all
-        // of them only once the canary carries all traffic.
-        let promoting = RolloutStatus {
-            phase: Some(RolloutPhase::Promoting),
-            ..in_force.clone()
-        };
-        assert_eq!(
-            placement(&ratio, &promoting, 10),
-            Replicas {
-                stable: 7,
-                canary: 10
-            }
-        );
-        let all_on_canary = RolloutStatus {
-            canary_weight: Some(100),
-            ..promoting
-        };
-        assert_eq!(
-            placement(&ratio, &all_on_canary, 10),
-            Replicas {
-                stable: 10,
-                canary: 10
-            }
-        );
-    }
 
     #[test]
     fn pods_of_another_revision_are_not_available() {

@@ -19,13 +19,11 @@ use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Mutex;
 
+use crate::analysis::WindowInterval;
 use crate::analysis::{AnalysisError, Decision, Judge, Judgement};
-use crate::crd::rollout::RolloutStatus;
-use crate::metrics::prometheus_source::WindowInterval;
+use crate::rollout::StepPlan;
+use crate::rollout::lifecycle::{StepStart, step_contexts};
 use crate::template::Template;
-
-use super::decide::step_contexts;
-use super::validate::ValidatedRollout;
 
 /// How many Rollouts the memory holds by default (10 000 live Rollouts fit twice).
 pub const DEFAULT_CAPACITY: usize = 20_000;
@@ -105,18 +103,19 @@ impl Progress {
         self.first_rollback.as_ref().or(self.last.as_ref())
     }
 
-    /// Judges the next intervals, each in the step it belonged to.
+    /// Judges the next intervals, each in the step of `plan` it belonged to (from `history`,
+    /// when each step began).
     ///
     /// # Errors
     /// When the samples do not match the template's metrics; the progress is then unusable.
     pub fn observe(
         &mut self,
-        rollout: &ValidatedRollout,
-        status: &RolloutStatus,
+        plan: &StepPlan,
+        history: &[StepStart],
         intervals: &[WindowInterval],
     ) -> Result<(), AnalysisError> {
         let ends: Vec<f64> = intervals.iter().map(|i| i.t).collect();
-        let contexts = step_contexts(rollout, status, &ends);
+        let contexts = step_contexts(plan, history, &ends);
         for (interval, ctx) in intervals.iter().zip(contexts) {
             let j = self.judge.observe(ctx, &interval.samples)?;
             self.until = interval.t;
@@ -229,9 +228,7 @@ impl JudgeMemory {
 mod tests {
     use super::*;
     use crate::analysis::StepContext;
-    use crate::controller::decide::rfc3339;
     use crate::controller::validate::validate;
-    use crate::crd::rollout::StepStart;
     use crate::simulation::{Generator, Scenario};
 
     const T0: f64 = 1_763_856_000.0;
@@ -244,7 +241,7 @@ mod tests {
         .unwrap()
     }
 
-    fn rollout() -> ValidatedRollout {
+    fn plan() -> StepPlan {
         let spec = serde_saphyr::from_str(
             r#"
 targetRef: {name: web}
@@ -259,25 +256,18 @@ strategy:
 "#,
         )
         .unwrap();
-        validate(&spec).unwrap()
+        validate(&spec).unwrap().lifecycle.plan
     }
 
     /// Step 0 from T0, step 1 from T0 + 5 min.
-    fn status() -> RolloutStatus {
-        RolloutStatus {
-            started_at: Some(rfc3339(T0)),
-            step_history: vec![
-                StepStart {
-                    step: 0,
-                    started_at: rfc3339(T0),
-                },
-                StepStart {
-                    step: 1,
-                    started_at: rfc3339(T0 + 300.0),
-                },
-            ],
-            ..RolloutStatus::default()
-        }
+    fn history() -> Vec<StepStart> {
+        vec![
+            StepStart { step: 0, at: T0 },
+            StepStart {
+                step: 1,
+                at: T0 + 300.0,
+            },
+        ]
     }
 
     /// Fifteen one-minute intervals of a canary that serves `error_add` more errors.
@@ -309,11 +299,11 @@ strategy:
 
     #[test]
     fn judging_in_pieces_gives_the_replays_judgements() {
-        let (template, rollout, status) = (template(), rollout(), status());
+        let (template, plan, history) = (template(), plan(), history());
         for error_add in [0.0, 0.02] {
             let all = intervals(&template, error_add);
             let mut replay = Progress::new(&template, T0);
-            replay.observe(&rollout, &status, &all).unwrap();
+            replay.observe(&plan, &history, &all).unwrap();
 
             let memory = JudgeMemory::default();
             let mut answers = Vec::new();
@@ -327,7 +317,7 @@ strategy:
             ] {
                 let mut p = memory.take("shop", "web", &template, &[], "v2", T0);
                 assert_eq!(p.until(), piece[0].t - 60.0, "resumes where it stopped");
-                p.observe(&rollout, &status, piece).unwrap();
+                p.observe(&plan, &history, piece).unwrap();
                 answers.push(p.judgement().cloned());
                 memory.keep("shop", "web", &template, p);
             }
@@ -352,11 +342,11 @@ strategy:
 
     #[test]
     fn another_revision_a_restart_or_changed_arguments_start_the_evidence_over() {
-        let (template, rollout, status) = (template(), rollout(), status());
+        let (template, plan, history) = (template(), plan(), history());
         let all = intervals(&template, 0.0);
         let memory = JudgeMemory::default();
         let mut p = memory.take("shop", "web", &template, &[], "v2", T0);
-        p.observe(&rollout, &status, &all[..3]).unwrap();
+        p.observe(&plan, &history, &all[..3]).unwrap();
         memory.keep("shop", "web", &template, p);
 
         let args = [("service".to_string(), "web".to_string())];

@@ -1,40 +1,35 @@
-//! One reconcile: validate → observe → analyze → decide → apply (workloads, traffic) → report
-//! (status, Events) → when to look again. Only the ends talk to the API server; the middle is the pure step machine and judge.
+//! One reconcile, a short driver over named stages: finalizer → validate → observe → analyze →
+//! decide → build → apply → report → when to look again. Only observe, analyze, apply and report
+//! (and the finalizer) talk to the API server or the metrics; validate, decide (the lifecycle in
+//! `rollout::lifecycle` mapped onto the status) and build are pure.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v1::HorizontalPodAutoscaler;
-use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action as Requeue;
 use kube::runtime::reflector::Store;
-use kube::{Client, Resource, ResourceExt};
-use serde_json::json;
+use kube::{Client, ResourceExt};
 
-use crate::annotations::{AnnotationSink, annotations};
+use crate::annotations::AnnotationSink;
 use crate::crd::Rollout;
-use crate::crd::rollout::{RolloutPhase, RolloutStatus};
 
-use super::analyze::{MetricWindows, combine};
-use super::apply::{self, Target, Workloads};
-use super::availability::{self, Availability};
-use super::decide::{
-    self, MetricsOutage, Note, Observed, analysing, parse_rfc3339, plan_state, set_condition,
-};
-use super::error::{ReconcileError, guarded};
+use super::analyze::{MetricWindows, analyze};
+use super::apply;
+use super::build;
+use super::decide;
+use super::error::ReconcileError;
 use super::events::EventWriter;
+use super::finalizer;
 use super::judge_memory::JudgeMemory;
 use super::observe;
-use super::telemetry::{CategoryLabel, ControllerMetrics, DecisionLabel};
+use super::report;
+use super::telemetry::ControllerMetrics;
 use super::validate::validate;
-use crate::analysis::InconclusivePolicy;
-use crate::metrics::prometheus_source::SourceError;
 
-/// Field manager of the status (separate from any spec manager: on API servers without
-/// subresource-aware managed fields, sharing one would steal spec ownership).
-pub const STATUS_MANAGER: &str = "canary-gate-status";
+pub use super::finalizer::FINALIZER;
+pub use super::report::STATUS_MANAGER;
+
 /// How often a Rollout whose target is missing is looked at again.
 const MISSING_TARGET_RETRY: Duration = Duration::from_secs(60);
 
@@ -103,476 +98,49 @@ async fn reconcile_stages(
     let status = rollout.status.clone().unwrap_or_default();
 
     // A deleted Rollout hands the pods back to its Deployment before its workloads go.
-    let finalized = rollout.finalizers().iter().any(|f| f == FINALIZER);
     if rollout.metadata.deletion_timestamp.is_some() {
         ctx.memory.forget(&namespace, &rollout.name_any());
-        if finalized {
-            release(&ctx, &rollout, &namespace, &status).await?;
-        }
+        finalizer::release(&ctx.client, &ctx.events, &rollout, &status).await?;
         return Ok(Requeue::await_change());
     }
-    if !finalized {
-        add_finalizer(&ctx, &rollout, &namespace).await?;
-    }
+    finalizer::ensure(&ctx.client, &rollout).await?;
 
-    // validate
     let validated = match validate(&rollout.spec) {
-        Ok(v) => v,
+        Ok(validated) => validated,
         Err(e) => {
-            let mut next = status.clone();
-            next.phase = Some(RolloutPhase::Degraded);
-            next.message = Some(format!("invalid spec: {e}"));
-            set_condition(
-                &mut next.conditions,
-                "InvalidSpec",
-                true,
-                "InvalidSpec",
-                &e.to_string(),
-                now,
-            );
-            let note = Note {
-                reason: "InvalidSpec",
-                message: e.to_string(),
-                warning: true,
-            };
-            report(&ctx, &rollout, &namespace, &status, next, &[note]).await?;
+            let (next, note) = report::invalid_spec(&status, &e, now);
+            report::write(&ctx.client, &ctx.events, &rollout, &status, next, &[note]).await?;
             return Ok(Requeue::await_change());
         }
     };
-
-    // observe
-    let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), &namespace);
-    let Some(target) = deployments.get_opt(&validated.target).await? else {
-        let mut next = status.clone();
-        next.phase = Some(RolloutPhase::Degraded);
-        next.message = Some(format!(
-            "target Deployment {namespace}/{} not found",
-            validated.target
-        ));
-        let note = Note {
-            reason: "TargetMissing",
-            message: next.message.clone().unwrap_or_default(),
-            warning: true,
-        };
-        report(&ctx, &rollout, &namespace, &status, next, &[note]).await?;
+    let Some(seen) = observe::observe(&ctx.client, &rollout, &validated, &status).await? else {
+        let (next, note) = report::target_missing(&status, &namespace, &validated.target);
+        report::write(&ctx.client, &ctx.events, &rollout, &status, next, &[note]).await?;
         return Ok(Requeue::requeue(MISSING_TARGET_RETRY));
     };
-    let revision = observe::revision(&target.spec.clone().unwrap_or_default().template);
-    let workloads = Workloads::read(&ctx.client, &namespace, &validated.target).await?;
-    let action = observe::action(&rollout, status.handled_action.as_deref())?;
+    let analysis = analyze(&ctx, &rollout, &validated, &status, &seen, now).await?;
+    let pods = observe::pods(&ctx, &rollout, &validated, &status, &seen, now).await?;
+    let decided = decide::decide(&validated, &status, &seen.observed(now, analysis, pods));
 
-    // analyze: only while this revision is being rolled out, the step is gated, and no human
-    // action overrides the judge
-    let mut judgement = None;
-    let mut outage = None;
-    let mut interval = 60.0_f64;
-    if !analysing(&status) {
-        ctx.memory.forget(&namespace, &rollout.name_any());
-    }
-    if action.is_none()
-        && analysing(&status)
-        && status.canary_revision.as_deref() == Some(revision.as_str())
-    {
-        let step = plan_state(&status, now).step;
-        let analysis = validated
-            .step_analysis
-            .get(step)
-            .copied()
-            .flatten()
-            .or(validated.background)
-            .map(|i| validated.analyses[i].clone());
-        if let Some(analysis) = analysis {
-            let started = std::time::Instant::now();
-            let from = status
-                .started_at
-                .as_deref()
-                .and_then(parse_rfc3339)
-                .unwrap_or(now);
-            let mut judgements = Vec::new();
-            let name = rollout.name_any();
-            for (template, args) in observe::templates(&ctx.client, &namespace, &analysis).await? {
-                interval = interval.min(template.interval.as_secs_f64());
-                let mut progress = ctx
-                    .memory
-                    .take(&namespace, &name, &template, &args, &revision, from);
-                // Only the intervals that ended since the last reconcile are read and judged.
-                if now - progress.until() >= template.interval.as_secs_f64() {
-                    match ctx
-                        .metrics
-                        .window(&template, &args, progress.until(), now)
-                        .await
-                    {
-                        Ok(intervals) => progress.observe(&validated, &status, &intervals)?,
-                        Err(e) => {
-                            // Missing evidence holds (never promotes); the template's policy
-                            // acts once the outage outlasts its hold budget.
-                            tracing::warn!(template = %template.name(), error = %e, "metrics unavailable");
-                            if let Some(t) = &ctx.telemetry {
-                                t.failures
-                                    .get_or_create(&CategoryLabel {
-                                        category: "metrics".into(),
-                                    })
-                                    .inc();
-                            }
-                            // Arguments the queries refuse are a spec to fix: the step
-                            // holds (no budget, no policy) until they are.
-                            let invalid = matches!(e, SourceError::Query(_));
-                            outage = Some(if invalid {
-                                MetricsOutage {
-                                    message: format!(
-                                        "template {}: {e}; fix the Rollout's analysis args (the step holds until then)",
-                                        template.name()
-                                    ),
-                                    budget: f64::INFINITY,
-                                    rollback: false,
-                                    reason: decide::INVALID_ARGUMENTS,
-                                }
-                            } else {
-                                MetricsOutage {
-                                    message: format!("template {}: {e}", template.name()),
-                                    budget: template.judge.hold_budget.as_secs_f64(),
-                                    rollback: template.judge.on_inconclusive
-                                        == InconclusivePolicy::Rollback,
-                                    reason: decide::METRICS_UNAVAILABLE,
-                                }
-                            });
-                            ctx.memory.keep(&namespace, &name, &template, progress);
-                            break;
-                        }
-                    }
-                }
-                if let Some(j) = progress.judgement() {
-                    judgements.push(j.clone());
-                }
-                ctx.memory.keep(&namespace, &name, &template, progress);
-            }
-            judgement = if outage.is_some() {
-                None
-            } else {
-                combine(judgements)
-            };
-            if let Some(t) = &ctx.telemetry {
-                t.analysis.observe(started.elapsed().as_secs_f64());
-            }
-            if let (Some(t), Some(j)) = (&ctx.telemetry, &judgement) {
-                t.decisions
-                    .get_or_create(&DecisionLabel {
-                        decision: j.decision.as_str().to_string(),
-                    })
-                    .inc();
-            }
-        }
-    }
+    let source = build::stable_template(&validated, &decided.status, &seen, now);
+    let template = observe::stable_template(&ctx.client, &seen.target, source).await?;
+    let desired = build::build(&rollout, &validated, &decided.status, &seen, template, now)?;
+    let revert_to = decided.revert_to.as_deref();
+    let applied = apply::apply(&ctx.client, &rollout, &seen, desired.as_ref(), revert_to).await?;
 
-    // decide
-    let total = availability::total(
-        validated.replicas,
-        &target,
-        apply::replicas_are_ours(&target),
-        status.replicas,
-    );
-    let mut pods = Availability::of(
-        total,
-        workloads.stable.as_ref(),
-        status.stable_revision.as_deref(),
-        workloads.canary.as_ref(),
-        status
-            .canary_revision
-            .as_deref()
-            .filter(|c| *c == revision.as_str()),
-    );
-    if let Some(side) = decide::deadline_due(&validated, &status, now) {
-        // Once, when the deadline passes: the pods' own reasons for the message.
-        let workload = match side {
-            decide::Side::Canary => workloads.canary.as_ref(),
-            decide::Side::Stable => workloads.stable.as_ref(),
-        };
-        let reasons = pod_reasons(&ctx.client, &namespace, workload).await?;
-        match side {
-            decide::Side::Canary => pods.canary_problems.extend(reasons),
-            decide::Side::Stable => pods.stable_problems.extend(reasons),
-        }
-    }
-    let autoscaler_conflict = ctx.autoscalers.as_ref().and_then(|store| {
-        // Only this namespace's autoscalers are looked at (and cloned).
-        let here = store.state_filter(|h| h.metadata.namespace.as_deref() == Some(&namespace));
-        availability::autoscaler_conflict(
-            here.iter().map(|h| h.as_ref()),
-            &namespace,
-            &validated.target,
-            &rollout.name_any(),
-        )
-    });
-    let observed = Observed {
+    let requeue = decided.requeue_after;
+    let (next, notes) = report::compose(
+        &rollout,
+        decided,
+        desired.as_ref(),
+        applied,
+        seen.action,
         now,
-        stable_ready: workloads.stable_runs(&revision),
-        revision: revision.clone(),
-        action: action.as_ref().map(|(a, _)| *a),
-        metrics_outage: outage,
-        pods,
-        autoscaler_conflict,
-    };
-    let outcome = decide::decide(&validated, &status, &observed, judgement.as_ref(), interval);
-    let mut notes = outcome.notes;
-    let mut next = outcome.status;
-    notes.extend(
-        apply::apply(
-            &ctx.client,
-            &rollout,
-            &validated,
-            &Target {
-                deployment: &target,
-                revision: &revision,
-                total: observed.pods.total,
-            },
-            &workloads,
-            &mut next,
-            now,
-        )
-        .await?,
     );
-    if let Some(to) = &outcome.revert_to {
-        match revert(&ctx.client, &deployments, target, to).await? {
-            Ok(done) => notes.push(done),
-            Err(impossible) => {
-                // The undo was accepted but cannot be carried out: say why, never silence.
-                let mut refused = decide::Outcome {
-                    status: next,
-                    notes: Vec::new(),
-                    requeue_after: None,
-                    revert_to: None,
-                    action_result: Some(Err(("UndoImpossible", impossible))),
-                };
-                decide::report_action(&mut refused, &observed);
-                next = refused.status;
-                notes.extend(refused.notes);
-            }
-        }
-    }
-    if let Some((_, value)) = action {
-        next.handled_action = Some(value);
-    }
-    next.observed_generation = rollout.metadata.generation;
-    tracing::Span::current().record("step", next.current_step_index.unwrap_or(0));
-    tracing::Span::current().record("weight", next.canary_weight.unwrap_or(0));
-
-    // report
-    let marks = ctx.annotations.as_ref().map(|_| {
-        annotations(
-            &rollout.name_any(),
-            &namespace,
-            &status,
-            &next,
-            (now * 1000.0) as i64,
-        )
-    });
-    let notices = ctx
-        .notifier
-        .prepare(&rollout, Some(&validated.plan), &status, &mut next, now);
-    if (next.phase, next.current_step_index, next.canary_weight)
-        != (
-            status.phase,
-            status.current_step_index,
-            status.canary_weight,
-        )
-    {
-        tracing::info!(
-            phase = ?next.phase,
-            step = next.current_step_index,
-            weight = next.canary_weight,
-            decision = next.last_decision.as_deref(),
-            message = next.message.as_deref(),
-            "rollout moved"
-        );
-    }
-    report(&ctx, &rollout, &namespace, &status, next, &notes).await?;
-    // Grafana only after the status is written; queued, never awaited.
-    if let (Some(sink), Some(marks)) = (&ctx.annotations, marks)
-        && !marks.is_empty()
-    {
-        sink.send(marks);
-    }
-    ctx.notifier.send(notices);
-    Ok(match outcome.requeue_after {
+    let plan = &validated.lifecycle.plan;
+    report::report(&ctx, &rollout, Some(plan), &status, next, &notes, now).await?;
+    Ok(match requeue {
         Some(seconds) => Requeue::requeue(Duration::from_secs_f64(seconds.max(0.5))),
         None => Requeue::await_change(),
     })
-}
-
-/// The pods' own reasons (CrashLoopBackOff, ImagePullBackOff, Unschedulable …) why a workload's
-/// pods are not available: its pods, listed by its selector.
-async fn pod_reasons(
-    client: &Client,
-    namespace: &str,
-    workload: Option<&Deployment>,
-) -> Result<Vec<String>, ReconcileError> {
-    let Some(selector) = workload.and_then(availability::selector_string) else {
-        return Ok(Vec::new());
-    };
-    let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
-    let list = api.list(&ListParams::default().labels(&selector)).await?;
-    Ok(availability::pod_problems(&list.items))
-}
-
-/// A human's `undo`: puts the template of `revision` back on the Deployment, taken from the
-/// ReplicaSets it owns (as `kubectl rollout undo` does). The replace carries the resourceVersion,
-/// so a concurrent change fails with a conflict and the next reconcile tries again. `Err`: why it
-/// is impossible.
-async fn revert(
-    client: &Client,
-    deployments: &Api<Deployment>,
-    mut target: Deployment,
-    revision: &str,
-) -> Result<Result<Note, String>, ReconcileError> {
-    let name = target.name_any();
-    let namespace = target.namespace().unwrap_or_default();
-    let template = apply::template_of_revision(client, &target, revision).await?;
-    let Some(template) = template else {
-        return Ok(Err(format!(
-            "no ReplicaSet of Deployment {namespace}/{name} has revision {revision} any more; revert the Deployment (e.g. in Git)"
-        )));
-    };
-    if let Some(spec) = target.spec.as_mut() {
-        spec.template = template;
-    }
-    let resource_version = target.resource_version();
-    deployments
-        .replace(&name, &PostParams::default(), &target)
-        .await
-        .map_err(guarded(
-            format!("Deployment {namespace}/{name}"),
-            resource_version,
-        ))?;
-    Ok(Ok(Note {
-        reason: "DeploymentReverted",
-        message: format!("Deployment {namespace}/{name} is back on revision {revision}"),
-        warning: false,
-    }))
-}
-
-/// The finalizer that lets a deleted Rollout give the target Deployment its pods back.
-pub const FINALIZER: &str = "canarygate.dev/release";
-
-/// Adds [`FINALIZER`] (a JSON patch guarded by the resourceVersion, so a concurrent change
-/// fails and is retried rather than lost).
-async fn add_finalizer(
-    ctx: &Context,
-    rollout: &Rollout,
-    namespace: &str,
-) -> Result<(), ReconcileError> {
-    let api: Api<Rollout> = Api::namespaced(ctx.client.clone(), namespace);
-    let add = if rollout.metadata.finalizers.is_none() {
-        json!({"op": "add", "path": "/metadata/finalizers", "value": [FINALIZER]})
-    } else {
-        json!({"op": "add", "path": "/metadata/finalizers/-", "value": FINALIZER})
-    };
-    let patch: json_patch::Patch = serde_json::from_value(json!([
-        {"op": "test", "path": "/metadata/resourceVersion", "value": rollout.resource_version()},
-        add
-    ]))
-    .map_err(|e| ReconcileError::InvalidAction(format!("finalizer patch: {e}")))?;
-    api.patch(
-        &rollout.name_any(),
-        &PatchParams::default(),
-        &Patch::<()>::Json(patch),
-    )
-    .await
-    .map_err(guarded(
-        format!("Rollout {namespace}/{}", rollout.name_any()),
-        rollout.resource_version(),
-    ))?;
-    Ok(())
-}
-
-/// The Rollout is being deleted: scale the target Deployment back to the pods canary-gate held
-/// for it (its workloads are garbage-collected with the Rollout), then drop the finalizer.
-async fn release(
-    ctx: &Context,
-    rollout: &Rollout,
-    namespace: &str,
-    status: &RolloutStatus,
-) -> Result<(), ReconcileError> {
-    let target = &rollout.spec.target_ref.name;
-    let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), namespace);
-    if let (Some(replicas), Some(current)) = (status.replicas, deployments.get_opt(target).await?)
-        && current.spec.as_ref().and_then(|s| s.replicas) == Some(0)
-    {
-        let body = json!({"apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": {"name": target}, "spec": {"replicas": replicas}});
-        deployments
-            .patch(
-                target,
-                &PatchParams::apply(crate::traffic::FIELD_MANAGER).force(),
-                &Patch::Apply(&body),
-            )
-            .await?;
-        let note = Note {
-            reason: "Released",
-            message: format!(
-                "Rollout deleted: Deployment {namespace}/{target} runs its own {replicas} pods again"
-            ),
-            warning: false,
-        };
-        report(ctx, rollout, namespace, status, status.clone(), &[note]).await?;
-    }
-    let api: Api<Rollout> = Api::namespaced(ctx.client.clone(), namespace);
-    let index = rollout
-        .finalizers()
-        .iter()
-        .position(|f| f == FINALIZER)
-        .unwrap_or_default();
-    let patch: json_patch::Patch = serde_json::from_value(json!([
-        {"op": "test", "path": format!("/metadata/finalizers/{index}"), "value": FINALIZER},
-        {"op": "remove", "path": format!("/metadata/finalizers/{index}")}
-    ]))
-    .map_err(|e| ReconcileError::InvalidAction(format!("finalizer patch: {e}")))?;
-    api.patch(
-        &rollout.name_any(),
-        &PatchParams::default(),
-        &Patch::<()>::Json(patch),
-    )
-    .await
-    .map_err(guarded(
-        format!("Rollout {namespace}/{}", rollout.name_any()),
-        rollout.resource_version(),
-    ))?;
-    Ok(())
-}
-
-/// Writes the status (server-side apply, own field manager) when it changed, and the Events.
-async fn report(
-    ctx: &Context,
-    rollout: &Rollout,
-    namespace: &str,
-    old: &RolloutStatus,
-    new: RolloutStatus,
-    notes: &[Note],
-) -> Result<(), ReconcileError> {
-    if &new != old {
-        let api: Api<Rollout> = Api::namespaced(ctx.client.clone(), namespace);
-        let patch =
-            json!({"apiVersion": "canarygate.dev/v1alpha1", "kind": "Rollout", "status": new});
-        api.patch_status(
-            &rollout.name_any(),
-            &PatchParams::apply(STATUS_MANAGER).force(),
-            &Patch::Apply(&patch),
-        )
-        .await?;
-    }
-    let reference = rollout.object_ref(&());
-    for note in notes {
-        // Events are a report: a failure to write one does not undo the decision.
-        if let Err(e) = ctx
-            .events
-            .publish(&reference, note.warning, note.reason, &note.message)
-            .await
-        {
-            tracing::warn!(
-                reason = note.reason,
-                error = &e as &dyn std::error::Error,
-                "could not record an Event"
-            );
-        }
-    }
-    Ok(())
 }

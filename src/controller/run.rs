@@ -533,13 +533,13 @@ fn error_policy(
         error = error as &dyn std::error::Error,
         "reconcile error"
     );
-    match error {
-        ReconcileError::InvalidAction(_)
-        | ReconcileError::InvalidTemplate(_)
-        | ReconcileError::MissingTemplate(_) => Requeue::requeue(Duration::from_secs(300)),
+    if error.waits_for_a_change() {
+        Requeue::requeue(Duration::from_secs(300))
+    } else if error.is_conflict() {
         // Another writer was faster: look again at once (its change also wakes the watch).
-        ReconcileError::Conflict { .. } => Requeue::requeue(Duration::from_secs(1)),
-        _ => Requeue::requeue(Duration::from_secs(15)),
+        Requeue::requeue(Duration::from_secs(1))
+    } else {
+        Requeue::requeue(Duration::from_secs(15))
     }
 }
 

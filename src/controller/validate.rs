@@ -1,8 +1,10 @@
-//! Stage *validate*: a Rollout's spec becomes a [`ValidatedRollout`] — the step plan and the
-//! analysis for each step — or an error naming the field and the fix. Later stages take only the
-//! validated value, so an invalid spec cannot reach *apply*.
+//! Stage *validate*: a Rollout's spec becomes a [`ValidatedRollout`] — the lifecycle's spec (step
+//! plan, strategy, deadlines) and the analysis for each step — or an error naming the field and
+//! the fix. Later stages take only the validated value, so an invalid spec cannot reach *apply*.
 
 use crate::crd::rollout::{CanaryStrategy, RolloutAnalysis, RolloutSpec, TrafficRouting};
+pub use crate::rollout::lifecycle::{DEFAULT_PROGRESS_DEADLINE, StrategyKind};
+use crate::rollout::lifecycle::{DEFAULT_SCALE_DOWN_DELAY, Spec};
 use crate::rollout::{Step, StepPlan};
 
 /// A spec problem, with the field path and what to do.
@@ -22,48 +24,36 @@ fn invalid(field: impl Into<String>, problem: impl Into<String>) -> SpecError {
     }
 }
 
-/// How the Rollout shifts traffic.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StrategyKind {
-    /// Weighted canary steps.
-    Canary,
-    /// Preview, then switch.
-    BlueGreen,
-}
-
 /// A Rollout spec that passed validation.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ValidatedRollout {
     /// Name of the target Deployment.
     pub target: String,
-    /// Canary steps or blue-green.
-    pub kind: StrategyKind,
-    /// The step plan.
-    pub plan: StepPlan,
+    /// What the lifecycle needs: strategy, step plan, router or pod ratio, deadlines.
+    pub lifecycle: Spec,
     /// The analysis gating each plan step (index into `analyses`), `None` when ungated.
     pub step_analysis: Vec<Option<usize>>,
     /// Distinct analysis configurations, including the background one.
     pub analyses: Vec<RolloutAnalysis>,
     /// Analysis over the whole rollout (index into `analyses`).
     pub background: Option<usize>,
-    /// Seconds the canary keeps its pods after a rollback, an abort or a promotion.
-    pub scale_down_delay: f64,
-    /// Whether a traffic router splits requests (else the pod ratio is the split).
-    pub routed: bool,
     /// Pods in all when the spec sets them (an HPA through the scale subresource), else the
     /// target Deployment's.
     pub replicas: Option<i32>,
-    /// Seconds the pods a step or a promotion waits for may take to become available.
-    pub progress_deadline: f64,
-    /// At the progress deadline: roll back (true) or pause for a human (false).
-    pub deadline_rollback: bool,
 }
 
-/// Default of `progressDeadline` (as a Deployment's `progressDeadlineSeconds`).
-pub const DEFAULT_PROGRESS_DEADLINE: f64 = 600.0;
-
-/// Default of `scaleDownDelay`.
-const DEFAULT_SCALE_DOWN_DELAY: f64 = 30.0;
+impl ValidatedRollout {
+    /// The analysis that gates `step`: the step's own, else the background analysis; `None`
+    /// when the step is not gated (it then only waits for its pause).
+    pub fn analysis(&self, step: usize) -> Option<&RolloutAnalysis> {
+        self.step_analysis
+            .get(step)
+            .copied()
+            .flatten()
+            .or(self.background)
+            .map(|i| &self.analyses[i])
+    }
+}
 
 /// Validates a spec.
 ///
@@ -123,21 +113,21 @@ pub fn validate(spec: &RolloutSpec) -> Result<ValidatedRollout, SpecError> {
             };
             Ok(ValidatedRollout {
                 target: t.name.clone(),
-                kind: StrategyKind::BlueGreen,
-                plan,
+                lifecycle: Spec {
+                    kind: StrategyKind::BlueGreen,
+                    routed: true,
+                    scale_down_delay,
+                    ..Spec::canary(&t.name, plan)
+                },
                 step_analysis: vec![(!analyses.is_empty()).then_some(0)],
                 analyses,
                 background: None,
-                scale_down_delay,
-                routed: true,
                 replicas: None,
-                progress_deadline: DEFAULT_PROGRESS_DEADLINE,
-                deadline_rollback: true,
             })
         }
     }?;
     if let Some(routing) = &spec.traffic_routing {
-        validated.routed = check_routing(validated.kind, routing)?;
+        validated.lifecycle.routed = check_routing(validated.lifecycle.kind, routing)?;
     }
     if let Some(replicas) = spec.replicas {
         if replicas < 0 {
@@ -156,9 +146,9 @@ pub fn validate(spec: &RolloutSpec) -> Result<ValidatedRollout, SpecError> {
                 format!("{text:?} is shorter than a second; pods need time to start, e.g. 10m"),
             ));
         }
-        validated.progress_deadline = seconds;
+        validated.lifecycle.progress_deadline = seconds;
     }
-    validated.deadline_rollback = spec.on_progress_deadline.unwrap_or_default()
+    validated.lifecycle.deadline_rollback = spec.on_progress_deadline.unwrap_or_default()
         == crate::crd::rollout::DeadlinePolicy::Rollback;
     Ok(validated)
 }
@@ -394,16 +384,14 @@ fn canary_plan(target: &str, canary: &CanaryStrategy) -> Result<ValidatedRollout
     };
     Ok(ValidatedRollout {
         target: target.to_string(),
-        kind: StrategyKind::Canary,
-        plan,
+        lifecycle: Spec {
+            scale_down_delay,
+            ..Spec::canary(target, plan)
+        },
         step_analysis,
         analyses,
         background,
-        scale_down_delay,
-        routed: false,
         replicas: None,
-        progress_deadline: DEFAULT_PROGRESS_DEADLINE,
-        deadline_rollback: true,
     })
 }
 
@@ -475,7 +463,13 @@ strategy:
     #[test]
     fn canary_steps_become_a_plan_with_manual_pauses_and_per_step_analysis() {
         let v = validate(&spec(CANARY)).unwrap();
-        let steps: Vec<(f64, f64)> = v.plan.steps().iter().map(|s| (s.weight, s.pause)).collect();
+        let steps: Vec<(f64, f64)> = v
+            .lifecycle
+            .plan
+            .steps()
+            .iter()
+            .map(|s| (s.weight, s.pause))
+            .collect();
         assert_eq!(
             steps,
             [
@@ -488,7 +482,7 @@ strategy:
         assert_eq!(v.step_analysis, [Some(0), Some(0), Some(1), Some(1)]);
         assert_eq!(v.analyses[1].templates[0].template_name, "slo-absolute");
         assert_eq!(v.background, Some(0));
-        assert_eq!(v.kind, StrategyKind::Canary);
+        assert_eq!(v.lifecycle.kind, StrategyKind::Canary);
     }
 
     #[test]
@@ -571,9 +565,9 @@ strategy:
             "  nginx: {stableIngress: web, stableService: web-stable, canaryService: web-canary}\n  matches: [{cookie: beta, value: always}, {header: x-canary, value: 'yes'}]",
         )))
         .unwrap();
-        assert!(ok.routed);
-        assert_eq!(ok.scale_down_delay, 30.0);
-        assert!(!validate(&spec(CANARY)).unwrap().routed);
+        assert!(ok.lifecycle.routed);
+        assert_eq!(ok.lifecycle.scale_down_delay, 30.0);
+        assert!(!validate(&spec(CANARY)).unwrap().lifecycle.routed);
     }
 
     #[test]
@@ -590,9 +584,9 @@ strategy:
 "#,
         );
         let v = validate(&bg).unwrap();
-        assert_eq!(v.kind, StrategyKind::BlueGreen);
-        assert_eq!(v.plan.steps()[0].weight, 0.0);
-        assert!(v.plan.steps()[0].pause.is_infinite());
+        assert_eq!(v.lifecycle.kind, StrategyKind::BlueGreen);
+        assert_eq!(v.lifecycle.plan.steps()[0].weight, 0.0);
+        assert!(v.lifecycle.plan.steps()[0].pause.is_infinite());
         assert_eq!(v.step_analysis, [Some(0)]);
     }
 

@@ -84,14 +84,8 @@ pub enum SourceError {
 /// What one query gave for one interval: its values, or why there are none.
 type IntervalValues = Result<Vec<LabeledValue>, Arc<str>>;
 
-/// One interval of a window.
-#[derive(Debug, Clone, PartialEq)]
-pub struct WindowInterval {
-    /// End of the interval, unix seconds.
-    pub t: f64,
-    /// One sample per metric, in template order.
-    pub samples: Vec<MetricSample>,
-}
+/// One interval of a window (defined beside the samples it holds, in the pure judge).
+pub use crate::analysis::WindowInterval;
 
 /// What one query returned at one instant, for `template test`.
 #[derive(Debug, Clone, PartialEq)]

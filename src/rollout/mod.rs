@@ -1,14 +1,23 @@
-//! The step plan and its state machine (pure): where a rollout stands, what the judge's decision
-//! does to it, and when to look again.
+//! The rollout core (pure: plain types in and out, no Kubernetes types, no I/O).
 //!
-//! Used by the simulator, the local demo and the controller alike: a step runs for its planned
-//! pause; at the end a `continue` advances to the next step, a `hold` keeps the weight, a
-//! `promote` sends all traffic to the canary and a `rollback` all back to stable. A step with an
-//! infinite pause waits for a human: [`StepPlan::resume`] ends it (and any hold).
+//! This file is the step plan and its state machine: where a rollout stands, what the judge's
+//! decision does to it, and when to look again. Used by the simulator, the local demo and the
+//! controller alike: a step runs for its planned pause; at the end a `continue` advances to the
+//! next step, a `hold` keeps the weight, a `promote` sends all traffic to the canary and a
+//! `rollback` all back to stable. A step with an infinite pause waits for a human:
+//! [`StepPlan::resume`] ends it (and any hold).
+//!
+//! Around it: [`lifecycle`], the whole life of a Rollout in a cluster (adoption, start, human
+//! actions, the judge, outages, pods before traffic, promotion), which the controller maps to
+//! the status; [`pods`] and [`replicas`], how many pods a weight needs; [`action`](Action), the human actions'
+//! vocabulary shared by the CLI and the controller.
 
 use serde::{Deserialize, Serialize};
 
 mod action;
+pub mod lifecycle;
+pub mod pods;
+pub mod replicas;
 pub use action::{ACTION_ANNOTATION, Action, UnknownAction};
 
 use crate::analysis::{Decision, StepContext};

@@ -17,7 +17,8 @@ pub mod gateway_api;
 pub mod istio;
 pub mod matching;
 pub mod nginx;
-pub mod replicas;
+/// How many pods each version runs for a weight (pure; part of the rollout core).
+pub use crate::rollout::replicas;
 pub mod service_selector;
 pub mod workload;
 

@@ -13,29 +13,9 @@ use serde_json::{Value, json};
 
 use super::{REVISION_LABEL, ROLLOUT_LABEL, VERSION_LABEL};
 
-/// Which workload.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    /// Runs the stable revision.
-    Stable,
-    /// Runs the revision being rolled out.
-    Canary,
-}
-
-impl Role {
-    /// The label value (`stable` / `canary`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Stable => "stable",
-            Role::Canary => "canary",
-        }
-    }
-}
-
-/// Name of a workload of the target Deployment `target`.
-pub fn name(target: &str, role: Role) -> String {
-    format!("{target}-{}", role.as_str())
-}
+/// Which workload, and a workload's name: defined with the pure rollout core, which names the
+/// workloads in its messages.
+pub use crate::rollout::pods::{Role, workload_name as name};
 
 /// The server-side apply body of a workload: `template` (the revision's pod template, as in the
 /// target) labelled for `role` and `revision`, with `replicas` pods; the selector, strategy and

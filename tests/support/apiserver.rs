@@ -236,32 +236,6 @@ pub async fn set_image(client: &kube::Client, namespace: &str, image: &str) {
         .expect("the new template is written");
 }
 
-/// A metrics source with no observations (for Rollouts whose steps are not gated, or tests
-/// about objects rather than evidence).
-pub struct NoMetrics;
-
-impl canary_gate::controller::analyze::MetricWindows for NoMetrics {
-    fn window<'a>(
-        &'a self,
-        _: &'a canary_gate::template::Template,
-        _: &'a [(String, String)],
-        _: f64,
-        _: f64,
-    ) -> std::pin::Pin<
-        Box<
-            dyn std::future::Future<
-                    Output = Result<
-                        Vec<canary_gate::metrics::prometheus_source::WindowInterval>,
-                        canary_gate::metrics::prometheus_source::SourceError,
-                    >,
-                > + Send
-                + 'a,
-        >,
-    > {
-        Box::pin(async { Ok(Vec::new()) })
-    }
-}
-
 /// The Deployment controller's and the kubelet's part (the test server runs neither): the
 /// workload `name` reports `available` of its pods available (all of them with `None`), on its
 /// current template, with `conditions` as given.

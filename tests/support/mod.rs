@@ -9,8 +9,8 @@
 
 pub mod apiserver;
 pub mod fake_http;
+pub mod fixtures;
 pub mod history;
-pub mod scripted;
 
 use std::io::Write;
 use std::net::TcpListener;

@@ -1,40 +1,143 @@
-//! The conditions that follow from what was observed, beside the phase's: the pods of each
-//! version (`CanaryAvailable`, `StableAvailable`, and `Healthy` only with the stable's pods), an
-//! autoscaler on the target (`AutoscalerConflict`) and what became of a human action
+//! The conditions that follow from what was observed and decided, beside the phase's: a wait for
+//! pods and a passed progress deadline, the pods of each version (`CanaryAvailable`,
+//! `StableAvailable`, and `Healthy` only with the stable's pods), an autoscaler on the target
+//! (`AutoscalerConflict`), the metrics (`MetricsAvailable`) and what became of a human action
 //! (`ActionApplied`).
 
-use super::*;
+use crate::analysis::NO_DATA;
+use crate::controller::status::{
+    ACTION_CONDITION, AUTOSCALER_CONDITION, Note, canary_is_live, set_condition,
+};
+use crate::crd::rollout::{RolloutPhase, RolloutStatus};
+use crate::rollout::lifecycle::{ActionResult, PodWait, Side};
+use crate::rollout::pods::{Availability, needed, ready, shortfall};
+use crate::traffic::workload::{self, Role};
 
-/// The condition that reports an autoscaler scaling the target Deployment instead of the
-/// Rollout.
-pub const AUTOSCALER_CONDITION: &str = "AutoscalerConflict";
-/// The condition that reports what became of the last human action.
-pub const ACTION_CONDITION: &str = "ActionApplied";
+use super::{DEADLINE_REASON, Observed, Outcome, ValidatedRollout, outage_reason};
 
 /// What became of a human's action: `ActionApplied` True with what it did, or False with why
 /// not (and a Warning Event) — an accepted action is never silently dropped.
-pub fn report_action(outcome: &mut Outcome, observed: &Observed) {
-    match outcome.action_result.clone() {
-        Some(Ok(message)) => set_condition(
-            &mut outcome.status.conditions,
-            ACTION_CONDITION,
-            true,
-            "Applied",
-            &message,
-            observed.now,
-        ),
-        Some(Err((reason, message))) => {
-            outcome.notes.push(note(reason, message.clone(), true));
+pub fn report_action(
+    status: &mut RolloutStatus,
+    notes: &mut Vec<Note>,
+    result: &ActionResult,
+    now: f64,
+) {
+    let (reason, message) = match result {
+        ActionResult::Applied(message) => {
             set_condition(
-                &mut outcome.status.conditions,
+                &mut status.conditions,
                 ACTION_CONDITION,
+                true,
+                "Applied",
+                message,
+                now,
+            );
+            return;
+        }
+        ActionResult::Refused(message) => ("ActionRefused", message),
+        ActionResult::UndoImpossible(message) => ("UndoImpossible", message),
+    };
+    notes.push(Note {
+        reason,
+        message: message.clone(),
+        warning: true,
+    });
+    set_condition(
+        &mut status.conditions,
+        ACTION_CONDITION,
+        false,
+        reason,
+        message,
+        now,
+    );
+}
+
+/// The condition that reports a side's pods.
+fn availability_condition(side: Side) -> &'static str {
+    match side {
+        Side::Canary => "CanaryAvailable",
+        Side::Stable => "StableAvailable",
+    }
+}
+
+/// The rollout waits for pods: the side's condition says what is short (`WaitingForPods`); at a
+/// passed progress deadline `Progressing` and the side's condition say so.
+pub(super) fn set_wait_conditions(status: &mut RolloutStatus, wait: &PodWait, now: f64) {
+    let condition = availability_condition(wait.side);
+    match &wait.deadline {
+        Some(message) => {
+            set_condition(
+                &mut status.conditions,
+                "Progressing",
                 false,
-                reason,
-                &message,
-                observed.now,
+                DEADLINE_REASON,
+                message,
+                now,
+            );
+            set_condition(
+                &mut status.conditions,
+                condition,
+                false,
+                DEADLINE_REASON,
+                &wait.detail,
+                now,
             );
         }
-        None => {}
+        None => set_condition(
+            &mut status.conditions,
+            condition,
+            false,
+            "WaitingForPods",
+            &wait.detail,
+            now,
+        ),
+    }
+}
+
+/// `MetricsAvailable`: False with the outage, or with the metrics the judge had no usable
+/// numbers for; True once the step's metrics were read and judged.
+pub(super) fn set_metrics_condition(status: &mut RolloutStatus, observed: &Observed) {
+    let now = observed.now;
+    match (&observed.metrics_outage, &observed.judgement) {
+        (Some(outage), _) => set_condition(
+            &mut status.conditions,
+            "MetricsAvailable",
+            false,
+            outage_reason(outage.kind),
+            &outage.message,
+            now,
+        ),
+        (None, Some(j)) => {
+            // Prometheus answered, but without usable numbers for some metric (no series,
+            // NaN, a stale series): the judge holds on it, and the condition says which.
+            let missing: Vec<String> = j
+                .metrics
+                .iter()
+                .filter(|m| m.reason.starts_with(NO_DATA))
+                .map(|m| format!("{}: {}", m.name, m.reason))
+                .collect();
+            if missing.is_empty() {
+                set_condition(
+                    &mut status.conditions,
+                    "MetricsAvailable",
+                    true,
+                    "Judged",
+                    "the step's metrics were read and judged",
+                    now,
+                );
+            } else {
+                set_condition(
+                    &mut status.conditions,
+                    "MetricsAvailable",
+                    false,
+                    "NoData",
+                    &missing.join("; "),
+                    now,
+                );
+            }
+        }
+        (None, None) => {}
     }
 }
 
@@ -50,20 +153,21 @@ pub(super) fn set_availability_conditions(
     if status.stable_revision.is_none() {
         return;
     }
-    let live = canary_live(status.phase) && status.canary_revision.is_some();
+    let live = canary_is_live(status);
     let weight = status.canary_weight.unwrap_or(0);
     let pods: &Availability = &observed.pods;
     let waiting_now = status.waiting_since.is_some();
     let promoting_stable =
         status.phase == Some(RolloutPhase::Promoting) && status.canary_weight == Some(100);
     if live && (!waiting_now || promoting_stable) {
-        let need = needed(rollout, pods.total, weight).canary;
+        let spec = &rollout.lifecycle;
+        let need = needed(spec, pods.total, weight).canary;
         let text = format!(
             "{}: {}/{need} available for {weight}%",
-            crate::traffic::workload::name(&rollout.target, crate::traffic::workload::Role::Canary),
+            workload::name(&rollout.target, Role::Canary),
             pods.canary
         );
-        let ok = ready(rollout, pods, weight);
+        let ok = ready(spec, pods, weight);
         set_condition(
             &mut status.conditions,
             "CanaryAvailable",
@@ -72,7 +176,7 @@ pub(super) fn set_availability_conditions(
             &if ok {
                 text
             } else {
-                shortfall(rollout, pods, weight)
+                shortfall(spec, pods, weight)
             },
             now,
         );
@@ -83,15 +187,15 @@ pub(super) fn set_availability_conditions(
             .retain(|c| c.type_ != "CanaryAvailable" || c.reason == DEADLINE_REASON);
     }
     if !(promoting_stable && waiting_now) {
-        let need = if live && rollout.kind == StrategyKind::Canary && !rollout.routed {
-            needed(rollout, pods.total, weight).stable
+        let need = if live && rollout.lifecycle.pods_are_the_split() {
+            needed(&rollout.lifecycle, pods.total, weight).stable
         } else {
             pods.total
         };
         let ok = pods.stable >= need;
         let text = format!(
             "{}: {}/{need} available",
-            crate::traffic::workload::name(&rollout.target, crate::traffic::workload::Role::Stable),
+            workload::name(&rollout.target, Role::Stable),
             pods.stable
         );
         set_condition(
@@ -126,9 +230,11 @@ pub(super) fn set_autoscaler_condition(outcome: &mut Outcome, observed: &Observe
                 .iter()
                 .any(|c| c.type_ == AUTOSCALER_CONDITION && c.status == "True");
             if !already {
-                outcome
-                    .notes
-                    .push(note("AutoscalerConflict", message.clone(), true));
+                outcome.notes.push(Note {
+                    reason: "AutoscalerConflict",
+                    message: message.clone(),
+                    warning: true,
+                });
             }
             set_condition(
                 &mut outcome.status.conditions,

@@ -1,7 +1,11 @@
 //! The decision record in the status: each judgement that says something new, with every
 //! metric's evidence, at most [`MAX_DECISIONS`](super::MAX_DECISIONS) kept.
 
-use super::*;
+use crate::analysis::Judgement;
+use crate::crd::rollout::{DecisionRecord, MetricRecord, RolloutStatus};
+use crate::time::rfc3339;
+
+use super::MAX_DECISIONS;
 
 /// Appends the judgement to the decision record when it says something new (bounded).
 pub(super) fn record(status: &mut RolloutStatus, j: &Judgement, now: f64) {
