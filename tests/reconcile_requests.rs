@@ -1659,3 +1659,189 @@ async fn arguments_the_queries_refuse_hold_the_step_as_invalid_arguments_never_s
     )
     .await;
 }
+
+/// Makes a pass's Rollout from the status the previous pass wrote.
+type MakeRollout = Box<dyn Fn(&Value) -> Rollout>;
+
+/// Reconciles on one context, one pass after another, against one scripted conversation: each
+/// pass's Rollout is made from the status the previous pass wrote (`Value::Null` for the first),
+/// and `between` runs after every pass.
+async fn converse_in_passes(
+    metrics: Arc<dyn MetricWindows>,
+    passes: Vec<(MakeRollout, Vec<Expect>)>,
+    between: impl Fn(&Context),
+) {
+    let written = Arc::new(std::sync::Mutex::new(Value::Null));
+    let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let client = kube::Client::new(service, "default");
+    let mut script = Vec::new();
+    let mut makers = Vec::new();
+    for (make, expected) in passes {
+        makers.push(make);
+        for mut step in expected {
+            if step.method == Method::PATCH && step.path == STATUS_PATCH {
+                let (check, keep) = (step.body, written.clone());
+                step.body = Box::new(move |body: &Value| {
+                    check(body);
+                    *keep.lock().unwrap() = body["status"].clone();
+                });
+            }
+            script.push(step);
+        }
+    }
+    let server = tokio::spawn(async move {
+        for (i, step) in script.into_iter().enumerate() {
+            let (request, send) = handle.next_request().await.unwrap_or_else(|| {
+                panic!("request {i} ({} {}) never came", step.method, step.path)
+            });
+            assert_eq!(request.method(), step.method, "request {i}");
+            assert_eq!(request.uri().to_string(), step.path, "request {i}");
+            let bytes = request.into_body().collect_bytes().await.unwrap();
+            let body: Value = if bytes.is_empty() {
+                Value::Null
+            } else {
+                serde_json::from_slice(&bytes).unwrap()
+            };
+            (step.body)(&body);
+            send.send_response(
+                Response::builder()
+                    .status(step.code)
+                    .body(Body::from(serde_json::to_vec(&step.response).unwrap()))
+                    .unwrap(),
+            );
+        }
+        if let Ok(Some((request, _))) =
+            tokio::time::timeout(Duration::from_millis(200), handle.next_request()).await
+        {
+            panic!(
+                "an unexpected extra request: {} {}",
+                request.method(),
+                request.uri()
+            );
+        }
+    });
+    let ctx = Arc::new(Context::new(client, metrics, clock));
+    for make in makers {
+        let rollout = make(&written.lock().unwrap().clone());
+        tokio::time::timeout(
+            Duration::from_secs(5),
+            reconcile(Arc::new(rollout), ctx.clone()),
+        )
+        .await
+        .expect("reconcile finished")
+        .expect("reconcile succeeded");
+        between(&ctx);
+    }
+    drop(ctx);
+    server.await.expect("the conversation went as scripted");
+}
+
+fn steps_underpowered(status: &Value) -> Option<&Value> {
+    status["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == "StepsUnderpowered")
+}
+
+#[tokio::test]
+async fn steps_too_short_for_the_traffic_are_a_warning_condition_that_changes_no_decision() {
+    // 2-minute steps at 10 % and 50 % of 15 req/s (the stable's 900 requests a minute, the thin
+    // canary's 2) cannot catch +1 pt errors in 80 % of rollouts. The first reconcile reads the
+    // first five minutes (the evidence) and queues the check; the next one reports it.
+    let first: MakeRollout = Box::new(|_| {
+        rollout(
+            two_steps(),
+            rolling(0, "2025-11-23T00:00:00Z", "Progressing"),
+        )
+    });
+    let next: MakeRollout = Box::new(|written| rollout(two_steps(), written.clone()));
+    let written_first = Arc::new(std::sync::Mutex::new(Value::Null));
+    let keep = written_first.clone();
+    converse_in_passes(
+        Arc::new(ScriptedMetrics::new(THIN)),
+        vec![
+            (
+                first,
+                then(
+                    reads(9, Some(1)),
+                    vec![
+                        expect(Method::GET, TEMPLATE_GET, |_| {}, template_object()),
+                        expect(
+                            Method::PATCH,
+                            STATUS_PATCH,
+                            move |body| {
+                                let s = &body["status"];
+                                assert_eq!(s["phase"], "Holding", "{body}");
+                                assert_eq!(steps_underpowered(s), None, "not checked yet");
+                                *keep.lock().unwrap() = s.clone();
+                            },
+                            serde_json::to_value(rollout(two_steps(), json!({}))).unwrap(),
+                        ),
+                        expect(
+                            Method::POST,
+                            EVENTS,
+                            event_with("Holding", "Normal"),
+                            json!({}),
+                        ),
+                    ],
+                ),
+            ),
+            (
+                next,
+                then(
+                    reads(9, Some(1)),
+                    vec![
+                        expect(Method::GET, TEMPLATE_GET, |_| {}, template_object()),
+                        expect(
+                            Method::PATCH,
+                            STATUS_PATCH,
+                            move |body| {
+                                let s = &body["status"];
+                                let c = steps_underpowered(s).expect("the condition");
+                                assert_eq!(
+                                    (c["status"].as_str(), c["reason"].as_str()),
+                                    (Some("True"), Some("StepsTooShort")),
+                                    "{c}"
+                                );
+                                assert_eq!(c["lastTransitionTime"], "2025-11-23T00:05:00Z");
+                                let m = c["message"].as_str().unwrap();
+                                for part in [
+                                    "template AnalysisTemplate shop/generic-http: to catch +1 pt errors with 80 % power at 15.0 req/s (stable 0.11 % errors): step 0 (10% for 2m) catches it in ",
+                                    "; step 1 (50% for 2m) catches it in ",
+                                    " (costing ~",
+                                    "; Wald's floor ",
+                                    ". Fix: lengthen these pauses to what they need, or use fewer, bigger steps. Advice only, decisions are unchanged (100 simulated rollouts per weight, ±4 pts)",
+                                ] {
+                                    assert!(m.contains(part), "{part:?} in {m}");
+                                }
+                                // Nothing else changed: the decision is the judge's alone.
+                                let mut without = s.clone();
+                                without["conditions"]
+                                    .as_array_mut()
+                                    .unwrap()
+                                    .retain(|c| c["type"] != "StepsUnderpowered");
+                                assert_eq!(without, *written_first.lock().unwrap());
+                            },
+                            serde_json::to_value(rollout(two_steps(), json!({}))).unwrap(),
+                        ),
+                        expect(
+                            Method::POST,
+                            EVENTS,
+                            |body| {
+                                event_with("StepsUnderpowered", "Warning")(body);
+                                let note = body["note"].as_str().unwrap();
+                                assert!(
+                                    note.starts_with("2 of 2 gated steps cannot catch +1 pt errors in 80 % of rollouts at 15.03 req/s: step 0 (10% for 2m) needs "),
+                                    "{note}"
+                                );
+                            },
+                            json!({}),
+                        ),
+                    ],
+                ),
+            ),
+        ],
+        |ctx| assert!(ctx.power.wait_idle(Duration::from_secs(60)), "the check ended"),
+    )
+    .await;
+}

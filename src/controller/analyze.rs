@@ -107,7 +107,11 @@ pub async fn analyze(
                 .await
             {
                 Ok(intervals) => {
-                    progress.observe(&validated.lifecycle.plan, &state.step_history, &intervals)?
+                    progress.observe(&validated.lifecycle.plan, &state.step_history, &intervals)?;
+                    let power = &ctx.power;
+                    power.observe(
+                        &namespace, &name, revision, validated, &template, &args, &intervals,
+                    );
                 }
                 Err(e) => {
                     tracing::warn!(template = %template.name(), error = %e, "metrics unavailable");

@@ -8,6 +8,7 @@
 //! | observe the target, workloads, action, pods | [`observe`] (with [`availability`]; its answer in [`observed`]) | I/O |
 //! | analyze: templates, metrics, the judge | [`analyze`] (with [`judge_memory`]; its answer in [`observed`]) | I/O |
 //! | decide: the lifecycle mapped onto the status | [`decide`] (with [`status`]) | pure |
+//! | advice: are the steps long enough (`StepsUnderpowered`) | [`power`] (its own worker thread) | pure mapping |
 //! | build the desired workloads and split | [`build`] | pure |
 //! | apply: write them, read back | [`apply`] | I/O |
 //! | report: status, Events, Grafana | [`report`] (with [`events`]) | I/O |
@@ -29,6 +30,7 @@ pub mod kube_requests;
 pub mod leader;
 pub mod observe;
 pub mod observed;
+pub mod power;
 pub mod reconcile;
 pub mod report;
 pub mod run;

@@ -23,6 +23,7 @@ use super::events::EventWriter;
 use super::finalizer;
 use super::judge_memory::JudgeMemory;
 use super::observe;
+use super::power::{self, PowerChecks};
 use super::report;
 use super::telemetry::ControllerMetrics;
 use super::validate::validate;
@@ -43,6 +44,8 @@ pub struct Context {
     pub events: EventWriter,
     /// The judge's progress per Rollout between reconciles.
     pub memory: JudgeMemory,
+    /// The steps power checks (advice: `StepsUnderpowered`) and their worker.
+    pub power: PowerChecks,
     /// Now, unix seconds (a parameter so tests control time).
     pub clock: fn() -> f64,
     /// The controller's own metrics, when served.
@@ -65,6 +68,7 @@ impl Context {
             client,
             metrics,
             memory: JudgeMemory::default(),
+            power: PowerChecks::default(),
             clock,
             telemetry: None,
             annotations: None,
@@ -100,6 +104,7 @@ async fn reconcile_stages(
     // A deleted Rollout hands the pods back to its Deployment before its workloads go.
     if rollout.metadata.deletion_timestamp.is_some() {
         ctx.memory.forget(&namespace, &rollout.name_any());
+        ctx.power.forget(&namespace, &rollout.name_any());
         finalizer::release(&ctx.client, &ctx.events, &rollout, &status).await?;
         return Ok(Requeue::await_change());
     }
@@ -118,9 +123,24 @@ async fn reconcile_stages(
         report::write(&ctx.client, &ctx.events, &rollout, &status, next, &[note]).await?;
         return Ok(Requeue::requeue(MISSING_TARGET_RETRY));
     };
+    // The steps power check's answer as it stands before this pass (one that arrives meanwhile
+    // waits for the next pass).
+    let power = ctx.power.finding(&namespace, &rollout.name_any());
     let analysis = analyze(&ctx, &rollout, &validated, &status, &seen, now).await?;
     let pods = observe::pods(&ctx, &rollout, &validated, &status, &seen, now).await?;
-    let decided = decide::decide(&validated, &status, &seen.observed(now, analysis, pods));
+    let mut decided = decide::decide(&validated, &status, &seen.observed(now, analysis, pods));
+    let (next, notes) = (&mut decided.status, &mut decided.notes);
+    if power::report(
+        power.as_deref(),
+        &validated,
+        &seen.revision,
+        &status,
+        next,
+        notes,
+        now,
+    ) {
+        ctx.power.forget(&namespace, &rollout.name_any());
+    }
 
     let source = build::stable_template(&validated, &decided.status, &seen, now);
     let template = observe::stable_template(&ctx.client, &seen.target, source).await?;

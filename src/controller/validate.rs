@@ -2,6 +2,7 @@
 //! plan, strategy, deadlines) and the analysis for each step — or an error naming the field and
 //! the fix. Later stages take only the validated value, so an invalid spec cannot reach *apply*.
 
+use crate::advise::steps::Goal;
 use crate::crd::rollout::{CanaryStrategy, RolloutAnalysis, RolloutSpec, TrafficRouting};
 pub use crate::rollout::lifecycle::{DEFAULT_PROGRESS_DEADLINE, StrategyKind};
 use crate::rollout::lifecycle::{DEFAULT_SCALE_DOWN_DELAY, Spec};
@@ -40,6 +41,8 @@ pub struct ValidatedRollout {
     /// Pods in all when the spec sets them (an HPA through the scale subresource), else the
     /// target Deployment's.
     pub replicas: Option<i32>,
+    /// What each gated step should catch (`spec.strategy.canary.powerCheck`); `None`: no check.
+    pub power_check: Option<Goal>,
 }
 
 impl ValidatedRollout {
@@ -123,6 +126,7 @@ pub fn validate(spec: &RolloutSpec) -> Result<ValidatedRollout, SpecError> {
                 analyses,
                 background: None,
                 replicas: None,
+                power_check: None,
             })
         }
     }?;
@@ -392,6 +396,7 @@ fn canary_plan(target: &str, canary: &CanaryStrategy) -> Result<ValidatedRollout
         analyses,
         background,
         replicas: None,
+        power_check: super::power::goal(canary)?,
     })
 }
 

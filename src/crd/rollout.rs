@@ -194,6 +194,30 @@ pub struct CanaryStrategy {
     /// `30s`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scale_down_delay: Option<String>,
+    /// Whether each gated step is long enough to catch a regression on the traffic the service
+    /// actually sees: the condition `StepsUnderpowered` names every step whose pause is too
+    /// short, with the duration it needs. Advice only: it never changes a decision. Absent: on,
+    /// with `effect: +1pt` and `power: 0.8`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub power_check: Option<PowerCheck>,
+}
+
+/// The regression each gated canary step should be able to catch (the `StepsUnderpowered`
+/// condition).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PowerCheck {
+    /// `false` turns the check and its condition off (default `true`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// The error regression a step should catch within its pause: `+1pt` (the canary fails 1
+    /// percentage point more of its requests than the stable; the default) or `x1.5` (1.5 times
+    /// the stable's error rate).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub effect: Option<String>,
+    /// The share of rollouts in which a step must catch it, 0.5 to 0.99 (default 0.8).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub power: Option<f64>,
 }
 
 /// One canary step: set exactly one field.
@@ -439,7 +463,7 @@ pub struct RolloutStatus {
     pub last_decision: Option<String>,
     /// Standard conditions (`Progressing`, `Healthy`, `Paused`, `InvalidSpec`, `TrafficRouted`,
     /// `CanaryAvailable`, `StableAvailable`, `MetricsAvailable`, `AutoscalerConflict`,
-    /// `ActionApplied`, `NotificationsConfigured`).
+    /// `ActionApplied`, `NotificationsConfigured`, `StepsUnderpowered`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
     /// The decision record, newest last: one entry per decision that changed something, at most
