@@ -30,7 +30,8 @@
 //! Every 10 s: the controller's VmRSS and VmHWM, its CPU use (share of one core), reconciles/s
 //! and API requests per reconcile (both from its `/metrics`; requests are counted under the kube
 //! client by verb, watches apart), watches started (the first ones are the initial watches;
-//! more are restarts), Prometheus queries/s and starved queries, and the API server's and etcd's
+//! more are restarts), the work queue's backlog (Rollouts whose timed reconcile is overdue) and
+//! the mean lag of timed reconciles that started late, Prometheus queries/s and starved queries, and the API server's and etcd's
 //! RSS. At the end of each N: steady-state figures over the soak (last third vs middle third of
 //! RSS samples, requests per reconcile overall and for healthy Rollouts, reconcile rate, the
 //! Rollouts' phases) against the targets.
@@ -92,7 +93,7 @@ fn main() {
         "\n== soak summary (targets at N = 10 000: RSS < 256 MiB and flat within 5 %, no starved query, ≤ 2 API requests per healthy reconcile)"
     );
     println!(
-        "{:>6} {:>5} {:>9} {:>10} {:>10} {:>8} {:>11} {:>11} {:>10} {:>9} {:>8} {:>8} {:>10} {:>10}",
+        "{:>6} {:>5} {:>9} {:>10} {:>10} {:>8} {:>11} {:>11} {:>10} {:>9} {:>8} {:>8} {:>8} {:>10} {:>10}",
         "N",
         "min",
         "adopt s",
@@ -104,13 +105,14 @@ fn main() {
         "rec/s",
         "CPU %",
         "starved",
+        "overdue",
         "watches",
         "apisrv MiB",
         "etcd MiB"
     );
     for s in &summaries {
         println!(
-            "{:>6} {:>5} {:>9.0} {:>10.1} {:>10.1} {:>+8.1} {:>11.2} {:>11.2} {:>10.1} {:>9.0} {:>8} {:>8} {:>10.0} {:>10.0}",
+            "{:>6} {:>5} {:>9.0} {:>10.1} {:>10.1} {:>+8.1} {:>11.2} {:>11.2} {:>10.1} {:>9.0} {:>8} {:>8.0} {:>8} {:>10.0} {:>10.0}",
             s.n,
             s.minutes,
             s.adoption_seconds,
@@ -122,6 +124,7 @@ fn main() {
             s.reconciles_per_second,
             s.cpu_percent,
             s.starved,
+            s.max_overdue,
             s.watches,
             s.apiserver_mib,
             s.etcd_mib
@@ -160,6 +163,7 @@ struct Summary {
     reconciles_per_second: f64,
     cpu_percent: f64,
     starved: u64,
+    max_overdue: f64,
     watches: u64,
     apiserver_mib: f64,
     etcd_mib: f64,
@@ -201,7 +205,7 @@ async fn run(n: usize, minutes: usize) -> Summary {
     let mut minute = 0usize;
     let mut healthy_window: Option<(Sample, Sample)> = None;
     println!(
-        "\nN = {n}: {:>5} {:>8} {:>8} {:>6} {:>7} {:>8} {:>7} {:>8} {:>8} {:>9} {:>8}",
+        "\nN = {n}: {:>5} {:>8} {:>8} {:>6} {:>7} {:>8} {:>7} {:>7} {:>7} {:>8} {:>8} {:>9} {:>8}",
         "t s",
         "RSS MiB",
         "HWM MiB",
@@ -209,6 +213,8 @@ async fn run(n: usize, minutes: usize) -> Summary {
         "rec/s",
         "req/rec",
         "watches",
+        "overdue",
+        "lag s",
         "prom q/s",
         "starved",
         "apisrv MiB",
@@ -267,6 +273,7 @@ async fn run(n: usize, minutes: usize) -> Summary {
         cpu_percent: 100.0 * (last.cpu_seconds - first.cpu_seconds)
             / (last.at - first.at).max(1e-9),
         starved: last.starved,
+        max_overdue: samples.iter().map(|s| s.overdue).fold(0.0, f64::max),
         watches: last.watches,
         apiserver_mib: last.apiserver_kib as f64 / 1024.0,
         etcd_mib: last.etcd_kib as f64 / 1024.0,
@@ -657,6 +664,11 @@ struct Sample {
     reconciles: f64,
     /// Requests other than watches, from the controller's `/metrics`.
     requests: f64,
+    /// Rollouts whose timed reconcile is overdue (the work queue's backlog).
+    overdue: f64,
+    /// Timed reconciles that started late, and their summed lag (seconds).
+    lag_count: f64,
+    lag_sum: f64,
     watches: u64,
     queries: u64,
     starved: u64,
@@ -676,13 +688,22 @@ impl Sample {
     fn line_since(&self, earlier: &Sample, t: f64) -> String {
         let dt = (self.at - earlier.at).max(1e-9);
         format!(
-            "{t:>5.0} {:>8.1} {:>8.1} {:>6.0} {:>7.1} {:>8.2} {:>7} {:>8.1} {:>8} {:>9.0} {:>8.0}",
+            "{t:>5.0} {:>8.1} {:>8.1} {:>6.0} {:>7.1} {:>8.2} {:>7} {:>7.0} {:>7.2} {:>8.1} {:>8} {:>9.0} {:>8.0}",
             self.rss_kib as f64 / 1024.0,
             self.hwm_kib as f64 / 1024.0,
             100.0 * (self.cpu_seconds - earlier.cpu_seconds) / dt,
             (self.reconciles - earlier.reconciles) / dt,
             self.requests_per_reconcile_since(earlier),
             self.watches,
+            self.overdue,
+            {
+                let n = self.lag_count - earlier.lag_count;
+                if n > 0.0 {
+                    (self.lag_sum - earlier.lag_sum) / n
+                } else {
+                    0.0
+                }
+            },
             (self.queries - earlier.queries) as f64 / dt,
             self.starved,
             self.apiserver_kib as f64 / 1024.0,
@@ -754,6 +775,7 @@ impl Controller {
         let mut reconciles = 0.0;
         let mut requests = 0.0;
         let mut watches = 0;
+        let (mut overdue, mut lag_count, mut lag_sum) = (0.0, 0.0, 0.0);
         for line in metrics.lines().filter(|l| !l.starts_with('#')) {
             let Some((name, value)) = line.rsplit_once(' ') else {
                 continue;
@@ -761,6 +783,12 @@ impl Controller {
             let value: f64 = value.parse().unwrap_or(0.0);
             if name == "canary_gate_reconciles_total" {
                 reconciles = value;
+            } else if name == "canary_gate_reconciles_overdue" {
+                overdue = value;
+            } else if name == "canary_gate_reconcile_lag_seconds_count" {
+                lag_count = value;
+            } else if name == "canary_gate_reconcile_lag_seconds_sum" {
+                lag_sum = value;
             } else if name.starts_with("canary_gate_kube_requests_total{") {
                 if name.contains("verb=\"watch\"") {
                     watches += value as u64;
@@ -778,6 +806,9 @@ impl Controller {
             cpu_seconds: cpu_seconds(pid),
             reconciles,
             requests,
+            overdue,
+            lag_count,
+            lag_sum,
             watches,
             queries: prometheus.state.queries.load(Ordering::Relaxed),
             starved: prometheus.state.starved.load(Ordering::Relaxed),

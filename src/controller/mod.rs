@@ -36,3 +36,4 @@ pub mod status;
 pub mod target_index;
 pub mod telemetry;
 pub mod validate;
+pub mod workload_cache;

@@ -26,6 +26,7 @@ use super::observe;
 use super::report;
 use super::telemetry::ControllerMetrics;
 use super::validate::validate;
+use super::workload_cache::WorkloadCache;
 
 pub use super::finalizer::FINALIZER;
 pub use super::report::STATUS_MANAGER;
@@ -51,6 +52,8 @@ pub struct Context {
     pub annotations: Option<AnnotationSink>,
     /// Notifications to webhooks, Slack and Teams (best effort); the default has no sinks.
     pub notifier: crate::notify::Notifier,
+    /// canary-gate's own workloads (a watch cache); `None`: read from the API server.
+    pub workloads: Option<Arc<WorkloadCache>>,
     /// The cluster's HorizontalPodAutoscalers (a watch cache), to report one that scales a
     /// target Deployment instead of its Rollout; `None`: not watched.
     pub autoscalers: Option<Store<HorizontalPodAutoscaler>>,
@@ -69,6 +72,7 @@ impl Context {
             telemetry: None,
             annotations: None,
             notifier: crate::notify::Notifier::default(),
+            workloads: None,
             autoscalers: None,
         }
     }
@@ -86,13 +90,23 @@ pub async fn reconcile(
 ) -> Result<Requeue, ReconcileError> {
     // The whole pipeline's state lives on the heap: its future is large in debug builds, and a
     // caller that awaits it on a thread's stack (a test) must not overflow it.
-    Box::pin(reconcile_stages(rollout, ctx)).await
+    let key = (rollout.namespace(), rollout.name_any());
+    let after = Box::pin(reconcile_stages(rollout, ctx.clone())).await?;
+    if let (Some(t), (Some(namespace), name)) = (&ctx.telemetry, key) {
+        // When it is due again, for the controller's lag and overdue figures.
+        t.schedule.set(&namespace, &name, after);
+    }
+    Ok(match after {
+        Some(after) => Requeue::requeue(after),
+        None => Requeue::await_change(),
+    })
 }
 
+/// The stages; the answer is when to look again (`None`: on a change only).
 async fn reconcile_stages(
     rollout: Arc<Rollout>,
     ctx: Arc<Context>,
-) -> Result<Requeue, ReconcileError> {
+) -> Result<Option<Duration>, ReconcileError> {
     let namespace = rollout.namespace().ok_or(ReconcileError::NoNamespace)?;
     let now = (ctx.clock)();
     let status = rollout.status.clone().unwrap_or_default();
@@ -101,7 +115,7 @@ async fn reconcile_stages(
     if rollout.metadata.deletion_timestamp.is_some() {
         ctx.memory.forget(&namespace, &rollout.name_any());
         finalizer::release(&ctx.client, &ctx.events, &rollout, &status).await?;
-        return Ok(Requeue::await_change());
+        return Ok(None);
     }
     finalizer::ensure(&ctx.client, &rollout).await?;
 
@@ -110,13 +124,21 @@ async fn reconcile_stages(
         Err(e) => {
             let (next, note) = report::invalid_spec(&status, &e, now);
             report::write(&ctx.client, &ctx.events, &rollout, &status, next, &[note]).await?;
-            return Ok(Requeue::await_change());
+            return Ok(None);
         }
     };
-    let Some(seen) = observe::observe(&ctx.client, &rollout, &validated, &status).await? else {
+    let Some(seen) = observe::observe(
+        &ctx.client,
+        ctx.workloads.as_deref(),
+        &rollout,
+        &validated,
+        &status,
+    )
+    .await?
+    else {
         let (next, note) = report::target_missing(&status, &namespace, &validated.target);
         report::write(&ctx.client, &ctx.events, &rollout, &status, next, &[note]).await?;
-        return Ok(Requeue::requeue(MISSING_TARGET_RETRY));
+        return Ok(Some(MISSING_TARGET_RETRY));
     };
     let analysis = analyze(&ctx, &rollout, &validated, &status, &seen, now).await?;
     let pods = observe::pods(&ctx, &rollout, &validated, &status, &seen, now).await?;
@@ -139,8 +161,5 @@ async fn reconcile_stages(
     );
     let plan = &validated.lifecycle.plan;
     report::report(&ctx, &rollout, Some(plan), &status, next, &notes, now).await?;
-    Ok(match requeue {
-        Some(seconds) => Requeue::requeue(Duration::from_secs_f64(seconds.max(0.5))),
-        None => Requeue::await_change(),
-    })
+    Ok(requeue.map(|seconds| Duration::from_secs_f64(seconds.max(0.5))))
 }
