@@ -132,8 +132,16 @@ fn main() {
     }
     for s in &summaries {
         println!(
-            "N = {}: phases at the end {:?}; queries {} (window p50 {:.0} s, p99 {:.0} s, max {:.0} s)",
-            s.n, s.phases, s.queries, s.window_p50, s.window_p99, s.window_max
+            "N = {}: phases at the end {:?}; queries {} (window p50 {:.0} s, p99 {:.0} s, max {:.0} s); a Rollout's JSON {:.1} KiB as stored, {:.1} KiB without managedFields, of which its decision record {:.1} KiB",
+            s.n,
+            s.phases,
+            s.queries,
+            s.window_p50,
+            s.window_p99,
+            s.window_max,
+            s.sizes.0 / 1024.0,
+            s.sizes.1 / 1024.0,
+            s.sizes.2 / 1024.0
         );
     }
 }
@@ -168,6 +176,8 @@ struct Summary {
     apiserver_mib: f64,
     etcd_mib: f64,
     phases: BTreeMap<String, usize>,
+    /// Mean JSON bytes of a Rollout: stored, without managedFields, its decision record.
+    sizes: (f64, f64, f64),
     queries: u64,
     window_p50: f64,
     window_p99: f64,
@@ -242,6 +252,7 @@ async fn run(n: usize, minutes: usize) -> Summary {
         previous = now;
     }
     let phases = count_phases(&client).await;
+    let sizes = rollout_sizes(&client).await;
     let last = samples.last().cloned().unwrap_or_else(|| previous.clone());
     let first = samples.first().cloned().unwrap_or_else(|| previous.clone());
     controller.stop();
@@ -278,6 +289,7 @@ async fn run(n: usize, minutes: usize) -> Summary {
         apiserver_mib: last.apiserver_kib as f64 / 1024.0,
         etcd_mib: last.etcd_kib as f64 / 1024.0,
         phases,
+        sizes,
         queries: last.queries,
         window_p50: quantile(&windows, 0.5),
         window_p99: quantile(&windows, 0.99),
@@ -425,6 +437,35 @@ async fn count_phases(client: &Client) -> BTreeMap<String, usize> {
             None => return phases,
         }
     }
+}
+
+/// Mean JSON size of a Rollout as stored, without its managedFields, and of its decision record
+/// (bytes): what the controller's Rollout cache holds, decoded.
+async fn rollout_sizes(client: &Client) -> (f64, f64, f64) {
+    let api: Api<canary_gate::crd::Rollout> = Api::all(client.clone());
+    let (mut whole, mut bare, mut decisions, mut n) = (0usize, 0usize, 0usize, 0usize);
+    let mut params = ListParams::default().limit(500);
+    loop {
+        let page = api.list(&params).await.expect("list Rollouts");
+        for r in &page.items {
+            whole += serde_json::to_vec(r).map_or(0, |v| v.len());
+            let mut r = r.clone();
+            r.metadata.managed_fields = None;
+            bare += serde_json::to_vec(&r).map_or(0, |v| v.len());
+            decisions += r
+                .status
+                .as_ref()
+                .and_then(|s| serde_json::to_vec(&s.decisions).ok())
+                .map_or(0, |v| v.len());
+            n += 1;
+        }
+        match page.metadata.continue_.filter(|c| !c.is_empty()) {
+            Some(token) => params = params.continue_token(&token),
+            None => break,
+        }
+    }
+    let n = n.max(1) as f64;
+    (whole as f64 / n, bare as f64 / n, decisions as f64 / n)
 }
 
 /// A new image on every 10th target Deployment (a different tenth each minute).

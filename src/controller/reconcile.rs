@@ -54,6 +54,8 @@ pub struct Context {
     pub notifier: crate::notify::Notifier,
     /// canary-gate's own workloads (a watch cache); `None`: read from the API server.
     pub workloads: Option<Arc<WorkloadCache>>,
+    /// The cluster's analysis templates (watch caches); `None`: read from the API server.
+    pub templates: Option<super::analyze::TemplateStores>,
     /// The cluster's HorizontalPodAutoscalers (a watch cache), to report one that scales a
     /// target Deployment instead of its Rollout; `None`: not watched.
     pub autoscalers: Option<Store<HorizontalPodAutoscaler>>,
@@ -73,6 +75,7 @@ impl Context {
             annotations: None,
             notifier: crate::notify::Notifier::default(),
             workloads: None,
+            templates: None,
             autoscalers: None,
         }
     }

@@ -26,7 +26,7 @@ use crate::annotations::{AnnotationMetrics, AnnotationSink, Grafana, GrafanaConf
 use crate::crd::{AnalysisTemplate, ClusterAnalysisTemplate, Rollout};
 use crate::metrics::prometheus::Prometheus;
 
-use super::analyze::PrometheusWindows;
+use super::analyze::{PrometheusWindows, TemplateStores};
 use super::error::ReconcileError;
 use super::events::EventWriter;
 use super::kube_requests::KubeRequests;
@@ -228,15 +228,24 @@ pub async fn run(config: ControllerConfig) -> Result<(), RunError> {
             addr: config.listen,
             source,
         })?;
-    // The judge over HTTP with the cluster's templates (watch caches of both kinds).
-    let gate = config.gate.map(|prometheus| {
+    // The cluster's templates (watch caches of both kinds): what the analyses read, and the
+    // judge over HTTP serves.
+    let templates = {
         let (namespaced, writer) = reflector::store::<AnalysisTemplate>();
         spawn_reflector(writer, config.shard.api::<AnalysisTemplate>(&client));
         let (cluster, writer) = reflector::store::<ClusterAnalysisTemplate>();
         spawn_reflector(writer, Api::<ClusterAnalysisTemplate>::all(client.clone()));
+        TemplateStores {
+            namespaced,
+            cluster,
+        }
+    };
+    let gate = config.gate.map(|prometheus| {
         crate::gate::serve::with_limits(
             crate::gate::router(Arc::new(crate::gate::GateState::cluster(
-                namespaced, cluster, prometheus,
+                templates.namespaced.clone(),
+                templates.cluster.clone(),
+                prometheus,
             ))),
             crate::gate::serve::ServeLimits::default(),
         )
@@ -319,6 +328,7 @@ pub async fn run(config: ControllerConfig) -> Result<(), RunError> {
             notifier,
             autoscalers: Some(autoscalers),
             workloads: Some(workloads),
+            templates: Some(templates),
             ..Context::new(
                 client.clone(),
                 Arc::new(PrometheusWindows(config.prometheus)),
@@ -584,14 +594,17 @@ where
 {
     let kind = K::kind(&()).to_string();
     tokio::spawn(
-        reflector(writer, watcher(api, watcher::Config::default()))
-            .default_backoff()
-            .for_each(move |event| {
-                if let Err(e) = &event {
-                    tracing::warn!(kind = %kind, error = e as &dyn std::error::Error, "watch cache");
-                }
-                async {}
-            }),
+        reflector(
+            writer,
+            watcher(api, watcher::Config::default()).modify(|o| o.managed_fields_mut().clear()),
+        )
+        .default_backoff()
+        .for_each(move |event| {
+            if let Err(e) = &event {
+                tracing::warn!(kind = %kind, error = e as &dyn std::error::Error, "watch cache");
+            }
+            async {}
+        }),
     );
 }
 
