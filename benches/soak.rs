@@ -7,8 +7,9 @@
 //!
 //! For each N it starts a fresh API server and etcd, applies `deploy/crds/`, and creates N
 //! namespaces `soak-<i>`, each with a Deployment `app` (2 replicas), an AnalysisTemplate `http`
-//! (the error-rate and latency comparison of `generic-http`, 10 s interval) and a Rollout `app`
-//! (replica ratio; steps 10 % → 30 s → 50 % → 30 s, every step gated by the template). Then it
+//! (the error-rate and latency comparison of `generic-http`, its 1m interval unless
+//! `SOAK_INTERVAL` says otherwise) and a Rollout `app` (replica ratio; steps 10 % → two intervals
+//! → 50 % → two intervals, every step gated by the template). Then it
 //! starts the controller as a user runs it (release binary, leader election on a Lease, the
 //! gate served, logs at info to a file), waits until every Rollout is adopted, and soaks: every
 //! minute it changes the image of every 10th Deployment (a different tenth each minute, so each
@@ -19,11 +20,12 @@
 //! There is no kubelet or Deployment controller: a watch in this process on every Deployment
 //! writes what they would (`status`: every pod updated, ready and available on the current
 //! generation). The fake Prometheus answers the template's range queries from the query's own
-//! `service` label: 900 stable and 100 canary requests per 10 s interval, 1 % errors on both —
+//! `service` label: 90 stable and 10 canary requests per second, 1 % errors on both —
 //! except the Rollouts `soak-<i>` with `(i / 10) % 5 == 0` (a fifth of each minute's changes), whose
 //! canary serves 30 % errors and is rolled back. It records every query's window: an analysed Rollout that is judged every
 //! interval asks for one interval at a time, and one the controller got to late asks for more —
-//! the "starved" count is the queries whose window spans more than 3 intervals.
+//! the "starved" count is the queries whose window spans more than 2 intervals (a whole interval
+//! went by unjudged).
 //!
 //! # What it prints
 //!
@@ -46,8 +48,9 @@
 //! Environment: `SOAK_N` (comma list, default `1000,3000,10000`), `SOAK_MINUTES` (comma list,
 //! one per N or one for all; default `10,10,30`), `SOAK_CONCURRENCY` (the controller's
 //! `--concurrency`, default its own), `SOAK_LOG` (the controller's log file, default a temp
-//! file). Needs the kube-apiserver that `scripts/kube-apiserver-build` caches and `etcd`
-//! (`scripts/test` installs both).
+//! file), `SOAK_INTERVAL` (the template's interval in seconds, default 60). Needs the
+//! kube-apiserver that `scripts/kube-apiserver-build` caches and `etcd` (`scripts/test` installs
+//! both).
 
 #[allow(dead_code)]
 #[path = "../tests/support/apiserver.rs"]
@@ -68,8 +71,15 @@ use kube::{Client, ResourceExt};
 use serde_json::json;
 
 const BIN: &str = env!("CARGO_BIN_EXE_canary-gate");
-/// The template's interval, seconds.
-const INTERVAL: f64 = 10.0;
+/// The template's interval, seconds (`SOAK_INTERVAL`, default 60: the shipped templates' 1m);
+/// each step pauses two intervals.
+static INTERVAL: std::sync::LazyLock<f64> = std::sync::LazyLock::new(|| {
+    std::env::var("SOAK_INTERVAL")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|v: &f64| *v >= 1.0)
+        .unwrap_or(60.0)
+});
 /// Parallel requests of this harness (creating objects, changing images, the fake kubelet).
 const PARALLEL: usize = 24;
 
@@ -357,7 +367,7 @@ fn template() -> serde_json::Value {
         "spec": {
             "args": [{"name": "service"}],
             "versionLabel": "version",
-            "interval": "10s",
+            "interval": format!("{}s", *INTERVAL),
             "alpha": 0.01,
             "policy": {"holdBudget": "5m", "onInconclusive": "pause"},
             "metrics": [
@@ -392,7 +402,8 @@ fn rollout(namespace: &str) -> serde_json::Value {
             "targetRef": {"name": "app"},
             "strategy": {"canary": {
                 "analysis": {"templates": [{"templateName": "http"}], "args": [{"name": "service", "value": namespace}]},
-                "steps": [{"setWeight": 10}, {"pause": {"duration": "30s"}}, {"setWeight": 50}, {"pause": {"duration": "30s"}}]
+                "steps": [{"setWeight": 10}, {"pause": {"duration": format!("{}s", 2.0 * *INTERVAL)}},
+                          {"setWeight": 50}, {"pause": {"duration": format!("{}s", 2.0 * *INTERVAL)}}]
             }}
         }
     })
@@ -635,7 +646,9 @@ fn answer(state: &PromState, body: &str) -> axum::Json<serde_json::Value> {
     let (start, end, step) = (number("start"), number("end"), number("step").max(1.0));
     state.queries.fetch_add(1, Ordering::Relaxed);
     let window = end - start + step;
-    if window > 3.0 * INTERVAL + 1e-6 {
+    // Judged every interval, a window holds one interval (two when the reconcile came a moment
+    // after the boundary); more means a whole interval went by unjudged.
+    if window > 2.0 * *INTERVAL + 1e-6 {
         state.starved.fetch_add(1, Ordering::Relaxed);
     }
     state.windows.lock().expect("windows").push(window);
@@ -654,8 +667,8 @@ fn answer(state: &PromState, body: &str) -> axum::Json<serde_json::Value> {
         .map(|k| start + k as f64 * step)
         .take_while(|t| *t <= end + 1e-9)
         .collect();
-    let per_interval = step / INTERVAL;
-    let requests = |canary: bool| if canary { 100.0 } else { 900.0 } * per_interval;
+    // Per second: 90 stable, 10 canary requests.
+    let requests = |canary: bool| if canary { 10.0 } else { 90.0 } * step;
     let series = |labels: serde_json::Value, value: &dyn Fn(f64) -> f64| json!({"metric": labels, "values": times.iter().map(|t| json!([t, format!("{}", value(*t))])).collect::<Vec<_>>()});
     let mut result = Vec::new();
     for (version, canary) in [("stable", false), ("canary", true)] {
@@ -678,7 +691,7 @@ fn answer(state: &PromState, body: &str) -> axum::Json<serde_json::Value> {
             let n = requests(canary);
             result.push(series(json!({"version": version}), &move |t| {
                 // 1 % ± one error, varying by interval, so the judge sees noise.
-                let wobble = ((t / INTERVAL) as i64 % 3 - 1) as f64;
+                let wobble = ((t / *INTERVAL) as i64 % 3 - 1) as f64;
                 (n * rate + wobble).max(0.0).round()
             }));
         } else {
