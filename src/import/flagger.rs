@@ -497,6 +497,7 @@ fn canary(
         progress_deadline: None,
         on_progress_deadline: None,
         notifications: Vec::new(),
+        hooks: None,
     };
     spec.notifications = alerts(doc, report);
     if let Some(s) = int(doc.get("spec.progressDeadlineSeconds")) {
