@@ -294,9 +294,12 @@ fn hook_field(spec: &RolloutSpec, kind: HookKind, name: &str) -> String {
     format!("{}.name", position.unwrap_or_else(|| "spec.hooks".into()))
 }
 
-/// Checks a webhook at `field` (`default`: its name when none is given); returns it and what
-/// its failure does.
-fn webhook(
+/// Checks a webhook of `kind` at `field` (`default`: its name when none is given); returns it
+/// and what its failure does.
+///
+/// # Errors
+/// The first problem, with the field and the fix.
+pub fn webhook(
     field: &str,
     w: &Webhook,
     kind: HookKind,
