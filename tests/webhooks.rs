@@ -415,3 +415,73 @@ async fn a_new_controller_never_calls_a_passed_webhook_again_and_retries_an_atte
     assert_eq!(reasons(&notes), ["HookPassed", "Promoting"]);
     assert_eq!(next.hooks[0].attempts, 2);
 }
+
+/// The fenced blocks of `lang` in the README's webhooks section.
+fn readme_blocks(lang: &str) -> Vec<String> {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md");
+    let start = readme.find("### Webhooks").expect("the section");
+    let section = &readme[start..];
+    let section = &section[..section[4..].find("\n## ").map_or(section.len(), |e| e + 4)];
+    let fence = format!("```{lang}\n");
+    section
+        .split(fence.as_str())
+        .skip(1)
+        .map(|b| b[..b.find("```").expect("a closing fence")].to_string())
+        .collect()
+}
+
+/// The keys of `value`'s objects, nested, as paths.
+fn shape(value: &Value, at: &str, out: &mut Vec<String>) {
+    if let Value::Object(map) = value {
+        for (k, v) in map {
+            let path = format!("{at}.{k}");
+            shape(v, &path, out);
+            out.push(path);
+        }
+    }
+    out.sort();
+}
+
+#[test]
+fn the_readmes_rollout_and_payload_are_what_the_code_reads_and_sends() {
+    let yaml = readme_blocks("yaml");
+    let snippet: Value = serde_saphyr::from_str(&yaml[0]).expect("the README's Rollout snippet");
+    let example: Value = serde_saphyr::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/examples/rollouts/webhooks.yaml"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    for part in ["/spec/strategy/canary/steps", "/spec/hooks"] {
+        assert_eq!(
+            snippet.pointer(part),
+            example.pointer(part),
+            "the README shows {part} of examples/rollouts/webhooks.yaml"
+        );
+    }
+    let json = readme_blocks("json");
+    let written: Value = serde_json::from_str(&json[0]).expect("the README's payload is JSON");
+    let rollout = rollout("http://smoke.shop/", json!({}));
+    let validated = validate(&rollout.spec).unwrap();
+    let def = validated.hook(HookKind::Step, "smoke").unwrap();
+    let run = canary_gate::rollout::lifecycle::HookRun {
+        key: smoke(),
+        phase: canary_gate::rollout::lifecycle::HookPhase::Pending,
+        attempts: 0,
+        answer: None,
+        started_at: None,
+        next_attempt_at: None,
+        finished_at: None,
+    };
+    let sent = canary_gate::controller::hooks::payload(&rollout, &rolling(), def, &run, 1, T0);
+    let (mut theirs, mut ours) = (Vec::new(), Vec::new());
+    shape(&written, "", &mut theirs);
+    shape(&sent, "", &mut ours);
+    // The README's metadata is its example's; the rest is every field, no other.
+    theirs.retain(|p| !p.starts_with(".metadata."));
+    ours.retain(|p| !p.starts_with(".metadata."));
+    assert_eq!(theirs, ours);
+}
