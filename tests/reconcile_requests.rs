@@ -1668,6 +1668,16 @@ fn webhook_steps(url: &str) -> Value {
             {"setWeight": 50}, {"pause": {"duration": "2m"}}]}}})
 }
 
+/// The `Hooks` condition of a status as written: status, reason, message.
+fn hooks_condition(status: &Value) -> (&str, &str, &str) {
+    let c = status["conditions"]
+        .as_array()
+        .and_then(|all| all.iter().find(|c| c["type"] == "Hooks"))
+        .expect("the Hooks condition");
+    let text = |k: &str| c[k].as_str().unwrap_or_default();
+    (text("status"), text("reason"), text("message"))
+}
+
 /// At the webhook step since T0 (10 % in force), its webhook due since then.
 fn at_webhook_step() -> Value {
     let mut status = rolling(0, "2025-11-23T00:00:00Z", "Progressing");
@@ -1711,19 +1721,9 @@ async fn a_webhook_step_that_passes_completes_the_step_and_the_rollout_advances(
                                 "phase": "Passed", "attempts": 1, "lastAnswer": "answered 200",
                                 "startedAt": "2025-11-23T00:05:00Z", "finishedAt": "2025-11-23T00:05:00Z"}])
                         );
-                        let hooks = s["conditions"]
-                            .as_array()
-                            .unwrap()
-                            .iter()
-                            .find(|c| c["type"] == "Hooks")
-                            .unwrap();
                         assert_eq!(
-                            (&hooks["status"], &hooks["reason"], &hooks["message"]),
-                            (
-                                &json!("True"),
-                                &json!("HooksPassed"),
-                                &json!("smoke (step 0): answered 200")
-                            )
+                            hooks_condition(s),
+                            ("True", "HooksPassed", "smoke (step 0): answered 200")
                         );
                     },
                     serde_json::to_value(&rollout).unwrap(),
@@ -1805,13 +1805,8 @@ async fn a_webhook_step_that_fails_rolls_the_rollout_back() {
                         assert_eq!(s["message"], message.as_str());
                         assert_eq!(s["hooks"][0]["phase"], "Failed");
                         assert_eq!(s["hooks"][0]["attempts"], 1);
-                        let hooks = s["conditions"]
-                            .as_array()
-                            .unwrap()
-                            .iter()
-                            .find(|c| c["type"] == "Hooks")
-                            .unwrap();
-                        assert_eq!((&hooks["status"], &hooks["reason"]), (&json!("False"), &json!("HookFailed")));
+                        let (status, reason, _) = hooks_condition(s);
+                        assert_eq!((status, reason), ("False", "HookFailed"));
                     },
                     serde_json::to_value(&rollout).unwrap(),
                 ),

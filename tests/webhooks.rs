@@ -416,21 +416,6 @@ async fn a_new_controller_never_calls_a_passed_webhook_again_and_retries_an_atte
     assert_eq!(next.hooks[0].attempts, 2);
 }
 
-/// The fenced blocks of `lang` in the README's webhooks section.
-fn readme_blocks(lang: &str) -> Vec<String> {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
-        .expect("README.md");
-    let start = readme.find("### Webhooks").expect("the section");
-    let section = &readme[start..];
-    let section = &section[..section[4..].find("\n## ").map_or(section.len(), |e| e + 4)];
-    let fence = format!("```{lang}\n");
-    section
-        .split(fence.as_str())
-        .skip(1)
-        .map(|b| b[..b.find("```").expect("a closing fence")].to_string())
-        .collect()
-}
-
 /// The keys of `value`'s objects, nested, as paths.
 fn shape(value: &Value, at: &str, out: &mut Vec<String>) {
     if let Value::Object(map) = value {
@@ -445,7 +430,7 @@ fn shape(value: &Value, at: &str, out: &mut Vec<String>) {
 
 #[test]
 fn the_readmes_rollout_and_payload_are_what_the_code_reads_and_sends() {
-    let yaml = readme_blocks("yaml");
+    let yaml = support::readme_blocks("### Webhooks", "yaml");
     let snippet: Value = serde_saphyr::from_str(&yaml[0]).expect("the README's Rollout snippet");
     let example: Value = serde_saphyr::from_str(
         &std::fs::read_to_string(concat!(
@@ -462,7 +447,7 @@ fn the_readmes_rollout_and_payload_are_what_the_code_reads_and_sends() {
             "the README shows {part} of examples/rollouts/webhooks.yaml"
         );
     }
-    let json = readme_blocks("json");
+    let json = support::readme_blocks("### Webhooks", "json");
     let written: Value = serde_json::from_str(&json[0]).expect("the README's payload is JSON");
     let rollout = rollout("http://smoke.shop/", json!({}));
     let validated = validate(&rollout.spec).unwrap();

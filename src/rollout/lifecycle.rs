@@ -12,7 +12,11 @@
 //! Progressing      a `pause: {}` step                                Paused until `promote`
 //! a live phase     the judge, a progress deadline or an outage       RolledBack until `retry`
 //! a live phase     `abort`                                           Aborted until `retry`
-//! the last step    the judge promotes, or `promote --full`           Promoting, then Healthy
+//! Progressing      a webhook step's webhook has not passed yet       Progressing: the step holds
+//! a live phase     a webhook fails for good (its `onFailure`)        RolledBack, or Paused until `promote`
+//! the last step    the judge promotes, or `promote --full`           Promoting, then Healthy —
+//!                                                                    after the prePromotion webhooks
+//! Promoting        the stable workload runs the new revision         Healthy; postPromotion webhooks run
 //! a live phase     the target back on the stable revision            Healthy: canary dropped
 //! ```
 //!
