@@ -14,6 +14,7 @@ use canary_gate::controller::availability::Availability;
 use canary_gate::controller::decide::{Note, Observed, decide};
 use canary_gate::controller::hooks::{HookRunner, delivery_id, hooks};
 use canary_gate::controller::reconcile::Context;
+use canary_gate::controller::telemetry::ControllerMetrics;
 use canary_gate::controller::validate::{ValidatedRollout, validate};
 use canary_gate::crd::Rollout;
 use canary_gate::crd::rollout::{HookPhase, RolloutPhase, RolloutStatus};
@@ -63,6 +64,7 @@ struct Harness {
     ctx: Arc<Context>,
     rollout: Rollout,
     validated: ValidatedRollout,
+    registry: prometheus_client::registry::Registry,
 }
 
 impl Harness {
@@ -77,12 +79,22 @@ impl Harness {
             clock,
         );
         ctx.hooks = HookRunner::new(inline);
+        let mut registry = prometheus_client::registry::Registry::default();
+        ctx.telemetry = Some(ControllerMetrics::register(&mut registry));
         let validated = validate(&rollout.spec).expect("a valid spec");
         Self {
             ctx: Arc::new(ctx),
             rollout,
             validated,
+            registry,
         }
+    }
+
+    /// The controller's own metrics as `/metrics` serves them.
+    fn metrics(&self) -> String {
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &self.registry).unwrap();
+        text
     }
 
     /// One pass at `now`: the hooks stage, then *decide*; the status to go on from, the Events
@@ -267,6 +279,13 @@ async fn a_500_is_tried_again_after_the_backoff_and_then_passes() {
             .ends_with("passed: answered 200 (attempt 2)")
     );
     assert_eq!(status.hooks[0].attempts, 2);
+    let metrics = h.metrics();
+    for line in [
+        "canary_gate_webhook_attempts_total{kind=\"step\",result=\"retrying\"} 1",
+        "canary_gate_webhook_attempts_total{kind=\"step\",result=\"passed\"} 1",
+    ] {
+        assert!(metrics.contains(line), "{metrics}");
+    }
 }
 
 #[tokio::test]

@@ -30,6 +30,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use kube::ResourceExt;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::{Value, json};
 use tokio::sync::{Semaphore, watch};
@@ -43,6 +45,7 @@ use crate::traffic::workload::{self, Role};
 
 use super::reconcile::Context;
 use super::status::state_of;
+use super::telemetry::WebhookLabel;
 use super::validate::{HookDef, MAX_HOOK_TIMEOUT};
 
 /// The payload's schema.
@@ -168,8 +171,8 @@ impl HookRunner {
         &self,
         key: SlotKey,
         def: &HookDef,
-        body: Vec<u8>,
-        headers: HeaderMap,
+        (body, headers): (Vec<u8>, HeaderMap),
+        counted: Option<Family<WebhookLabel, Counter>>,
         now: f64,
     ) -> Option<watch::Receiver<Option<HookOutcome>>> {
         let permit = self.permits.clone().try_acquire_owned().ok()?;
@@ -189,6 +192,19 @@ impl HookRunner {
                 Err(e) => Err(e),
             };
             let outcome = outcome(result, &def, attempt);
+            if let Some(family) = counted {
+                let result = match (outcome.passed, outcome.retry_in) {
+                    (true, _) => "passed",
+                    (false, Some(_)) => "retrying",
+                    (false, None) => "failed",
+                };
+                family
+                    .get_or_create(&WebhookLabel {
+                        kind: def.kind.as_str().into(),
+                        result: result.into(),
+                    })
+                    .inc();
+            }
             tracing::info!(
                 rollout = %rollout,
                 hook = %def.name,
@@ -426,7 +442,8 @@ pub async fn hooks(
                 let body = payload(rollout, status, def, run, attempt, now);
                 let body = serde_json::to_vec(&body).unwrap_or_default();
                 let headers = headers(def, &delivery_id(rollout, &run.key), attempt);
-                match runner.start(slot, def, body, headers, now) {
+                let counted = ctx.telemetry.as_ref().map(|t| t.webhook_attempts.clone());
+                match runner.start(slot, def, (body, headers), counted, now) {
                     Some(answer) => {
                         events.push(HookEvent::Started {
                             key: run.key.clone(),

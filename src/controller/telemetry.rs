@@ -20,6 +20,15 @@ pub struct DecisionLabel {
     pub decision: String,
 }
 
+/// Label of a webhook attempt.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WebhookLabel {
+    /// `step`, `prePromotion` or `postPromotion`.
+    pub kind: String,
+    /// `passed`, `retrying` (failed, another attempt follows) or `failed` (for good).
+    pub result: String,
+}
+
 /// Counters and timings of reconciles.
 #[derive(Clone)]
 pub struct ControllerMetrics {
@@ -33,6 +42,8 @@ pub struct ControllerMetrics {
     pub duration: Histogram,
     /// Seconds spent reading metrics and judging, per reconcile that analysed.
     pub analysis: Histogram,
+    /// Webhook attempts that ended, by kind and result.
+    pub webhook_attempts: Family<WebhookLabel, Counter>,
 }
 
 impl ControllerMetrics {
@@ -44,6 +55,7 @@ impl ControllerMetrics {
             decisions: Family::default(),
             duration: Histogram::new(exponential_buckets(0.005, 2.0, 12)),
             analysis: Histogram::new(exponential_buckets(0.005, 2.0, 12)),
+            webhook_attempts: Family::default(),
         };
         let r = registry.sub_registry_with_prefix("canary_gate");
         r.register("reconciles", "Reconciles run", m.reconciles.clone());
@@ -66,6 +78,11 @@ impl ControllerMetrics {
             "analysis_duration_seconds",
             "Seconds reading metrics and judging, per reconcile that analysed",
             m.analysis.clone(),
+        );
+        r.register(
+            "webhook_attempts",
+            "Webhook attempts that ended, by kind and result",
+            m.webhook_attempts.clone(),
         );
         m
     }
