@@ -391,6 +391,10 @@ pub async fn hooks(
     acting: bool,
     now: f64,
 ) -> Vec<HookEvent> {
+    if status.hooks.is_empty() && validated.hooks.is_empty() {
+        // No webhook: nothing to call or to forget (the common reconcile).
+        return Vec::new();
+    }
     let runner = &ctx.hooks;
     let state = state_of(status);
     let id = rollout_id(rollout);
