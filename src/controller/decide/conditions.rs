@@ -274,7 +274,7 @@ pub(super) fn set_hooks_condition(
     state: &State,
     now: f64,
 ) {
-    if let Some((passed, reason, message)) = hooks::summary(plan, &state.hooks) {
+    if let Some((passed, reason, message)) = hooks::summary(plan, state) {
         set_condition(
             &mut status.conditions,
             HOOKS_CONDITION,

@@ -641,9 +641,25 @@ pub(super) fn after(plan: &HookPlan, decided: &mut Decided, now: f64) {
 /// waits a little for each attempt it starts, so a quick answer is taken at once).
 pub const RUNNING_POLL_MAX: f64 = 15.0;
 
-/// What the `Hooks` condition says of `runs`: a failure first (the newest), then a webhook
-/// under way, else every one passed. `None` without runs. Returns (passed, reason, message).
-pub fn summary(plan: &HookPlan, runs: &[HookRun]) -> Option<(bool, &'static str, String)> {
+/// What the `Hooks` condition says of the runs of the revision that matters now — the canary's
+/// (rolling out, or rolled back or aborted), else the stable's: a failure first (the newest),
+/// then a webhook under way, else every one passed. `None` without runs. Returns (passed,
+/// reason, message).
+pub fn summary(plan: &HookPlan, state: &State) -> Option<(bool, &'static str, String)> {
+    let focus = state
+        .canary_revision
+        .as_ref()
+        .or(state.stable_revision.as_ref());
+    let runs: Vec<HookRun> = state
+        .hooks
+        .iter()
+        .filter(|r| Some(&r.key.revision) == focus)
+        .cloned()
+        .collect();
+    summarize(plan, &runs)
+}
+
+fn summarize(plan: &HookPlan, runs: &[HookRun]) -> Option<(bool, &'static str, String)> {
     let newest = |phase: HookPhase| {
         runs.iter().filter(|r| r.phase == phase).max_by(|a, b| {
             a.finished_at

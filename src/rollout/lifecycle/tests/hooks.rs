@@ -512,7 +512,7 @@ fn post_promotion_webhooks_run_in_order_after_the_promotion_and_a_failure_is_onl
     assert_eq!(d.state.hooks.len(), 3);
     assert!(due(&d.state, "v2", false, T0 + 1e6).is_empty());
     // The condition: the failure first.
-    let (ok, reason, _) = summary(&spec.hooks, &d.state.hooks).unwrap();
+    let (ok, reason, _) = summary(&spec.hooks, &d.state).unwrap();
     assert_eq!((ok, reason), (false, "HookFailed"));
 }
 
@@ -643,12 +643,16 @@ fn a_new_revision_drops_the_old_canarys_webhooks_and_keeps_the_stables_post_prom
 #[test]
 fn the_hooks_condition_says_a_failure_first_then_one_under_way_then_what_passed() {
     let spec = hooked(OnFailure::Rollback);
-    assert_eq!(summary(&spec.hooks, &[]), None);
+    let of = |hooks: Vec<HookRun>| State {
+        hooks,
+        ..rolling(1, T0 + 60.0, Progressing)
+    };
+    assert_eq!(summary(&spec.hooks, &of(vec![])), None);
     let ok = run(smoke(), HookPhase::Passed, 1, Some("answered 200"));
     let running = run(pre("pre-a"), HookPhase::Running, 2, Some("answered 503: x"));
     let bad = run(pre("pre-b"), HookPhase::Failed, 1, Some("answered 404: no"));
     assert_eq!(
-        summary(&spec.hooks, std::slice::from_ref(&ok)),
+        summary(&spec.hooks, &of(vec![ok.clone()])),
         Some((
             true,
             "HooksPassed",
@@ -656,7 +660,7 @@ fn the_hooks_condition_says_a_failure_first_then_one_under_way_then_what_passed(
         ))
     );
     assert_eq!(
-        summary(&spec.hooks, &[ok.clone(), running.clone()]),
+        summary(&spec.hooks, &of(vec![ok.clone(), running.clone()])),
         Some((
             false,
             "HookRunning",
@@ -664,7 +668,8 @@ fn the_hooks_condition_says_a_failure_first_then_one_under_way_then_what_passed(
                 .to_string()
         ))
     );
-    let (passed, reason, message) = summary(&spec.hooks, &[ok, running, bad]).unwrap();
+    let (passed, reason, message) =
+        summary(&spec.hooks, &of(vec![ok, running.clone(), bad])).unwrap();
     assert_eq!((passed, reason), (false, "HookFailed"));
     assert!(
         message.starts_with(
@@ -672,4 +677,19 @@ fn the_hooks_condition_says_a_failure_first_then_one_under_way_then_what_passed(
         ),
         "{message}"
     );
+    // The stable revision's failed post-promotion webhook does not hide the canary's own.
+    let old = run(
+        key(HookKind::PostPromotion, "post-a", "v1", None),
+        HookPhase::Failed,
+        1,
+        Some("answered 500: x"),
+    );
+    let (_, reason, _) = summary(&spec.hooks, &of(vec![old.clone(), running])).unwrap();
+    assert_eq!(reason, "HookRunning");
+    // Once nothing rolls out, the stable's runs are what the condition reports.
+    let healthy = State {
+        hooks: vec![old],
+        ..healthy()
+    };
+    assert_eq!(summary(&spec.hooks, &healthy).unwrap().1, "HookFailed");
 }
