@@ -7,6 +7,7 @@
 //! | validate the spec | [`validate`] | pure |
 //! | observe the target, workloads, action, pods | [`observe`] (with [`availability`]; its answer in [`observed`]) | I/O |
 //! | analyze: templates, metrics, the judge | [`analyze`] (with [`judge_memory`]; its answer in [`observed`]) | I/O |
+//! | hooks: call the webhooks that are due | [`hooks`] | I/O |
 //! | decide: the lifecycle mapped onto the status | [`decide`] (with [`status`]) | pure |
 //! | build the desired workloads and split | [`build`] | pure |
 //! | apply: write them, read back | [`apply`] | I/O |
@@ -24,6 +25,7 @@ pub mod decide;
 pub mod error;
 pub mod events;
 pub mod finalizer;
+pub mod hooks;
 pub mod judge_memory;
 pub mod kube_requests;
 pub mod leader;

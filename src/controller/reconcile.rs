@@ -1,7 +1,8 @@
 //! One reconcile, a short driver over named stages: finalizer → validate → observe → analyze →
-//! decide → build → apply → report → when to look again. Only observe, analyze, apply and report
-//! (and the finalizer) talk to the API server or the metrics; validate, decide (the lifecycle in
-//! `rollout::lifecycle` mapped onto the status) and build are pure.
+//! hooks → decide → build → apply → report → when to look again. Only observe, analyze, apply
+//! and report (and the finalizer) talk to the API server or the metrics, and hooks to the
+//! webhooks; validate, decide (the lifecycle in `rollout::lifecycle` mapped onto the status) and
+//! build are pure.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,6 +22,7 @@ use super::decide;
 use super::error::ReconcileError;
 use super::events::EventWriter;
 use super::finalizer;
+use super::hooks::{self, HookRunner};
 use super::judge_memory::JudgeMemory;
 use super::observe;
 use super::report;
@@ -59,6 +61,8 @@ pub struct Context {
     /// The cluster's HorizontalPodAutoscalers (a watch cache), to report one that scales a
     /// target Deployment instead of its Rollout; `None`: not watched.
     pub autoscalers: Option<Store<HorizontalPodAutoscaler>>,
+    /// The webhook attempts under way (or answered and not yet seen in a status).
+    pub hooks: HookRunner,
 }
 
 impl Context {
@@ -77,6 +81,7 @@ impl Context {
             workloads: None,
             templates: None,
             autoscalers: None,
+            hooks: HookRunner::default(),
         }
     }
 }
@@ -144,8 +149,21 @@ async fn reconcile_stages(
         return Ok(Some(MISSING_TARGET_RETRY));
     };
     let analysis = analyze(&ctx, &rollout, &validated, &status, &seen, now).await?;
+    let acting = seen.action.is_some();
+    let hook_events = hooks::hooks(
+        &ctx,
+        &rollout,
+        &validated,
+        &status,
+        &seen.revision,
+        acting,
+        now,
+    )
+    .await;
     let pods = observe::pods(&ctx, &rollout, &validated, &status, &seen, now).await?;
-    let decided = decide::decide(&validated, &status, &seen.observed(now, analysis, pods));
+    let mut observed = seen.observed(now, analysis, pods);
+    observed.hooks = hook_events;
+    let decided = decide::decide(&validated, &status, &observed);
 
     let source = build::stable_template(&validated, &decided.status, &seen, now);
     let template = observe::stable_template(&ctx.client, &seen.target, source).await?;

@@ -27,6 +27,15 @@ pub struct DecisionLabel {
     pub decision: String,
 }
 
+/// Label of a webhook attempt.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WebhookLabel {
+    /// `step`, `prePromotion` or `postPromotion`.
+    pub kind: String,
+    /// `passed`, `retrying` (failed, another attempt follows) or `failed` (for good).
+    pub result: String,
+}
+
 /// Counters and timings of reconciles.
 #[derive(Clone)]
 pub struct ControllerMetrics {
@@ -40,6 +49,8 @@ pub struct ControllerMetrics {
     pub duration: Histogram,
     /// Seconds spent reading metrics and judging, per reconcile that analysed.
     pub analysis: Histogram,
+    /// Webhook attempts that ended, by kind and result.
+    pub webhook_attempts: Family<WebhookLabel, Counter>,
     /// When each Rollout is due again.
     pub schedule: std::sync::Arc<Schedule>,
 }
@@ -108,6 +119,7 @@ impl ControllerMetrics {
             duration: Histogram::new(exponential_buckets(0.005, 2.0, 12)),
             analysis: Histogram::new(exponential_buckets(0.005, 2.0, 12)),
             schedule: std::sync::Arc::new(Schedule::new()),
+            webhook_attempts: Family::default(),
         };
         let r = registry.sub_registry_with_prefix("canary_gate");
         r.register("reconciles", "Reconciles run", m.reconciles.clone());
@@ -140,6 +152,11 @@ impl ControllerMetrics {
             "reconciles_overdue",
             "Rollouts whose timed reconcile is more than a second overdue and not started (the work queue's backlog)",
             m.schedule.overdue.clone(),
+        );
+        r.register(
+            "webhook_attempts",
+            "Webhook attempts that ended, by kind and result",
+            m.webhook_attempts.clone(),
         );
         m
     }
