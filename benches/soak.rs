@@ -7,8 +7,9 @@
 //!
 //! For each N it starts a fresh API server and etcd, applies `deploy/crds/`, and creates N
 //! namespaces `soak-<i>`, each with a Deployment `app` (2 replicas), an AnalysisTemplate `http`
-//! (the error-rate and latency comparison of `generic-http`, 10 s interval) and a Rollout `app`
-//! (replica ratio; steps 10 % → 30 s → 50 % → 30 s, every step gated by the template). Then it
+//! (the error-rate and latency comparison of `generic-http`, its 1m interval unless
+//! `SOAK_INTERVAL` says otherwise) and a Rollout `app` (replica ratio; steps 10 % → two intervals
+//! → 50 % → two intervals, every step gated by the template). Then it
 //! starts the controller as a user runs it (release binary, leader election on a Lease, the
 //! gate served, logs at info to a file), waits until every Rollout is adopted, and soaks: every
 //! minute it changes the image of every 10th Deployment (a different tenth each minute, so each
@@ -19,18 +20,20 @@
 //! There is no kubelet or Deployment controller: a watch in this process on every Deployment
 //! writes what they would (`status`: every pod updated, ready and available on the current
 //! generation). The fake Prometheus answers the template's range queries from the query's own
-//! `service` label: 900 stable and 100 canary requests per 10 s interval, 1 % errors on both —
+//! `service` label: 90 stable and 10 canary requests per second, 1 % errors on both —
 //! except the Rollouts `soak-<i>` with `(i / 10) % 5 == 0` (a fifth of each minute's changes), whose
 //! canary serves 30 % errors and is rolled back. It records every query's window: an analysed Rollout that is judged every
 //! interval asks for one interval at a time, and one the controller got to late asks for more —
-//! the "starved" count is the queries whose window spans more than 3 intervals.
+//! the "starved" count is the queries whose window spans more than 2 intervals (a whole interval
+//! went by unjudged).
 //!
 //! # What it prints
 //!
 //! Every 10 s: the controller's VmRSS and VmHWM, its CPU use (share of one core), reconciles/s
 //! and API requests per reconcile (both from its `/metrics`; requests are counted under the kube
 //! client by verb, watches apart), watches started (the first ones are the initial watches;
-//! more are restarts), Prometheus queries/s and starved queries, and the API server's and etcd's
+//! more are restarts), the work queue's backlog (Rollouts whose timed reconcile is overdue) and
+//! the mean lag of timed reconciles that started late, Prometheus queries/s and starved queries, and the API server's and etcd's
 //! RSS. At the end of each N: steady-state figures over the soak (last third vs middle third of
 //! RSS samples, requests per reconcile overall and for healthy Rollouts, reconcile rate, the
 //! Rollouts' phases) against the targets.
@@ -45,8 +48,9 @@
 //! Environment: `SOAK_N` (comma list, default `1000,3000,10000`), `SOAK_MINUTES` (comma list,
 //! one per N or one for all; default `10,10,30`), `SOAK_CONCURRENCY` (the controller's
 //! `--concurrency`, default its own), `SOAK_LOG` (the controller's log file, default a temp
-//! file). Needs the kube-apiserver that `scripts/kube-apiserver-build` caches and `etcd`
-//! (`scripts/test` installs both).
+//! file), `SOAK_INTERVAL` (the template's interval in seconds, default 60). Needs the
+//! kube-apiserver that `scripts/kube-apiserver-build` caches and `etcd` (`scripts/test` installs
+//! both).
 
 #[allow(dead_code)]
 #[path = "../tests/support/apiserver.rs"]
@@ -67,8 +71,15 @@ use kube::{Client, ResourceExt};
 use serde_json::json;
 
 const BIN: &str = env!("CARGO_BIN_EXE_canary-gate");
-/// The template's interval, seconds.
-const INTERVAL: f64 = 10.0;
+/// The template's interval, seconds (`SOAK_INTERVAL`, default 60: the shipped templates' 1m);
+/// each step pauses two intervals.
+static INTERVAL: std::sync::LazyLock<f64> = std::sync::LazyLock::new(|| {
+    std::env::var("SOAK_INTERVAL")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|v: &f64| *v >= 1.0)
+        .unwrap_or(60.0)
+});
 /// Parallel requests of this harness (creating objects, changing images, the fake kubelet).
 const PARALLEL: usize = 24;
 
@@ -92,7 +103,7 @@ fn main() {
         "\n== soak summary (targets at N = 10 000: RSS < 256 MiB and flat within 5 %, no starved query, ≤ 2 API requests per healthy reconcile)"
     );
     println!(
-        "{:>6} {:>5} {:>9} {:>10} {:>10} {:>8} {:>11} {:>11} {:>10} {:>9} {:>8} {:>8} {:>10} {:>10}",
+        "{:>6} {:>5} {:>9} {:>10} {:>10} {:>8} {:>11} {:>11} {:>10} {:>9} {:>8} {:>8} {:>8} {:>10} {:>10}",
         "N",
         "min",
         "adopt s",
@@ -104,13 +115,14 @@ fn main() {
         "rec/s",
         "CPU %",
         "starved",
+        "overdue",
         "watches",
         "apisrv MiB",
         "etcd MiB"
     );
     for s in &summaries {
         println!(
-            "{:>6} {:>5} {:>9.0} {:>10.1} {:>10.1} {:>+8.1} {:>11.2} {:>11.2} {:>10.1} {:>9.0} {:>8} {:>8} {:>10.0} {:>10.0}",
+            "{:>6} {:>5} {:>9.0} {:>10.1} {:>10.1} {:>+8.1} {:>11.2} {:>11.2} {:>10.1} {:>9.0} {:>8} {:>8.0} {:>8} {:>10.0} {:>10.0}",
             s.n,
             s.minutes,
             s.adoption_seconds,
@@ -122,6 +134,7 @@ fn main() {
             s.reconciles_per_second,
             s.cpu_percent,
             s.starved,
+            s.max_overdue,
             s.watches,
             s.apiserver_mib,
             s.etcd_mib
@@ -129,8 +142,16 @@ fn main() {
     }
     for s in &summaries {
         println!(
-            "N = {}: phases at the end {:?}; queries {} (window p50 {:.0} s, p99 {:.0} s, max {:.0} s)",
-            s.n, s.phases, s.queries, s.window_p50, s.window_p99, s.window_max
+            "N = {}: phases at the end {:?}; queries {} (window p50 {:.0} s, p99 {:.0} s, max {:.0} s); a Rollout's JSON {:.1} KiB as stored, {:.1} KiB without managedFields, of which its decision record {:.1} KiB",
+            s.n,
+            s.phases,
+            s.queries,
+            s.window_p50,
+            s.window_p99,
+            s.window_max,
+            s.sizes.0 / 1024.0,
+            s.sizes.1 / 1024.0,
+            s.sizes.2 / 1024.0
         );
     }
 }
@@ -160,10 +181,13 @@ struct Summary {
     reconciles_per_second: f64,
     cpu_percent: f64,
     starved: u64,
+    max_overdue: f64,
     watches: u64,
     apiserver_mib: f64,
     etcd_mib: f64,
     phases: BTreeMap<String, usize>,
+    /// Mean JSON bytes of a Rollout: stored, without managedFields, its decision record.
+    sizes: (f64, f64, f64),
     queries: u64,
     window_p50: f64,
     window_p99: f64,
@@ -201,7 +225,7 @@ async fn run(n: usize, minutes: usize) -> Summary {
     let mut minute = 0usize;
     let mut healthy_window: Option<(Sample, Sample)> = None;
     println!(
-        "\nN = {n}: {:>5} {:>8} {:>8} {:>6} {:>7} {:>8} {:>7} {:>8} {:>8} {:>9} {:>8}",
+        "\nN = {n}: {:>5} {:>8} {:>8} {:>6} {:>7} {:>8} {:>7} {:>7} {:>7} {:>8} {:>8} {:>9} {:>8}",
         "t s",
         "RSS MiB",
         "HWM MiB",
@@ -209,6 +233,8 @@ async fn run(n: usize, minutes: usize) -> Summary {
         "rec/s",
         "req/rec",
         "watches",
+        "overdue",
+        "lag s",
         "prom q/s",
         "starved",
         "apisrv MiB",
@@ -236,6 +262,7 @@ async fn run(n: usize, minutes: usize) -> Summary {
         previous = now;
     }
     let phases = count_phases(&client).await;
+    let sizes = rollout_sizes(&client).await;
     let last = samples.last().cloned().unwrap_or_else(|| previous.clone());
     let first = samples.first().cloned().unwrap_or_else(|| previous.clone());
     controller.stop();
@@ -267,10 +294,12 @@ async fn run(n: usize, minutes: usize) -> Summary {
         cpu_percent: 100.0 * (last.cpu_seconds - first.cpu_seconds)
             / (last.at - first.at).max(1e-9),
         starved: last.starved,
+        max_overdue: samples.iter().map(|s| s.overdue).fold(0.0, f64::max),
         watches: last.watches,
         apiserver_mib: last.apiserver_kib as f64 / 1024.0,
         etcd_mib: last.etcd_kib as f64 / 1024.0,
         phases,
+        sizes,
         queries: last.queries,
         window_p50: quantile(&windows, 0.5),
         window_p99: quantile(&windows, 0.99),
@@ -338,7 +367,7 @@ fn template() -> serde_json::Value {
         "spec": {
             "args": [{"name": "service"}],
             "versionLabel": "version",
-            "interval": "10s",
+            "interval": format!("{}s", *INTERVAL),
             "alpha": 0.01,
             "policy": {"holdBudget": "5m", "onInconclusive": "pause"},
             "metrics": [
@@ -373,7 +402,8 @@ fn rollout(namespace: &str) -> serde_json::Value {
             "targetRef": {"name": "app"},
             "strategy": {"canary": {
                 "analysis": {"templates": [{"templateName": "http"}], "args": [{"name": "service", "value": namespace}]},
-                "steps": [{"setWeight": 10}, {"pause": {"duration": "30s"}}, {"setWeight": 50}, {"pause": {"duration": "30s"}}]
+                "steps": [{"setWeight": 10}, {"pause": {"duration": format!("{}s", 2.0 * *INTERVAL)}},
+                          {"setWeight": 50}, {"pause": {"duration": format!("{}s", 2.0 * *INTERVAL)}}]
             }}
         }
     })
@@ -418,6 +448,35 @@ async fn count_phases(client: &Client) -> BTreeMap<String, usize> {
             None => return phases,
         }
     }
+}
+
+/// Mean JSON size of a Rollout as stored, without its managedFields, and of its decision record
+/// (bytes): what the controller's Rollout cache holds, decoded.
+async fn rollout_sizes(client: &Client) -> (f64, f64, f64) {
+    let api: Api<canary_gate::crd::Rollout> = Api::all(client.clone());
+    let (mut whole, mut bare, mut decisions, mut n) = (0usize, 0usize, 0usize, 0usize);
+    let mut params = ListParams::default().limit(500);
+    loop {
+        let page = api.list(&params).await.expect("list Rollouts");
+        for r in &page.items {
+            whole += serde_json::to_vec(r).map_or(0, |v| v.len());
+            let mut r = r.clone();
+            r.metadata.managed_fields = None;
+            bare += serde_json::to_vec(&r).map_or(0, |v| v.len());
+            decisions += r
+                .status
+                .as_ref()
+                .and_then(|s| serde_json::to_vec(&s.decisions).ok())
+                .map_or(0, |v| v.len());
+            n += 1;
+        }
+        match page.metadata.continue_.filter(|c| !c.is_empty()) {
+            Some(token) => params = params.continue_token(&token),
+            None => break,
+        }
+    }
+    let n = n.max(1) as f64;
+    (whole as f64 / n, bare as f64 / n, decisions as f64 / n)
 }
 
 /// A new image on every 10th target Deployment (a different tenth each minute).
@@ -587,7 +646,9 @@ fn answer(state: &PromState, body: &str) -> axum::Json<serde_json::Value> {
     let (start, end, step) = (number("start"), number("end"), number("step").max(1.0));
     state.queries.fetch_add(1, Ordering::Relaxed);
     let window = end - start + step;
-    if window > 3.0 * INTERVAL + 1e-6 {
+    // Judged every interval, a window holds one interval (two when the reconcile came a moment
+    // after the boundary); more means a whole interval went by unjudged.
+    if window > 2.0 * *INTERVAL + 1e-6 {
         state.starved.fetch_add(1, Ordering::Relaxed);
     }
     state.windows.lock().expect("windows").push(window);
@@ -606,8 +667,8 @@ fn answer(state: &PromState, body: &str) -> axum::Json<serde_json::Value> {
         .map(|k| start + k as f64 * step)
         .take_while(|t| *t <= end + 1e-9)
         .collect();
-    let per_interval = step / INTERVAL;
-    let requests = |canary: bool| if canary { 100.0 } else { 900.0 } * per_interval;
+    // Per second: 90 stable, 10 canary requests.
+    let requests = |canary: bool| if canary { 10.0 } else { 90.0 } * step;
     let series = |labels: serde_json::Value, value: &dyn Fn(f64) -> f64| json!({"metric": labels, "values": times.iter().map(|t| json!([t, format!("{}", value(*t))])).collect::<Vec<_>>()});
     let mut result = Vec::new();
     for (version, canary) in [("stable", false), ("canary", true)] {
@@ -630,7 +691,7 @@ fn answer(state: &PromState, body: &str) -> axum::Json<serde_json::Value> {
             let n = requests(canary);
             result.push(series(json!({"version": version}), &move |t| {
                 // 1 % ± one error, varying by interval, so the judge sees noise.
-                let wobble = ((t / INTERVAL) as i64 % 3 - 1) as f64;
+                let wobble = ((t / *INTERVAL) as i64 % 3 - 1) as f64;
                 (n * rate + wobble).max(0.0).round()
             }));
         } else {
@@ -657,6 +718,11 @@ struct Sample {
     reconciles: f64,
     /// Requests other than watches, from the controller's `/metrics`.
     requests: f64,
+    /// Rollouts whose timed reconcile is overdue (the work queue's backlog).
+    overdue: f64,
+    /// Timed reconciles that started late, and their summed lag (seconds).
+    lag_count: f64,
+    lag_sum: f64,
     watches: u64,
     queries: u64,
     starved: u64,
@@ -676,13 +742,22 @@ impl Sample {
     fn line_since(&self, earlier: &Sample, t: f64) -> String {
         let dt = (self.at - earlier.at).max(1e-9);
         format!(
-            "{t:>5.0} {:>8.1} {:>8.1} {:>6.0} {:>7.1} {:>8.2} {:>7} {:>8.1} {:>8} {:>9.0} {:>8.0}",
+            "{t:>5.0} {:>8.1} {:>8.1} {:>6.0} {:>7.1} {:>8.2} {:>7} {:>7.0} {:>7.2} {:>8.1} {:>8} {:>9.0} {:>8.0}",
             self.rss_kib as f64 / 1024.0,
             self.hwm_kib as f64 / 1024.0,
             100.0 * (self.cpu_seconds - earlier.cpu_seconds) / dt,
             (self.reconciles - earlier.reconciles) / dt,
             self.requests_per_reconcile_since(earlier),
             self.watches,
+            self.overdue,
+            {
+                let n = self.lag_count - earlier.lag_count;
+                if n > 0.0 {
+                    (self.lag_sum - earlier.lag_sum) / n
+                } else {
+                    0.0
+                }
+            },
             (self.queries - earlier.queries) as f64 / dt,
             self.starved,
             self.apiserver_kib as f64 / 1024.0,
@@ -754,6 +829,7 @@ impl Controller {
         let mut reconciles = 0.0;
         let mut requests = 0.0;
         let mut watches = 0;
+        let (mut overdue, mut lag_count, mut lag_sum) = (0.0, 0.0, 0.0);
         for line in metrics.lines().filter(|l| !l.starts_with('#')) {
             let Some((name, value)) = line.rsplit_once(' ') else {
                 continue;
@@ -761,6 +837,12 @@ impl Controller {
             let value: f64 = value.parse().unwrap_or(0.0);
             if name == "canary_gate_reconciles_total" {
                 reconciles = value;
+            } else if name == "canary_gate_reconciles_overdue" {
+                overdue = value;
+            } else if name == "canary_gate_reconcile_lag_seconds_count" {
+                lag_count = value;
+            } else if name == "canary_gate_reconcile_lag_seconds_sum" {
+                lag_sum = value;
             } else if name.starts_with("canary_gate_kube_requests_total{") {
                 if name.contains("verb=\"watch\"") {
                     watches += value as u64;
@@ -778,6 +860,9 @@ impl Controller {
             cpu_seconds: cpu_seconds(pid),
             reconciles,
             requests,
+            overdue,
+            lag_count,
+            lag_sum,
             watches,
             queries: prometheus.state.queries.load(Ordering::Relaxed),
             starved: prometheus.state.starved.load(Ordering::Relaxed),

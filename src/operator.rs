@@ -306,6 +306,39 @@ pub fn render(rollout: &Rollout) -> String {
     if let Some(at) = &s.step_started_at {
         row(&mut out, "Step started:", at);
     }
+    if !s.hooks.is_empty() {
+        out.push_str("Webhooks:\n");
+        for h in &s.hooks {
+            let which = match (h.kind, h.step) {
+                (crate::crd::rollout::HookKind::Step, Some(step)) => format!("step {step}"),
+                (crate::crd::rollout::HookKind::PrePromotion, _) => "prePromotion".into(),
+                _ => "postPromotion".into(),
+            };
+            let when = match h.phase {
+                crate::crd::rollout::HookPhase::Pending => h
+                    .next_attempt_at
+                    .as_deref()
+                    .map_or(String::new(), |t| format!(", next attempt at {t}")),
+                crate::crd::rollout::HookPhase::Running => h
+                    .started_at
+                    .as_deref()
+                    .map_or(String::new(), |t| format!(", since {t}")),
+                _ => String::new(),
+            };
+            let _ = writeln!(
+                out,
+                "  {:<15}{:<15}{:<9}{} attempt{}{when}{}",
+                h.name,
+                which,
+                format!("{:?}", h.phase),
+                h.attempts,
+                if h.attempts == 1 { "" } else { "s" },
+                h.last_answer
+                    .as_deref()
+                    .map_or(String::new(), |a| format!(": {a}")),
+            );
+        }
+    }
     if !s.conditions.is_empty() {
         out.push_str("Conditions:\n");
         for c in &s.conditions {
@@ -462,6 +495,59 @@ mod tests {
         };
         assert!(check(Action::Undo, &promoted).is_ok());
         assert!(check(Action::Abort, &RolloutStatus::default()).is_err());
+    }
+
+    #[test]
+    fn get_lists_the_webhooks_with_their_last_answer() {
+        use crate::crd::rollout::{HookKind, HookPhase, HookStatus};
+        let mut rollout: Rollout = serde_json::from_value(serde_json::json!({
+            "apiVersion": "canarygate.dev/v1alpha1", "kind": "Rollout",
+            "metadata": {"name": "web", "namespace": "shop"},
+            "spec": {"targetRef": {"name": "web"}, "strategy": {"canary": {"steps": [
+                {"setWeight": 10}, {"webhook": {"name": "load-test", "url": "http://lt/"}}]}}}
+        }))
+        .unwrap();
+        let run = |name: &str, kind, step, phase, attempts, answer: Option<&str>| HookStatus {
+            name: name.into(),
+            kind,
+            revision: "v2".into(),
+            step,
+            phase,
+            attempts,
+            last_answer: answer.map(str::to_string),
+            started_at: None,
+            next_attempt_at: (phase == HookPhase::Pending)
+                .then(|| "2025-11-23T00:00:05Z".to_string()),
+            finished_at: None,
+        };
+        rollout.status = Some(RolloutStatus {
+            hooks: vec![
+                run(
+                    "load-test",
+                    HookKind::Step,
+                    Some(0),
+                    HookPhase::Passed,
+                    1,
+                    Some("answered 200"),
+                ),
+                run(
+                    "smoke",
+                    HookKind::PrePromotion,
+                    None,
+                    HookPhase::Pending,
+                    1,
+                    Some("answered 503: busy"),
+                ),
+            ],
+            ..status(RolloutPhase::Progressing)
+        });
+        let text = render(&rollout);
+        assert!(
+            text.contains(
+                "Webhooks:\n  load-test      step 0         Passed   1 attempt: answered 200\n  smoke          prePromotion   Pending  1 attempt, next attempt at 2025-11-23T00:00:05Z: answered 503: busy\n"
+            ),
+            "{text}"
+        );
     }
 
     #[test]

@@ -420,3 +420,95 @@ async fn two_controllers_split_the_rollouts_by_label_each_with_its_own_lease() {
         assert_eq!(held.as_deref(), Some(holder), "{lease}");
     }
 }
+
+/// `name value` pairs of a Prometheus text exposition, summed by metric name and the labels
+/// given (e.g. `canary_gate_kube_requests_total{verb="get",resource="deployments"}`).
+fn metric(text: &str, name: &str, labels: &[&str]) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.rsplit_once(' '))
+        .filter(|(series, _)| {
+            series.split('{').next() == Some(name) && labels.iter().all(|l| series.contains(l))
+        })
+        .filter_map(|(_, v)| v.parse::<f64>().ok())
+        .sum()
+}
+
+#[tokio::test]
+async fn a_healthy_rollouts_reconcile_reads_only_its_target_from_the_api_server() {
+    let (server, client) = cluster().await;
+    // A long lease: its renewals stay out of the count.
+    let replica = Replica::with_lease(&server, "replica-a", "120s");
+    replica.wait_ready().await;
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), NS);
+    deployments
+        .create(&PostParams::default(), &deployment("web:1"))
+        .await
+        .unwrap();
+    let rollouts: Api<Rollout> = Api::namespaced(client.clone(), NS);
+    let rollout: Rollout = serde_json::from_value(json!({
+        "apiVersion": "canarygate.dev/v1alpha1", "kind": "Rollout", "metadata": {"name": "web"},
+        "spec": {"targetRef": {"name": "web"}, "strategy": {"canary": {"steps": [{"setWeight": 10}, {"pause": {"duration": "10m"}}]}}}
+    }))
+    .unwrap();
+    rollouts
+        .create(&PostParams::default(), &rollout)
+        .await
+        .unwrap();
+    eventually("the stable workload", Duration::from_secs(20), || {
+        let d = deployments.clone();
+        async move { d.get("web-stable").await.is_ok() }
+    })
+    .await;
+    pods_available(&client, NS, "web-stable", None, json!([])).await;
+    eventually("the pods handed over", Duration::from_secs(20), || {
+        let d = deployments.clone();
+        async move {
+            d.get("web")
+                .await
+                .ok()
+                .and_then(|d| d.spec)
+                .and_then(|s| s.replicas)
+                == Some(0)
+        }
+    })
+    .await;
+    pods_available(&client, NS, "web", None, json!([])).await;
+    // Settled: the next reconciles change nothing.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let before = replica.get("/metrics").await.unwrap().1;
+    for i in 0..5 {
+        rollouts
+            .patch(
+                "web",
+                &PatchParams::default(),
+                &Patch::Merge(json!({"metadata": {"labels": {"touched": i.to_string()}}})),
+            )
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(600)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = replica.get("/metrics").await.unwrap().1;
+    let delta =
+        |name: &str, labels: &[&str]| metric(&after, name, labels) - metric(&before, name, labels);
+    let reconciles = delta("canary_gate_reconciles_total", &[]);
+    assert!(
+        reconciles >= 5.0,
+        "one reconcile per change at least: {reconciles}"
+    );
+    let gets = delta(
+        "canary_gate_kube_requests_total",
+        &["verb=\"get\"", "resource=\"deployments\""],
+    );
+    let all = delta("canary_gate_kube_requests_total", &[])
+        - delta("canary_gate_kube_requests_total", &["verb=\"watch\""]);
+    assert_eq!(
+        gets, reconciles,
+        "the target is read, the workloads come from the cache:\n{after}"
+    );
+    assert!(
+        all / reconciles <= 2.0,
+        "{all} API requests for {reconciles} reconciles:\n{after}"
+    );
+}

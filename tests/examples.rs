@@ -13,6 +13,7 @@ const EXAMPLES: &[&str] = &[
     "istio.yaml",
     "nginx.yaml",
     "blue-green.yaml",
+    "webhooks.yaml",
 ];
 
 fn documents(file: &str) -> Vec<Value> {

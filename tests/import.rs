@@ -315,10 +315,39 @@ fn flagger_istio_canary_becomes_steps_routing_objects_and_threshold_gates() {
     assert_eq!(
         left,
         [
-            (canary.to_string(), "spec.analysis.webhooks[0]".to_string()),
-            (canary.to_string(), "spec.analysis.webhooks[1]".to_string()),
+            (
+                canary.to_string(),
+                "spec.analysis.webhooks[3].muteAlert".to_string()
+            ),
             (canary.to_string(), "spec.autoscalerRef".to_string()),
         ]
+    );
+    // The webhooks carry over, each with what differs.
+    let changed = |path: &str| {
+        result
+            .report
+            .entries
+            .iter()
+            .find(|e| e.category == Category::Changed && e.path == path)
+            .map(|e| e.message.clone())
+            .unwrap_or_else(|| panic!("no CHANGED entry for {path}"))
+    };
+    assert!(
+        changed("spec.analysis.webhooks[0]").starts_with(
+            "a webhook step before the first weight (the canary gets no traffic until it passes), called once with 2 retries (threshold 3 − 1)"
+        )
+    );
+    assert!(changed("spec.analysis.webhooks[1]").starts_with(
+        "a pre-promotion webhook with onFailure: Pause, called once before the promotion"
+    ));
+    assert!(
+        changed("spec.analysis.webhooks[2]").starts_with(
+            "a webhook step at each weight (named load-test-1, -2, …), called once when the weight is in force with 2 retries (threshold 3 − 1), not at every interval"
+        )
+    );
+    assert!(
+        changed("spec.analysis.webhooks[3]")
+            .starts_with("a post-promotion webhook: called after a promotion only")
     );
     let hpa = result
         .report
@@ -331,10 +360,25 @@ fn flagger_istio_canary_becomes_steps_routing_objects_and_threshold_gates() {
     ));
     let r = object(&result, "Rollout", "frontend");
     let steps = &r["spec"]["strategy"]["canary"]["steps"];
+    let load = |n: usize| {
+        serde_json::json!({"webhook": {"name": format!("load-test-{n}"), "url": "http://loadtester.store/",
+            "timeout": "5s", "retries": 2,
+            "metadata": {"cmd": "hey -z 30s -q 10 -c 2 http://frontend-canary.store/"}}})
+    };
     assert_eq!(
         steps,
-        &serde_json::json!([{"setWeight": 10}, {"pause": {"duration": "30s"}}, {"setWeight": 20},
-            {"pause": {"duration": "30s"}}, {"setWeight": 30}, {"pause": {"duration": "30s"}}])
+        &serde_json::json!([
+            {"webhook": {"name": "smoke", "url": "http://loadtester.store/", "retries": 2,
+                "metadata": {"type": "bash", "cmd": "curl -s http://frontend-canary.store/healthz"}}},
+            {"setWeight": 10}, load(1), {"pause": {"duration": "30s"}},
+            {"setWeight": 20}, load(2), {"pause": {"duration": "30s"}},
+            {"setWeight": 30}, load(3), {"pause": {"duration": "30s"}}])
+    );
+    assert_eq!(
+        r["spec"]["hooks"],
+        serde_json::json!({
+            "prePromotion": [{"name": "gate", "url": "http://approvals.store/gate", "onFailure": "Pause"}],
+            "postPromotion": [{"name": "notify-deploys", "url": "http://deploys.store/done"}]})
     );
     assert_eq!(
         r["spec"]["strategy"]["canary"]["analysis"]["args"],
@@ -417,6 +461,14 @@ fn flagger_ab_blue_green_and_templates_map_or_are_reported() {
             .any(|e| e.category == Category::LeftOut
                 && e.object == "MetricTemplate store/unused (flagger/blue-green.yaml#2)")
     );
+    // Blue-green has no steps for a load test to run at during the analysis.
+    assert!(result.report.entries.iter().any(|e| {
+        e.category == Category::LeftOut
+            && e.path == "spec.analysis.webhooks[0]"
+            && e.message
+                .starts_with("blue-green has no steps for a webhook to run at")
+    }));
+    assert!(r["spec"].get("hooks").is_none());
 
     let result = run(Peer::Flagger, &["flagger/gatewayapi.yaml"]);
     let r = object(&result, "Rollout", "search");

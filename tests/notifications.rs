@@ -790,24 +790,9 @@ fn the_controller_refuses_to_start_on_an_invalid_config_naming_the_field_not_the
     );
 }
 
-/// The fenced blocks of `lang` in the README's Notifications section.
-fn readme_blocks(lang: &str) -> Vec<String> {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
-        .expect("README.md");
-    let start = readme.find("### Notifications").expect("the section");
-    let section = &readme[start..];
-    let section = &section[..section[4..].find("\n## ").map_or(section.len(), |e| e + 4)];
-    let fence = format!("```{lang}\n");
-    section
-        .split(fence.as_str())
-        .skip(1)
-        .map(|b| b[..b.find("```").expect("a closing fence")].to_string())
-        .collect()
-}
-
 #[test]
 fn the_readmes_configuration_rollout_and_payload_are_what_the_code_reads() {
-    let yaml = readme_blocks("yaml");
+    let yaml = support::readme_blocks("### Notifications", "yaml");
     let config = NotifyConfig::parse(&yaml[0], "README").expect("the README's configuration");
     assert_eq!(
         config.names().collect::<Vec<_>>(),
@@ -828,7 +813,7 @@ fn the_readmes_configuration_rollout_and_payload_are_what_the_code_reads() {
         status.conditions[0].message,
         "events go to audit (rolledBack, promoted, aborted), shop-oncall (paused, rolledBack, aborted), shop-teams (all events)"
     );
-    let json = readme_blocks("json");
+    let json = support::readme_blocks("### Notifications", "json");
     let notice: canary_gate::notify::Notice =
         serde_json::from_str(&json[0]).expect("the README's payload is a notice");
     let again = serde_json::to_value(&notice).expect("serializes");

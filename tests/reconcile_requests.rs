@@ -1845,3 +1845,176 @@ async fn steps_too_short_for_the_traffic_are_a_warning_condition_that_changes_no
     )
     .await;
 }
+
+/// Steps: a webhook `smoke` to `url` at 10 %, then 50 % for 2 minutes, judged throughout.
+fn webhook_steps(url: &str) -> Value {
+    json!({"targetRef": {"name": "web"}, "strategy": {"canary": {
+        "analysis": {"templates": [{"templateName": "generic-http"}], "args": [{"name": "service", "value": "web"}]},
+        "steps": [{"setWeight": 10}, {"webhook": {"name": "smoke", "url": url}},
+            {"setWeight": 50}, {"pause": {"duration": "2m"}}]}}})
+}
+
+/// The `Hooks` condition of a status as written: status, reason, message.
+fn hooks_condition(status: &Value) -> (&str, &str, &str) {
+    let c = status["conditions"]
+        .as_array()
+        .and_then(|all| all.iter().find(|c| c["type"] == "Hooks"))
+        .expect("the Hooks condition");
+    let text = |k: &str| c[k].as_str().unwrap_or_default();
+    (text("status"), text("reason"), text("message"))
+}
+
+/// At the webhook step since T0 (10 % in force), its webhook due since then.
+fn at_webhook_step() -> Value {
+    let mut status = rolling(0, "2025-11-23T00:00:00Z", "Progressing");
+    status["hooks"] = json!([{"name": "smoke", "kind": "step", "revision": rev("web:2"), "step": 0,
+        "phase": "Pending", "attempts": 0, "nextAttemptAt": "2025-11-23T00:00:00Z"}]);
+    status
+}
+
+#[tokio::test]
+async fn a_webhook_step_that_passes_completes_the_step_and_the_rollout_advances() {
+    let server = support::fake_http::serve(|_| support::fake_http::Answer::json(200, "ok")).await;
+    let host = server.url.trim_start_matches("http://").to_string();
+    let rollout = rollout(
+        webhook_steps(&format!("{}/smoke?token=t0k3n", server.url)),
+        at_webhook_step(),
+    );
+    let canary = rev("web:2");
+    converse(
+        rollout.clone(),
+        Arc::new(ScriptedMetrics::new(CLEAN)),
+        then(
+            reads(9, Some(1)),
+            vec![
+                expect(Method::GET, TEMPLATE_GET, |_| {}, template_object()),
+                // The webhook passed within the reconcile: step 1 (50 %) gets its pods.
+                applies(CANARY_APPLY, workload_body(Role::Canary, "web:2", 5)),
+                expect(
+                    Method::PATCH,
+                    STATUS_PATCH,
+                    move |body| {
+                        let s = &body["status"];
+                        assert_eq!(
+                            (s["currentStepIndex"].as_i64(), s["canaryWeight"].as_i64()),
+                            (Some(1), Some(10)),
+                            "{body}"
+                        );
+                        assert_eq!(s["lastDecision"], "continue");
+                        assert_eq!(
+                            s["hooks"],
+                            json!([{"name": "smoke", "kind": "step", "revision": canary, "step": 0,
+                                "phase": "Passed", "attempts": 1, "lastAnswer": "answered 200",
+                                "startedAt": "2025-11-23T00:05:00Z", "finishedAt": "2025-11-23T00:05:00Z"}])
+                        );
+                        assert_eq!(
+                            hooks_condition(s),
+                            ("True", "HooksPassed", "smoke (step 0): answered 200")
+                        );
+                    },
+                    serde_json::to_value(&rollout).unwrap(),
+                ),
+                expect(Method::POST, EVENTS, event_with("HookStarted", "Normal"), json!({})),
+                expect(
+                    Method::POST,
+                    EVENTS,
+                    move |body| {
+                        event_with("HookPassed", "Normal")(body);
+                        assert_eq!(
+                            body["note"],
+                            format!(
+                                "webhook smoke (step 0, POST to {host}) passed: answered 200 (attempt 1)"
+                            )
+                        );
+                    },
+                    json!({}),
+                ),
+                expect(Method::POST, EVENTS, event_with("WaitingForPods", "Normal"), json!({})),
+            ],
+        ),
+    )
+    .await;
+    let requests = server.received.lock().unwrap().clone();
+    assert_eq!(requests.len(), 1);
+    assert_eq!(requests[0].path(), "/smoke");
+    let body: Value = serde_json::from_str(&requests[0].body).unwrap();
+    assert_eq!(
+        (
+            &body["hook"],
+            &body["step"],
+            &body["weight"],
+            &body["revision"]
+        ),
+        (
+            &json!({"name": "smoke", "kind": "step"}),
+            &json!(0),
+            &json!(10),
+            &json!(rev("web:2"))
+        )
+    );
+}
+
+#[tokio::test]
+async fn a_webhook_step_that_fails_rolls_the_rollout_back() {
+    let server = support::fake_http::serve(|_| {
+        support::fake_http::Answer::json(400, "{\"error\":\"smoke suite failed: /checkout 500\"}")
+    })
+    .await;
+    let host = server.url.trim_start_matches("http://").to_string();
+    let rollout = rollout(
+        webhook_steps(&format!("{}/smoke", server.url)),
+        at_webhook_step(),
+    );
+    let message = format!(
+        "rolled back: webhook smoke (step 0, POST to {host}) failed after 1 attempt: answered 400: {{\"error\":\"smoke suite failed: /checkout 500\"}}"
+    );
+    converse(
+        rollout.clone(),
+        Arc::new(ScriptedMetrics::new(CLEAN)),
+        then(
+            reads(9, Some(1)),
+            vec![
+                expect(Method::GET, TEMPLATE_GET, |_| {}, template_object()),
+                // The judge found no harm, but the webhook failed: all traffic back on stable.
+                applies(STABLE_APPLY, workload_body(Role::Stable, "web:1", 10)),
+                applies(CANARY_APPLY, workload_body(Role::Canary, "web:2", 0)),
+                expect(
+                    Method::PATCH,
+                    STATUS_PATCH,
+                    move |body| {
+                        let s = &body["status"];
+                        assert_eq!(
+                            (s["phase"].as_str(), s["canaryWeight"].as_i64()),
+                            (Some("RolledBack"), Some(0)),
+                            "{body}"
+                        );
+                        assert_eq!(s["message"], message.as_str());
+                        assert_eq!(s["hooks"][0]["phase"], "Failed");
+                        assert_eq!(s["hooks"][0]["attempts"], 1);
+                        let (status, reason, _) = hooks_condition(s);
+                        assert_eq!((status, reason), ("False", "HookFailed"));
+                    },
+                    serde_json::to_value(&rollout).unwrap(),
+                ),
+                expect(Method::POST, EVENTS, event_with("HookStarted", "Normal"), json!({})),
+                expect(
+                    Method::POST,
+                    EVENTS,
+                    |body| {
+                        event_with("HookFailed", "Warning")(body);
+                        assert!(
+                            body["note"].as_str().unwrap().ends_with(
+                                "the rollout rolls back; fix the endpoint (or what it tests), then `canary-gate retry` runs the webhooks again"
+                            ),
+                            "{body}"
+                        );
+                    },
+                    json!({}),
+                ),
+                expect(Method::POST, EVENTS, event_with("RolledBack", "Warning"), json!({})),
+            ],
+        ),
+    )
+    .await;
+    assert_eq!(server.received.lock().unwrap().len(), 1);
+}

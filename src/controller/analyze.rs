@@ -8,6 +8,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use kube::api::Api;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Client, ResourceExt};
 
 use crate::analysis::{Decision, InconclusivePolicy, Judgement, WindowInterval};
@@ -94,7 +95,9 @@ pub async fn analyze(
     let started = std::time::Instant::now();
     let from = state.started_at.unwrap_or(now);
     let mut judgements = Vec::new();
-    for (template, args) in templates(&ctx.client, &namespace, analysis).await? {
+    for (template, args) in
+        templates(&ctx.client, ctx.templates.as_ref(), &namespace, analysis).await?
+    {
         found.interval = found.interval.min(template.interval.as_secs_f64());
         let mut progress = ctx
             .memory
@@ -173,12 +176,24 @@ fn outage(template: &Template, e: &SourceError) -> MetricsOutage {
     }
 }
 
-/// Loads and validates the templates an analysis names, with its arguments.
+/// The cluster's templates, as the controller's watch caches hold them (the gate serves from the
+/// same caches).
+#[derive(Clone)]
+pub struct TemplateStores {
+    /// AnalysisTemplates.
+    pub namespaced: Store<AnalysisTemplate>,
+    /// ClusterAnalysisTemplates.
+    pub cluster: Store<ClusterAnalysisTemplate>,
+}
+
+/// Loads and validates the templates an analysis names, with its arguments: from `stores` when
+/// they hold them, else from the API server.
 ///
 /// # Errors
 /// When a template is missing or invalid (the error names it).
 pub async fn templates(
     client: &Client,
+    stores: Option<&TemplateStores>,
     namespace: &str,
     analysis: &RolloutAnalysis,
 ) -> Result<Vec<(Template, Vec<(String, String)>)>, AnalyzeError> {
@@ -190,24 +205,48 @@ pub async fn templates(
     let mut out = Vec::new();
     for reference in &analysis.templates {
         let name = &reference.template_name;
+        // From the watch caches when they hold it, else (not synced yet, or not there) asked.
         let (kind, spec, source) = if reference.cluster_scope {
-            let api: Api<ClusterAnalysisTemplate> = Api::all(client.clone());
-            let t = api.get_opt(name).await?.ok_or_else(|| {
-                AnalyzeError::MissingTemplate(format!("ClusterAnalysisTemplate {name}"))
-            })?;
+            let cached = stores.and_then(|s| s.cluster.get(&ObjectRef::new(name)));
+            let spec = match cached {
+                Some(t) => t.spec.0.clone(),
+                None => {
+                    let api: Api<ClusterAnalysisTemplate> = Api::all(client.clone());
+                    api.get_opt(name)
+                        .await?
+                        .ok_or_else(|| {
+                            AnalyzeError::MissingTemplate(format!("ClusterAnalysisTemplate {name}"))
+                        })?
+                        .spec
+                        .0
+                }
+            };
             (
                 "ClusterAnalysisTemplate",
-                t.spec.0,
+                spec,
                 format!("ClusterAnalysisTemplate {name}"),
             )
         } else {
-            let api: Api<AnalysisTemplate> = Api::namespaced(client.clone(), namespace);
-            let t = api.get_opt(name).await?.ok_or_else(|| {
-                AnalyzeError::MissingTemplate(format!("AnalysisTemplate {namespace}/{name}"))
-            })?;
+            let cached =
+                stores.and_then(|s| s.namespaced.get(&ObjectRef::new(name).within(namespace)));
+            let spec = match cached {
+                Some(t) => t.spec.0.clone(),
+                None => {
+                    let api: Api<AnalysisTemplate> = Api::namespaced(client.clone(), namespace);
+                    api.get_opt(name)
+                        .await?
+                        .ok_or_else(|| {
+                            AnalyzeError::MissingTemplate(format!(
+                                "AnalysisTemplate {namespace}/{name}"
+                            ))
+                        })?
+                        .spec
+                        .0
+                }
+            };
             (
                 "AnalysisTemplate",
-                t.spec.0,
+                spec,
                 format!("AnalysisTemplate {namespace}/{name}"),
             )
         };
@@ -300,5 +339,55 @@ mod tests {
             Some(Decision::Promote)
         );
         assert_eq!(pick(&[]), None);
+    }
+}
+
+#[cfg(test)]
+mod template_tests {
+    use super::*;
+    use crate::crd::analysis_template::AnalysisTemplateBody;
+    use kube::runtime::{reflector, watcher};
+
+    #[tokio::test]
+    async fn templates_come_from_the_watch_caches_without_a_request() {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/analysis-templates/generic-http.yaml"
+        ))
+        .unwrap();
+        let file = template::parse(&text, "generic-http.yaml").unwrap();
+        let mut cached =
+            AnalysisTemplate::new("generic-http", AnalysisTemplateBody(file.file.spec.clone()));
+        cached.metadata.namespace = Some("shop".into());
+        let (namespaced, mut writer) = reflector::store::<AnalysisTemplate>();
+        writer.apply_watcher_event(&watcher::Event::Apply(cached));
+        let (cluster, _) = reflector::store::<ClusterAnalysisTemplate>();
+        let stores = TemplateStores {
+            namespaced,
+            cluster,
+        };
+        // An API server that answers nothing: a request would fail the call.
+        let (service, handle) = tower_test::mock::pair::<
+            http::Request<kube::client::Body>,
+            http::Response<kube::client::Body>,
+        >();
+        drop(handle);
+        let client = Client::new(service, "default");
+        let analysis: RolloutAnalysis = serde_json::from_value(serde_json::json!({
+            "templates": [{"templateName": "generic-http"}],
+            "args": [{"name": "service", "value": "web"}]
+        }))
+        .unwrap();
+        let found = templates(&client, Some(&stores), "shop", &analysis)
+            .await
+            .expect("from the cache");
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].1, [("service".to_string(), "web".to_string())]);
+        // Not cached: the API server is asked (and here fails).
+        assert!(
+            templates(&client, Some(&stores), "other", &analysis)
+                .await
+                .is_err()
+        );
     }
 }

@@ -9,7 +9,7 @@
 use crate::analysis::Judgement;
 use crate::crd::rollout::RolloutStatus;
 use crate::rollout::Action;
-use crate::rollout::lifecycle::{self, Inputs, OutageKind, Transition};
+use crate::rollout::lifecycle::{self, HookEvent, Inputs, OutageKind, Transition, hooks};
 
 use super::availability::Availability;
 pub use super::status::{Note, set_condition, set_phase, set_phase_conditions};
@@ -18,8 +18,8 @@ use super::validate::ValidatedRollout;
 pub use crate::rollout::lifecycle::{ActionResult, MetricsOutage, Side};
 pub use conditions::report_action;
 use conditions::{
-    set_autoscaler_condition, set_availability_conditions, set_metrics_condition,
-    set_wait_conditions,
+    set_autoscaler_condition, set_availability_conditions, set_hooks_condition,
+    set_metrics_condition, set_wait_conditions,
 };
 use record::record;
 
@@ -58,6 +58,8 @@ pub struct Observed {
     /// An autoscaler that scales the target Deployment instead of the Rollout (the message,
     /// with the fix).
     pub autoscaler_conflict: Option<String>,
+    /// What the hooks stage did about the due webhooks: attempts started or ended.
+    pub hooks: Vec<HookEvent>,
 }
 
 /// The outcome of deciding.
@@ -92,6 +94,7 @@ pub fn decide(rollout: &ValidatedRollout, status: &RolloutStatus, observed: &Obs
             judgement,
             metrics_outage: observed.metrics_outage.as_ref(),
             interval: observed.interval,
+            hooks: &observed.hooks,
         },
     );
     let mut next = status.clone();
@@ -120,6 +123,12 @@ pub fn decide(rollout: &ValidatedRollout, status: &RolloutStatus, observed: &Obs
     }
     set_autoscaler_condition(&mut outcome, observed);
     set_metrics_condition(&mut outcome.status, observed);
+    set_hooks_condition(
+        &mut outcome.status,
+        &rollout.lifecycle.hooks,
+        &decided.state,
+        now,
+    );
     outcome
 }
 
@@ -237,6 +246,39 @@ pub fn note(transition: &Transition) -> Note {
             format!("revision {revision} is the stable version"),
             false,
         ),
+        Transition::HookStarted { key, host } => (
+            "HookStarted",
+            format!("calling {}", hooks::describe(key, host)),
+            false,
+        ),
+        Transition::HookPassed {
+            key,
+            host,
+            answer,
+            attempts,
+        } => (
+            "HookPassed",
+            format!(
+                "{} passed: {answer} (attempt {attempts})",
+                hooks::describe(key, host)
+            ),
+            false,
+        ),
+        Transition::HookRetrying {
+            key,
+            host,
+            answer,
+            attempt,
+            retry_in,
+        } => (
+            "HookRetrying",
+            format!(
+                "{}: attempt {attempt} failed: {answer}; trying again in {retry_in:.0}s",
+                hooks::describe(key, host)
+            ),
+            true,
+        ),
+        Transition::HookFailed { message, .. } => ("HookFailed", message.clone(), true),
     };
     Note {
         reason,

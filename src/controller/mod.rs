@@ -7,6 +7,7 @@
 //! | validate the spec | [`validate`] | pure |
 //! | observe the target, workloads, action, pods | [`observe`] (with [`availability`]; its answer in [`observed`]) | I/O |
 //! | analyze: templates, metrics, the judge | [`analyze`] (with [`judge_memory`]; its answer in [`observed`]) | I/O |
+//! | hooks: call the webhooks that are due | [`hooks`] | I/O |
 //! | decide: the lifecycle mapped onto the status | [`decide`] (with [`status`]) | pure |
 //! | advice: are the steps long enough (`StepsUnderpowered`) | [`power`] (its own worker thread) | pure mapping |
 //! | build the desired workloads and split | [`build`] | pure |
@@ -25,6 +26,7 @@ pub mod decide;
 pub mod error;
 pub mod events;
 pub mod finalizer;
+pub mod hooks;
 pub mod judge_memory;
 pub mod kube_requests;
 pub mod leader;
@@ -38,3 +40,4 @@ pub mod status;
 pub mod target_index;
 pub mod telemetry;
 pub mod validate;
+pub mod workload_cache;

@@ -21,13 +21,16 @@ pub use super::observed::{Seen, Workloads, revision};
 use super::reconcile::Context;
 use super::status::state_of;
 use super::validate::ValidatedRollout;
+use super::workload_cache::WorkloadCache;
 
-/// Reads the target, its workloads and a pending action; `None` when the target does not exist.
+/// Reads the target, its workloads (from `cache` once it has synced, else from the API server)
+/// and a pending action; `None` when the target does not exist.
 ///
 /// # Errors
 /// When the API server cannot be reached, or the action annotation names no action.
 pub async fn observe(
     client: &Client,
+    cache: Option<&WorkloadCache>,
     rollout: &Rollout,
     validated: &ValidatedRollout,
     status: &RolloutStatus,
@@ -36,7 +39,13 @@ pub async fn observe(
     let Some(target) = target(client, &namespace, &validated.target).await? else {
         return Ok(None);
     };
-    let workloads = workloads(client, &namespace, &validated.target).await?;
+    let workloads = match cache.filter(|c| c.synced()) {
+        Some(cache) => Workloads {
+            stable: cache.get(&namespace, &workload::name(&validated.target, Role::Stable)),
+            canary: cache.get(&namespace, &workload::name(&validated.target, Role::Canary)),
+        },
+        None => workloads(client, &namespace, &validated.target).await?,
+    };
     let action = action(rollout, status.handled_action.as_deref())?;
     Ok(Some(Seen {
         revision: revision(&target.spec.clone().unwrap_or_default().template),

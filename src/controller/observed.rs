@@ -61,6 +61,7 @@ impl Seen {
             interval: analysis.interval,
             pods,
             autoscaler_conflict,
+            hooks: Vec::new(),
         }
     }
 }

@@ -1,7 +1,8 @@
 //! One reconcile, a short driver over named stages: finalizer → validate → observe → analyze →
-//! decide → build → apply → report → when to look again. Only observe, analyze, apply and report
-//! (and the finalizer) talk to the API server or the metrics; validate, decide (the lifecycle in
-//! `rollout::lifecycle` mapped onto the status) and build are pure.
+//! hooks → decide → build → apply → report → when to look again. Only observe, analyze, apply
+//! and report (and the finalizer) talk to the API server or the metrics, and hooks to the
+//! webhooks; validate, decide (the lifecycle in `rollout::lifecycle` mapped onto the status) and
+//! build are pure.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,12 +22,14 @@ use super::decide;
 use super::error::ReconcileError;
 use super::events::EventWriter;
 use super::finalizer;
+use super::hooks::{self, HookRunner};
 use super::judge_memory::JudgeMemory;
 use super::observe;
 use super::power::{self, PowerChecks};
 use super::report;
 use super::telemetry::ControllerMetrics;
 use super::validate::validate;
+use super::workload_cache::WorkloadCache;
 
 pub use super::finalizer::FINALIZER;
 pub use super::report::STATUS_MANAGER;
@@ -54,9 +57,15 @@ pub struct Context {
     pub annotations: Option<AnnotationSink>,
     /// Notifications to webhooks, Slack and Teams (best effort); the default has no sinks.
     pub notifier: crate::notify::Notifier,
+    /// canary-gate's own workloads (a watch cache); `None`: read from the API server.
+    pub workloads: Option<Arc<WorkloadCache>>,
+    /// The cluster's analysis templates (watch caches); `None`: read from the API server.
+    pub templates: Option<super::analyze::TemplateStores>,
     /// The cluster's HorizontalPodAutoscalers (a watch cache), to report one that scales a
     /// target Deployment instead of its Rollout; `None`: not watched.
     pub autoscalers: Option<Store<HorizontalPodAutoscaler>>,
+    /// The webhook attempts under way (or answered and not yet seen in a status).
+    pub hooks: HookRunner,
 }
 
 impl Context {
@@ -73,7 +82,10 @@ impl Context {
             telemetry: None,
             annotations: None,
             notifier: crate::notify::Notifier::default(),
+            workloads: None,
+            templates: None,
             autoscalers: None,
+            hooks: HookRunner::default(),
         }
     }
 }
@@ -90,13 +102,23 @@ pub async fn reconcile(
 ) -> Result<Requeue, ReconcileError> {
     // The whole pipeline's state lives on the heap: its future is large in debug builds, and a
     // caller that awaits it on a thread's stack (a test) must not overflow it.
-    Box::pin(reconcile_stages(rollout, ctx)).await
+    let key = (rollout.namespace(), rollout.name_any());
+    let after = Box::pin(reconcile_stages(rollout, ctx.clone())).await?;
+    if let (Some(t), (Some(namespace), name)) = (&ctx.telemetry, key) {
+        // When it is due again, for the controller's lag and overdue figures.
+        t.schedule.set(&namespace, &name, after);
+    }
+    Ok(match after {
+        Some(after) => Requeue::requeue(after),
+        None => Requeue::await_change(),
+    })
 }
 
+/// The stages; the answer is when to look again (`None`: on a change only).
 async fn reconcile_stages(
     rollout: Arc<Rollout>,
     ctx: Arc<Context>,
-) -> Result<Requeue, ReconcileError> {
+) -> Result<Option<Duration>, ReconcileError> {
     let namespace = rollout.namespace().ok_or(ReconcileError::NoNamespace)?;
     let now = (ctx.clock)();
     let status = rollout.status.clone().unwrap_or_default();
@@ -106,7 +128,7 @@ async fn reconcile_stages(
         ctx.memory.forget(&namespace, &rollout.name_any());
         ctx.power.forget(&namespace, &rollout.name_any());
         finalizer::release(&ctx.client, &ctx.events, &rollout, &status).await?;
-        return Ok(Requeue::await_change());
+        return Ok(None);
     }
     finalizer::ensure(&ctx.client, &rollout).await?;
 
@@ -115,20 +137,41 @@ async fn reconcile_stages(
         Err(e) => {
             let (next, note) = report::invalid_spec(&status, &e, now);
             report::write(&ctx.client, &ctx.events, &rollout, &status, next, &[note]).await?;
-            return Ok(Requeue::await_change());
+            return Ok(None);
         }
     };
-    let Some(seen) = observe::observe(&ctx.client, &rollout, &validated, &status).await? else {
+    let Some(seen) = observe::observe(
+        &ctx.client,
+        ctx.workloads.as_deref(),
+        &rollout,
+        &validated,
+        &status,
+    )
+    .await?
+    else {
         let (next, note) = report::target_missing(&status, &namespace, &validated.target);
         report::write(&ctx.client, &ctx.events, &rollout, &status, next, &[note]).await?;
-        return Ok(Requeue::requeue(MISSING_TARGET_RETRY));
+        return Ok(Some(MISSING_TARGET_RETRY));
     };
     // The steps power check's answer as it stands before this pass (one that arrives meanwhile
     // waits for the next pass).
     let power = ctx.power.finding(&namespace, &rollout.name_any());
     let analysis = analyze(&ctx, &rollout, &validated, &status, &seen, now).await?;
+    let acting = seen.action.is_some();
+    let hook_events = hooks::hooks(
+        &ctx,
+        &rollout,
+        &validated,
+        &status,
+        &seen.revision,
+        acting,
+        now,
+    )
+    .await;
     let pods = observe::pods(&ctx, &rollout, &validated, &status, &seen, now).await?;
-    let mut decided = decide::decide(&validated, &status, &seen.observed(now, analysis, pods));
+    let mut observed = seen.observed(now, analysis, pods);
+    observed.hooks = hook_events;
+    let mut decided = decide::decide(&validated, &status, &observed);
     let (next, notes) = (&mut decided.status, &mut decided.notes);
     if power::report(
         power.as_deref(),
@@ -159,8 +202,5 @@ async fn reconcile_stages(
     );
     let plan = &validated.lifecycle.plan;
     report::report(&ctx, &rollout, Some(plan), &status, next, &notes, now).await?;
-    Ok(match requeue {
-        Some(seconds) => Requeue::requeue(Duration::from_secs_f64(seconds.max(0.5))),
-        None => Requeue::await_change(),
-    })
+    Ok(requeue.map(|seconds| Duration::from_secs_f64(seconds.max(0.5))))
 }

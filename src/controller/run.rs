@@ -26,14 +26,15 @@ use crate::annotations::{AnnotationMetrics, AnnotationSink, Grafana, GrafanaConf
 use crate::crd::{AnalysisTemplate, ClusterAnalysisTemplate, Rollout};
 use crate::metrics::prometheus::Prometheus;
 
-use super::analyze::PrometheusWindows;
+use super::analyze::{PrometheusWindows, TemplateStores};
 use super::error::ReconcileError;
 use super::events::EventWriter;
 use super::kube_requests::KubeRequests;
 use super::leader::LeaseLock;
 use super::reconcile::{Context, reconcile};
 use super::target_index::TargetIndex;
-use super::telemetry::{CategoryLabel, ControllerMetrics};
+use super::telemetry::{CategoryLabel, ControllerMetrics, Schedule};
+use super::workload_cache::WorkloadCache;
 
 /// Default name of the Lease the replicas share (`--lease-name`).
 pub const LEASE_NAME: &str = "canary-gate-controller";
@@ -227,20 +228,35 @@ pub async fn run(config: ControllerConfig) -> Result<(), RunError> {
             addr: config.listen,
             source,
         })?;
-    // The judge over HTTP with the cluster's templates (watch caches of both kinds).
-    let gate = config.gate.map(|prometheus| {
+    // The cluster's templates (watch caches of both kinds): what the analyses read, and the
+    // judge over HTTP serves.
+    let templates = {
         let (namespaced, writer) = reflector::store::<AnalysisTemplate>();
         spawn_reflector(writer, config.shard.api::<AnalysisTemplate>(&client));
         let (cluster, writer) = reflector::store::<ClusterAnalysisTemplate>();
         spawn_reflector(writer, Api::<ClusterAnalysisTemplate>::all(client.clone()));
+        TemplateStores {
+            namespaced,
+            cluster,
+        }
+    };
+    let gate = config.gate.map(|prometheus| {
         crate::gate::serve::with_limits(
             crate::gate::router(Arc::new(crate::gate::GateState::cluster(
-                namespaced, cluster, prometheus,
+                templates.namespaced.clone(),
+                templates.cluster.clone(),
+                prometheus,
             ))),
             crate::gate::serve::ServeLimits::default(),
         )
     });
-    tokio::spawn(serve_health(listener, registry, ready.clone(), gate));
+    tokio::spawn(serve_health(
+        listener,
+        registry,
+        telemetry.schedule.clone(),
+        ready.clone(),
+        gate,
+    ));
 
     let lease_namespace = config.lease_namespace.clone();
     let mut lost = None;
@@ -300,6 +316,9 @@ pub async fn run(config: ControllerConfig) -> Result<(), RunError> {
     // keeps at zero pods) is reported on its Rollout with the fix.
     let (autoscalers, writer) = reflector::store::<HorizontalPodAutoscaler>();
     spawn_reflector(writer, config.shard.api::<HorizontalPodAutoscaler>(&client));
+    // canary-gate's own workloads, cached: a reconcile reads them without a request.
+    let workloads = Arc::new(WorkloadCache::default());
+    workloads.spawn(config.shard.api(&client));
     let context = Arc::new(RunContext {
         targets: targets.clone(),
         inner: Arc::new(Context {
@@ -308,6 +327,8 @@ pub async fn run(config: ControllerConfig) -> Result<(), RunError> {
             annotations,
             notifier,
             autoscalers: Some(autoscalers),
+            workloads: Some(workloads),
+            templates: Some(templates),
             ..Context::new(
                 client.clone(),
                 Arc::new(PrometheusWindows(config.prometheus)),
@@ -318,7 +339,15 @@ pub async fn run(config: ControllerConfig) -> Result<(), RunError> {
     });
     let rollouts: Api<DeserializeGuard<Rollout>> = config.shard.api(&client);
     tracing::info!(namespace = config.shard.namespace.as_deref().unwrap_or("(all)"), selector = config.shard.selector.as_deref().unwrap_or("(all)"), lease = %config.lease_name, "reconciling Rollouts");
-    let controller = Controller::new(rollouts, config.shard.rollouts())
+    // The Rollouts' cache holds them without managedFields: at 10 000 Rollouts the status
+    // manager's field lists alone are tens of megabytes nobody reads.
+    let (store, writer) = reflector::store::<DeserializeGuard<Rollout>>();
+    let rollout_events = reflector(
+        writer,
+        watcher(rollouts, config.shard.rollouts()).modify(|r| r.managed_fields_mut().clear()),
+    )
+    .applied_objects();
+    let controller = Controller::for_stream(rollout_events, store)
         .with_config(kube::runtime::controller::Config::default().concurrency(config.concurrency))
         .trigger_backoff(ResetTimerBackoff::new(
             WatchBackoff::default(),
@@ -477,6 +506,9 @@ async fn reconcile_guarded(
 ) -> Result<Requeue, ReconcileError> {
     let started = Instant::now();
     ctx.telemetry.reconciles.inc();
+    ctx.telemetry
+        .schedule
+        .started(&guard.namespace().unwrap_or_default(), &guard.name_any());
     let result = match &guard.0 {
         Ok(rollout) => {
             let target = rollout
@@ -524,23 +556,29 @@ async fn reconcile_guarded(
 
 /// An invalid template or action waits for a change; anything else is retried.
 fn error_policy(
-    _guard: Arc<DeserializeGuard<Rollout>>,
+    guard: Arc<DeserializeGuard<Rollout>>,
     error: &ReconcileError,
-    _ctx: Arc<RunContext>,
+    ctx: Arc<RunContext>,
 ) -> Requeue {
     tracing::warn!(
         category = error.category(),
         error = error as &dyn std::error::Error,
         "reconcile error"
     );
-    if error.waits_for_a_change() {
-        Requeue::requeue(Duration::from_secs(300))
+    let after = if error.waits_for_a_change() {
+        Duration::from_secs(300)
     } else if error.is_conflict() {
         // Another writer was faster: look again at once (its change also wakes the watch).
-        Requeue::requeue(Duration::from_secs(1))
+        Duration::from_secs(1)
     } else {
-        Requeue::requeue(Duration::from_secs(15))
-    }
+        Duration::from_secs(15)
+    };
+    ctx.telemetry.schedule.set(
+        &guard.namespace().unwrap_or_default(),
+        &guard.name_any(),
+        Some(after),
+    );
+    Requeue::requeue(after)
 }
 
 /// Keeps a watch cache of `api`'s objects in `writer`'s store, for the life of the process.
@@ -556,20 +594,24 @@ where
 {
     let kind = K::kind(&()).to_string();
     tokio::spawn(
-        reflector(writer, watcher(api, watcher::Config::default()))
-            .default_backoff()
-            .for_each(move |event| {
-                if let Err(e) = &event {
-                    tracing::warn!(kind = %kind, error = e as &dyn std::error::Error, "watch cache");
-                }
-                async {}
-            }),
+        reflector(
+            writer,
+            watcher(api, watcher::Config::default()).modify(|o| o.managed_fields_mut().clear()),
+        )
+        .default_backoff()
+        .for_each(move |event| {
+            if let Err(e) = &event {
+                tracing::warn!(kind = %kind, error = e as &dyn std::error::Error, "watch cache");
+            }
+            async {}
+        }),
     );
 }
 
 async fn serve_health(
     listener: tokio::net::TcpListener,
     registry: Arc<Registry>,
+    schedule: Arc<Schedule>,
     ready: Arc<AtomicBool>,
     gate: Option<Router>,
 ) {
@@ -591,8 +633,10 @@ async fn serve_health(
         .route(
             "/metrics",
             get(move || {
-                let registry = registry.clone();
+                let (registry, schedule) = (registry.clone(), schedule.clone());
                 async move {
+                    // The backlog as of this scrape.
+                    schedule.refresh();
                     let mut text = String::new();
                     match prometheus_client::encoding::text::encode(&mut text, &registry) {
                         Ok(()) => (StatusCode::OK, text),

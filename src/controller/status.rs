@@ -8,7 +8,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 
 use crate::crd::rollout::{self, RolloutPhase, RolloutStatus};
-use crate::rollout::lifecycle::{LifecyclePhase, State, StepStart};
+use crate::rollout::lifecycle::{
+    HookKey, HookKind, HookPhase, HookRun, LifecyclePhase, State, StepStart,
+};
 use crate::time::{parse_rfc3339, rfc3339};
 
 use super::decide::DEADLINE_REASON;
@@ -20,6 +22,8 @@ pub const ACTION_CONDITION: &str = "ActionApplied";
 pub const AUTOSCALER_CONDITION: &str = "AutoscalerConflict";
 /// The condition that reports the traffic routers.
 pub const TRAFFIC_CONDITION: &str = "TrafficRouted";
+/// The condition that reports the webhooks.
+pub const HOOKS_CONDITION: &str = "Hooks";
 
 /// The lifecycle's state as the status holds it (a time that cannot be read counts as absent).
 pub fn state_of(status: &RolloutStatus) -> State {
@@ -47,6 +51,34 @@ pub fn state_of(status: &RolloutStatus) -> State {
         waiting_since: time(&status.waiting_since),
         metrics_unavailable_since: time(&status.metrics_unavailable_since),
         scale_down_at: time(&status.scale_down_at),
+        hooks: status
+            .hooks
+            .iter()
+            .map(|h| HookRun {
+                key: HookKey {
+                    kind: match h.kind {
+                        rollout::HookKind::Step => HookKind::Step,
+                        rollout::HookKind::PrePromotion => HookKind::PrePromotion,
+                        rollout::HookKind::PostPromotion => HookKind::PostPromotion,
+                    },
+                    name: h.name.clone(),
+                    revision: h.revision.clone(),
+                    step: h.step.map(|s| s.max(0) as usize),
+                },
+                phase: match h.phase {
+                    rollout::HookPhase::Pending => HookPhase::Pending,
+                    rollout::HookPhase::Running => HookPhase::Running,
+                    rollout::HookPhase::Passed => HookPhase::Passed,
+                    rollout::HookPhase::Failed => HookPhase::Failed,
+                    rollout::HookPhase::Skipped => HookPhase::Skipped,
+                },
+                attempts: h.attempts.max(0) as u32,
+                answer: h.last_answer.clone(),
+                started_at: time(&h.started_at),
+                next_attempt_at: time(&h.next_attempt_at),
+                finished_at: time(&h.finished_at),
+            })
+            .collect(),
     }
 }
 
@@ -73,6 +105,32 @@ pub fn write_state(state: &State, status: &mut RolloutStatus) {
     status.waiting_since = time(state.waiting_since);
     status.metrics_unavailable_since = time(state.metrics_unavailable_since);
     status.scale_down_at = time(state.scale_down_at);
+    status.hooks = state
+        .hooks
+        .iter()
+        .map(|h| rollout::HookStatus {
+            name: h.key.name.clone(),
+            kind: match h.key.kind {
+                HookKind::Step => rollout::HookKind::Step,
+                HookKind::PrePromotion => rollout::HookKind::PrePromotion,
+                HookKind::PostPromotion => rollout::HookKind::PostPromotion,
+            },
+            revision: h.key.revision.clone(),
+            step: h.key.step.map(|s| s as i32),
+            phase: match h.phase {
+                HookPhase::Pending => rollout::HookPhase::Pending,
+                HookPhase::Running => rollout::HookPhase::Running,
+                HookPhase::Passed => rollout::HookPhase::Passed,
+                HookPhase::Failed => rollout::HookPhase::Failed,
+                HookPhase::Skipped => rollout::HookPhase::Skipped,
+            },
+            attempts: i32::try_from(h.attempts).unwrap_or(i32::MAX),
+            last_answer: h.answer.clone(),
+            started_at: time(h.started_at),
+            next_attempt_at: time(h.next_attempt_at),
+            finished_at: time(h.finished_at),
+        })
+        .collect();
 }
 
 /// A canary revision takes traffic or is about to.

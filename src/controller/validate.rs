@@ -2,11 +2,31 @@
 //! plan, strategy, deadlines) and the analysis for each step — or an error naming the field and
 //! the fix. Later stages take only the validated value, so an invalid spec cannot reach *apply*.
 
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
 use crate::advise::steps::Goal;
-use crate::crd::rollout::{CanaryStrategy, RolloutAnalysis, RolloutSpec, TrafficRouting};
-pub use crate::rollout::lifecycle::{DEFAULT_PROGRESS_DEADLINE, StrategyKind};
-use crate::rollout::lifecycle::{DEFAULT_SCALE_DOWN_DELAY, Spec};
+use crate::crd::rollout::{
+    CanaryStrategy, HookFailurePolicy, RolloutAnalysis, RolloutSpec, TrafficRouting, Webhook,
+};
+pub use crate::rollout::lifecycle::{DEFAULT_PROGRESS_DEADLINE, HookKind, StrategyKind};
+use crate::rollout::lifecycle::{DEFAULT_SCALE_DOWN_DELAY, HookSpec, OnFailure, Spec};
 use crate::rollout::{Step, StepPlan};
+
+/// Default of a webhook's `timeout`.
+pub const DEFAULT_HOOK_TIMEOUT: Duration = Duration::from_secs(10);
+/// The longest `timeout` of a webhook attempt.
+pub const MAX_HOOK_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+/// Default of a webhook's `retries`.
+pub const DEFAULT_HOOK_RETRIES: u32 = 2;
+/// The most `retries` of a webhook.
+pub const MAX_HOOK_RETRIES: u32 = 10;
+/// The most webhooks before, and after, the promotion.
+pub const MAX_PROMOTION_HOOKS: usize = 10;
+/// The most request headers of a webhook.
+const MAX_HOOK_HEADERS: usize = 20;
+/// The longest webhook URL.
+const MAX_HOOK_URL: usize = 2048;
 
 /// A spec problem, with the field path and what to do.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -43,6 +63,40 @@ pub struct ValidatedRollout {
     pub replicas: Option<i32>,
     /// What each gated step should catch (`spec.strategy.canary.powerCheck`); `None`: no check.
     pub power_check: Option<Goal>,
+    /// The webhooks (steps', pre- and post-promotion), as the hooks stage calls them.
+    pub hooks: Vec<HookDef>,
+}
+
+/// A webhook that passed validation: what the hooks stage sends, and where.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HookDef {
+    /// Which gate it is.
+    pub kind: HookKind,
+    /// Its name (unique in the Rollout).
+    pub name: String,
+    /// Where to POST.
+    pub url: reqwest::Url,
+    /// The URL's host and port, for messages (never the path or query).
+    pub host: String,
+    /// Bound of one attempt.
+    pub timeout: Duration,
+    /// Further attempts after a first one that may succeed on another try.
+    pub retries: u32,
+    /// Request headers (names and values checked).
+    pub headers: Vec<(String, String)>,
+    /// The payload's `metadata`.
+    pub metadata: BTreeMap<String, String>,
+}
+
+impl HookDef {
+    /// What the lifecycle knows of it.
+    fn spec(&self, on_failure: OnFailure) -> HookSpec {
+        HookSpec {
+            name: self.name.clone(),
+            host: self.host.clone(),
+            on_failure,
+        }
+    }
 }
 
 impl ValidatedRollout {
@@ -55,6 +109,11 @@ impl ValidatedRollout {
             .flatten()
             .or(self.background)
             .map(|i| &self.analyses[i])
+    }
+
+    /// The webhook of `kind` named `name`.
+    pub fn hook(&self, kind: HookKind, name: &str) -> Option<&HookDef> {
+        self.hooks.iter().find(|h| h.kind == kind && h.name == name)
     }
 }
 
@@ -127,6 +186,7 @@ pub fn validate(spec: &RolloutSpec) -> Result<ValidatedRollout, SpecError> {
                 background: None,
                 replicas: None,
                 power_check: None,
+                hooks: Vec::new(),
             })
         }
     }?;
@@ -154,7 +214,240 @@ pub fn validate(spec: &RolloutSpec) -> Result<ValidatedRollout, SpecError> {
     }
     validated.lifecycle.deadline_rollback = spec.on_progress_deadline.unwrap_or_default()
         == crate::crd::rollout::DeadlinePolicy::Rollback;
+    if let Some(hooks) = &spec.hooks {
+        for (kind, list, field) in [
+            (
+                HookKind::PrePromotion,
+                &hooks.pre_promotion,
+                "spec.hooks.prePromotion",
+            ),
+            (
+                HookKind::PostPromotion,
+                &hooks.post_promotion,
+                "spec.hooks.postPromotion",
+            ),
+        ] {
+            if list.len() > MAX_PROMOTION_HOOKS {
+                return Err(invalid(
+                    field,
+                    format!(
+                        "has {} webhooks; at most {MAX_PROMOTION_HOOKS} (one endpoint can run several checks)",
+                        list.len()
+                    ),
+                ));
+            }
+            for (i, w) in list.iter().enumerate() {
+                let at = format!("{field}[{i}]");
+                let default = match kind {
+                    HookKind::PrePromotion => format!("pre-promotion-{i}"),
+                    _ => format!("post-promotion-{i}"),
+                };
+                let (def, on_failure) = webhook(&at, w, kind, default)?;
+                let spec = def.spec(on_failure);
+                match kind {
+                    HookKind::PrePromotion => validated.lifecycle.hooks.pre_promotion.push(spec),
+                    _ => validated.lifecycle.hooks.post_promotion.push(spec),
+                }
+                validated.hooks.push(def);
+            }
+        }
+    }
+    let mut names = BTreeSet::new();
+    for def in &validated.hooks {
+        if !names.insert(def.name.as_str()) {
+            return Err(invalid(
+                hook_field(spec, def.kind, &def.name),
+                format!(
+                    "the webhook name {:?} is used twice; give each webhook its own name (it keys its progress in status.hooks)",
+                    def.name
+                ),
+            ));
+        }
+    }
     Ok(validated)
+}
+
+/// Where a webhook named `name` of `kind` is in the spec (the second of two with one name).
+fn hook_field(spec: &RolloutSpec, kind: HookKind, name: &str) -> String {
+    let named = |w: &Webhook, default: String| w.name.clone().unwrap_or(default) == name;
+    let hooks = spec.hooks.clone().unwrap_or_default();
+    let position = match kind {
+        HookKind::Step => spec.strategy.canary.as_ref().and_then(|c| {
+            c.steps.iter().enumerate().rev().find_map(|(i, s)| {
+                s.webhook
+                    .as_ref()
+                    .filter(|w| named(w, format!("step-{i}")))
+                    .map(|_| format!("spec.strategy.canary.steps[{i}].webhook"))
+            })
+        }),
+        HookKind::PrePromotion => hooks
+            .pre_promotion
+            .iter()
+            .enumerate()
+            .rev()
+            .find(|(i, w)| named(w, format!("pre-promotion-{i}")))
+            .map(|(i, _)| format!("spec.hooks.prePromotion[{i}]")),
+        HookKind::PostPromotion => hooks
+            .post_promotion
+            .iter()
+            .enumerate()
+            .rev()
+            .find(|(i, w)| named(w, format!("post-promotion-{i}")))
+            .map(|(i, _)| format!("spec.hooks.postPromotion[{i}]")),
+    };
+    format!("{}.name", position.unwrap_or_else(|| "spec.hooks".into()))
+}
+
+/// Checks a webhook of `kind` at `field` (`default`: its name when none is given); returns it
+/// and what its failure does.
+///
+/// # Errors
+/// The first problem, with the field and the fix.
+pub fn webhook(
+    field: &str,
+    w: &Webhook,
+    kind: HookKind,
+    default: String,
+) -> Result<(HookDef, OnFailure), SpecError> {
+    let name = w.name.clone().unwrap_or(default);
+    let name_ok = !name.is_empty()
+        && name.len() <= 63
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if !name_ok {
+        return Err(invalid(
+            format!("{field}.name"),
+            format!("{name:?} is not a webhook name; use 1 to 63 letters, digits, '-', '_' or '.'"),
+        ));
+    }
+    let url_field = format!("{field}.url");
+    if w.url.len() > MAX_HOOK_URL {
+        return Err(invalid(
+            url_field,
+            format!("is {} characters long; at most {MAX_HOOK_URL}", w.url.len()),
+        ));
+    }
+    let url = reqwest::Url::parse(w.url.trim()).map_err(|e| {
+        invalid(
+            &url_field,
+            format!("is not a URL ({e}); write e.g. http://smoke-test.shop.svc:8080/run"),
+        )
+    })?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(invalid(
+            url_field,
+            format!(
+                "has the scheme {:?}; a webhook is called over http:// or https://",
+                url.scheme()
+            ),
+        ));
+    }
+    let Some(host_name) = url.host_str().filter(|h| !h.is_empty()) else {
+        return Err(invalid(
+            url_field,
+            "has no host; write e.g. http://smoke-test.shop.svc:8080/run",
+        ));
+    };
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(invalid(
+            url_field,
+            "carries a user or password; send credentials in a header (headers: [{name: Authorization, value: …}]) instead",
+        ));
+    }
+    let host = match url.port() {
+        Some(port) => format!("{host_name}:{port}"),
+        None => host_name.to_string(),
+    };
+    let timeout = match &w.timeout {
+        Some(text) => {
+            let at = format!("{field}.timeout");
+            let seconds = duration(&at, text)?;
+            let t = Duration::from_secs_f64(seconds);
+            if !(Duration::from_secs(1)..=MAX_HOOK_TIMEOUT).contains(&t) {
+                return Err(invalid(
+                    at,
+                    format!(
+                        "{text:?} is outside 1s to 15m; one attempt must end in that time (a longer test can answer at once and report through the judge's metrics)"
+                    ),
+                ));
+            }
+            t
+        }
+        None => DEFAULT_HOOK_TIMEOUT,
+    };
+    let retries = w.retries.unwrap_or(DEFAULT_HOOK_RETRIES);
+    if retries > MAX_HOOK_RETRIES {
+        return Err(invalid(
+            format!("{field}.retries"),
+            format!("is {retries}; at most {MAX_HOOK_RETRIES} further attempts"),
+        ));
+    }
+    if w.headers.len() > MAX_HOOK_HEADERS {
+        return Err(invalid(
+            format!("{field}.headers"),
+            format!(
+                "has {} headers; at most {MAX_HOOK_HEADERS}",
+                w.headers.len()
+            ),
+        ));
+    }
+    let mut headers = Vec::new();
+    for (i, h) in w.headers.iter().enumerate() {
+        let at = format!("{field}.headers[{i}]");
+        if http::HeaderName::from_bytes(h.name.as_bytes()).is_err() {
+            return Err(invalid(
+                format!("{at}.name"),
+                format!("{:?} is not an HTTP header name", h.name),
+            ));
+        }
+        if [
+            "content-type",
+            "content-length",
+            "host",
+            "transfer-encoding",
+        ]
+        .contains(&h.name.to_ascii_lowercase().as_str())
+        {
+            return Err(invalid(
+                format!("{at}.name"),
+                format!(
+                    "{} is set by canary-gate (the body is JSON); remove it",
+                    h.name
+                ),
+            ));
+        }
+        if http::HeaderValue::from_str(&h.value).is_err() {
+            return Err(invalid(
+                format!("{at}.value"),
+                "is not a valid header value (no line breaks or control characters)",
+            ));
+        }
+        headers.push((h.name.clone(), h.value.clone()));
+    }
+    let on_failure = match (kind, w.on_failure) {
+        (HookKind::PostPromotion, Some(_)) => {
+            return Err(invalid(
+                format!("{field}.onFailure"),
+                "a post-promotion webhook only reports (the promotion is complete); remove onFailure, or make it a prePromotion webhook to gate the promotion",
+            ));
+        }
+        (_, Some(HookFailurePolicy::Pause)) => OnFailure::Pause,
+        _ => OnFailure::Rollback,
+    };
+    Ok((
+        HookDef {
+            kind,
+            name,
+            url,
+            host,
+            timeout,
+            retries,
+            headers,
+            metadata: w.metadata.clone(),
+        },
+        on_failure,
+    ))
 }
 
 /// Checks `spec.trafficRouting`; returns whether a router splits the traffic.
@@ -302,6 +595,8 @@ fn canary_plan(target: &str, canary: &CanaryStrategy) -> Result<ValidatedRollout
     let mut weight = 0;
     let mut steps = Vec::new();
     let mut step_analysis = Vec::new();
+    let mut step_hooks = Vec::new();
+    let mut hooks = Vec::new();
     // A setWeight not followed by a pause becomes a step of its own with no pause.
     let mut pending: Option<i32> = None;
     for (i, step) in canary.steps.iter().enumerate() {
@@ -310,19 +605,20 @@ fn canary_plan(target: &str, canary: &CanaryStrategy) -> Result<ValidatedRollout
             step.set_weight.is_some(),
             step.pause.is_some(),
             step.analysis.is_some(),
+            step.webhook.is_some(),
         ];
         match set.iter().filter(|x| **x).count() {
             1 => {}
             0 => {
                 return Err(invalid(
                     at(""),
-                    "is empty: set exactly one of setWeight, pause or analysis (the API server drops a field it does not know, so a misspelt one such as `setWieght` arrives as an empty step; `kubectl apply` names it)",
+                    "is empty: set exactly one of setWeight, pause, analysis or webhook (the API server drops a field it does not know, so a misspelt one such as `setWieght` arrives as an empty step; `kubectl apply` names it)",
                 ));
             }
             _ => {
                 return Err(invalid(
                     at(""),
-                    "set exactly one of setWeight, pause or analysis",
+                    "set exactly one of setWeight, pause, analysis or webhook",
                 ));
             }
         }
@@ -339,6 +635,7 @@ fn canary_plan(target: &str, canary: &CanaryStrategy) -> Result<ValidatedRollout
                     pause: 0.0,
                 });
                 step_analysis.push(current_analysis);
+                step_hooks.push(None);
             }
             weight = w;
             pending = Some(w);
@@ -354,6 +651,21 @@ fn canary_plan(target: &str, canary: &CanaryStrategy) -> Result<ValidatedRollout
                 pause: seconds,
             });
             step_analysis.push(current_analysis);
+            step_hooks.push(None);
+        }
+        if let Some(w) = &step.webhook {
+            // A step at the current weight (a setWeight just before is this step's weight),
+            // complete once the webhook passed.
+            let (def, on_failure) =
+                webhook(&at(".webhook"), w, HookKind::Step, format!("step-{i}"))?;
+            pending = None;
+            steps.push(Step {
+                weight: f64::from(weight),
+                pause: 0.0,
+            });
+            step_analysis.push(current_analysis);
+            step_hooks.push(Some(def.spec(on_failure)));
+            hooks.push(def);
         }
         if let Some(a) = &step.analysis {
             check_analysis(&at(".analysis"), a)?;
@@ -373,11 +685,12 @@ fn canary_plan(target: &str, canary: &CanaryStrategy) -> Result<ValidatedRollout
             pause: 0.0,
         });
         step_analysis.push(current_analysis);
+        step_hooks.push(None);
     }
     if steps.is_empty() {
         return Err(invalid(
             "spec.strategy.canary.steps",
-            "has no setWeight or pause step; e.g. setWeight: 5, pause: {duration: 5m}, setWeight: 50, pause: {duration: 10m}",
+            "has no setWeight, pause or webhook step; e.g. setWeight: 5, pause: {duration: 5m}, setWeight: 50, pause: {duration: 10m}",
         ));
     }
     let plan =
@@ -386,17 +699,20 @@ fn canary_plan(target: &str, canary: &CanaryStrategy) -> Result<ValidatedRollout
         Some(d) => duration("spec.strategy.canary.scaleDownDelay", d)?,
         None => DEFAULT_SCALE_DOWN_DELAY,
     };
+    let mut lifecycle = Spec {
+        scale_down_delay,
+        ..Spec::canary(target, plan)
+    };
+    lifecycle.hooks.steps = step_hooks;
     Ok(ValidatedRollout {
         target: target.to_string(),
-        lifecycle: Spec {
-            scale_down_delay,
-            ..Spec::canary(target, plan)
-        },
+        lifecycle,
         step_analysis,
         analyses,
         background,
         replicas: None,
         power_check: super::power::goal(canary)?,
+        hooks,
     })
 }
 
@@ -503,7 +819,7 @@ strategy:
             ),
             (
                 CANARY.replace("      - pause: {}\n", "      - {}\n"),
-                "spec.strategy.canary.steps[3]: is empty: set exactly one of setWeight, pause or analysis (the API server drops a field it does not know, so a misspelt one such as `setWieght`",
+                "spec.strategy.canary.steps[3]: is empty: set exactly one of setWeight, pause, analysis or webhook (the API server drops a field it does not know, so a misspelt one such as `setWieght`",
             ),
             (
                 CANARY.replace(
@@ -593,6 +909,150 @@ strategy:
         assert_eq!(v.lifecycle.plan.steps()[0].weight, 0.0);
         assert!(v.lifecycle.plan.steps()[0].pause.is_infinite());
         assert_eq!(v.step_analysis, [Some(0)]);
+    }
+
+    const HOOKED: &str = r#"
+targetRef: {name: web}
+strategy:
+  canary:
+    steps:
+      - setWeight: 20
+      - webhook: {name: load, url: "http://loadtest.shop.svc:8080/run?token=abc", timeout: 2m, retries: 0,
+                  headers: [{name: Authorization, value: Bearer x}], metadata: {cmd: hey}, onFailure: Pause}
+      - pause: {duration: 5m}
+      - webhook: {url: "https://smoke.example.com/check"}
+hooks:
+  prePromotion: [{name: smoke, url: "http://smoke.shop.svc/"}]
+  postPromotion: [{url: "http://tracker.shop.svc:9000/deployed"}]
+"#;
+
+    #[test]
+    fn webhook_steps_and_promotion_webhooks_become_the_lifecycles_gates() {
+        let v = validate(&spec(HOOKED)).unwrap();
+        let steps: Vec<(f64, f64)> = v
+            .lifecycle
+            .plan
+            .steps()
+            .iter()
+            .map(|s| (s.weight, s.pause))
+            .collect();
+        // The setWeight just before a webhook is that webhook step's weight.
+        assert_eq!(steps, [(20.0, 0.0), (20.0, 300.0), (20.0, 0.0)]);
+        let hooks = &v.lifecycle.hooks;
+        let names: Vec<Option<(&str, &str, OnFailure)>> = hooks
+            .steps
+            .iter()
+            .map(|h| {
+                h.as_ref()
+                    .map(|h| (h.name.as_str(), h.host.as_str(), h.on_failure))
+            })
+            .collect();
+        assert_eq!(
+            names,
+            [
+                Some(("load", "loadtest.shop.svc:8080", OnFailure::Pause)),
+                None,
+                Some(("step-3", "smoke.example.com", OnFailure::Rollback))
+            ]
+        );
+        assert_eq!(hooks.pre_promotion[0].name, "smoke");
+        assert_eq!(hooks.post_promotion[0].name, "post-promotion-0");
+        let load = v.hook(HookKind::Step, "load").unwrap();
+        assert_eq!((load.timeout, load.retries), (Duration::from_secs(120), 0));
+        assert_eq!(load.headers, [("Authorization".into(), "Bearer x".into())]);
+        assert_eq!(load.metadata["cmd"], "hey");
+        let default = v.hook(HookKind::Step, "step-3").unwrap();
+        assert_eq!(
+            (default.timeout, default.retries),
+            (DEFAULT_HOOK_TIMEOUT, DEFAULT_HOOK_RETRIES)
+        );
+        assert_eq!(v.hooks.len(), 4);
+    }
+
+    #[test]
+    fn webhook_errors_name_the_field_and_the_fix() {
+        let cases = [
+            (
+                HOOKED.replace(
+                    "https://smoke.example.com/check",
+                    "ftp://smoke.example.com/",
+                ),
+                "spec.strategy.canary.steps[3].webhook.url: has the scheme \"ftp\"; a webhook is called over http:// or https://",
+            ),
+            (
+                HOOKED.replace("https://smoke.example.com/check", "smoke"),
+                "spec.strategy.canary.steps[3].webhook.url: is not a URL (relative URL without a base); write e.g. http://",
+            ),
+            (
+                HOOKED.replace(
+                    "https://smoke.example.com",
+                    "https://me:pw@smoke.example.com",
+                ),
+                "spec.strategy.canary.steps[3].webhook.url: carries a user or password; send credentials in a header",
+            ),
+            (
+                HOOKED.replace("timeout: 2m", "timeout: 1h"),
+                "spec.strategy.canary.steps[1].webhook.timeout: \"1h\" is outside 1s to 15m",
+            ),
+            (
+                HOOKED.replace("timeout: 2m", "timeout: 500ms"),
+                "spec.strategy.canary.steps[1].webhook.timeout: \"500ms\" is outside 1s to 15m",
+            ),
+            (
+                HOOKED.replace("timeout: 2m", "timeout: soon"),
+                "spec.strategy.canary.steps[1].webhook.timeout: \"soon\" is not a duration",
+            ),
+            (
+                HOOKED.replace("retries: 0", "retries: 11"),
+                "spec.strategy.canary.steps[1].webhook.retries: is 11; at most 10",
+            ),
+            (
+                HOOKED.replace("name: Authorization", "name: Content-Type"),
+                "spec.strategy.canary.steps[1].webhook.headers[0].name: Content-Type is set by canary-gate",
+            ),
+            (
+                HOOKED.replace("name: Authorization", "name: \"bad header\""),
+                "spec.strategy.canary.steps[1].webhook.headers[0].name: \"bad header\" is not an HTTP header name",
+            ),
+            (
+                HOOKED.replace("name: load", "name: smoke"),
+                "spec.hooks.prePromotion[0].name: the webhook name \"smoke\" is used twice",
+            ),
+            (
+                HOOKED.replace("name: load", "name: \"load test\""),
+                "spec.strategy.canary.steps[1].webhook.name: \"load test\" is not a webhook name",
+            ),
+            (
+                HOOKED.replace(
+                    "postPromotion: [{url:",
+                    "postPromotion: [{onFailure: Rollback, url:",
+                ),
+                "spec.hooks.postPromotion[0].onFailure: a post-promotion webhook only reports",
+            ),
+            (
+                HOOKED.replace(
+                    "      - pause: {duration: 5m}\n",
+                    "      - {pause: {duration: 5m}, webhook: {url: \"http://x/\"}}\n",
+                ),
+                "spec.strategy.canary.steps[2]: set exactly one of setWeight, pause, analysis or webhook",
+            ),
+        ];
+        for (yaml, expected) in cases {
+            let err = validate(&spec(&yaml)).unwrap_err().to_string();
+            assert!(err.starts_with(expected), "{err}\n  expected: {expected}");
+        }
+        let many: String = (0..11)
+            .map(|i| format!("{{name: p{i}, url: \"http://x/\"}}, "))
+            .collect();
+        let err = validate(&spec(
+            &HOOKED.replace("prePromotion: [", &format!("prePromotion: [{many}")),
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with("spec.hooks.prePromotion: has 12 webhooks; at most 10"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -64,6 +64,93 @@ pub struct RolloutSpec {
     /// `NotificationsConfigured=False` naming it; the other entries still deliver.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notifications: Vec<NotificationRef>,
+    /// Webhooks around the promotion: `prePromotion` gates it, `postPromotion` reports after it.
+    /// (A canary step can also be a `webhook` that gates that step.) Each webhook runs once per
+    /// revision and step; its progress is in `status.hooks`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hooks: Option<RolloutHooks>,
+}
+
+/// Webhooks around the promotion.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RolloutHooks {
+    /// Called in order once the rollout has decided to promote (the judge after the last step,
+    /// or a human's `promote`), before any traffic moves to the new version (blue-green: before
+    /// the switch). The promotion goes ahead when every one passed; a failed one rolls back or
+    /// pauses as its `onFailure` says. The judge keeps watching meanwhile and may still roll
+    /// back. At most 10.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pre_promotion: Vec<Webhook>,
+    /// Called in order once the promotion has completed (the stable workload runs the new
+    /// revision with all traffic). For information only: a failure is a Warning Event and the
+    /// condition `Hooks`, never a rollback (`onFailure` cannot be set). At most 10.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub post_promotion: Vec<Webhook>,
+}
+
+/// A webhook: canary-gate POSTs a JSON description of the rollout (schema
+/// `canarygate.dev/hook/v1`) to `url`; any 2xx answer passes. No connection, no answer within
+/// `timeout`, 5xx and 429 are tried again (`retries` times, with backoff, or after the
+/// `Retry-After` asked for, up to 5 minutes); any other answer (4xx, a redirect) fails at once.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Webhook {
+    /// Name, unique among the Rollout's webhooks (letters, digits, `-`, `_`, `.`; at most 63);
+    /// it keys the webhook's progress in `status.hooks`. Default: `step-<i>` for a webhook
+    /// step (`i` its index in `spec.strategy.canary.steps`), `pre-promotion-<i>`,
+    /// `post-promotion-<i>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Where to POST: an `http://` or `https://` URL (no user or password in it: use a header).
+    /// Only its host and port appear in the status, Events and logs, since the path or query
+    /// may carry a token.
+    pub url: String,
+    /// How long one attempt may take, connecting included, e.g. `30s`, `5m` (default `10s`;
+    /// 1s to 15m). The attempt runs in the background: it never holds up other Rollouts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+    /// Further attempts after a first one that could not connect, got no answer in time, or
+    /// got 5xx or 429 (default 2; 0 to 10). They come 5 s, 10 s, 20 s … (at most 30 s) apart,
+    /// or after the `Retry-After` the endpoint asked for (at most 5 minutes; longer fails).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retries: Option<u32>,
+    /// Request headers sent with every attempt, e.g. `Authorization`. Not secret: they are
+    /// part of the Rollout, which anyone who can read it sees (never logged by canary-gate).
+    /// `Content-Type`, `Content-Length` and `Host` are set by canary-gate.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<WebhookHeader>,
+    /// Free-form values sent as the payload's `metadata` object, e.g. `cmd` for Flagger's load
+    /// tester.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub metadata: std::collections::BTreeMap<String, String>,
+    /// What a webhook that failed (after its retries) does: `Rollback` (the default: all
+    /// traffic back on the stable version) or `Pause` (wait for a human: `canary-gate promote`
+    /// goes on without it, `abort` ends the rollout). Not for `postPromotion` hooks, which only
+    /// report.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_failure: Option<HookFailurePolicy>,
+}
+
+/// A request header of a webhook.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookHeader {
+    /// Header name, e.g. `Authorization`.
+    pub name: String,
+    /// Its value (not secret: see `headers`).
+    pub value: String,
+}
+
+/// What a failed webhook does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+pub enum HookFailurePolicy {
+    /// All traffic back on the stable version (phase RolledBack; `canary-gate retry` runs the
+    /// revision's webhooks again).
+    #[default]
+    Rollback,
+    /// Stay at the weight in force and wait for a human (phase Paused).
+    Pause,
 }
 
 /// One sink that receives this Rollout's events.
@@ -181,7 +268,8 @@ pub struct Strategy {
 pub struct CanaryStrategy {
     /// The steps, in order. A `setWeight` step shifts traffic; a `pause` step waits (for a
     /// duration, or for a human when empty); an `analysis` step names the templates that gate
-    /// the steps from there on.
+    /// the steps from there on; a `webhook` step calls a URL at the current weight and is
+    /// complete when it passed.
     pub steps: Vec<CanaryStep>,
     /// Analysis that runs over the whole rollout, in addition to the steps' own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -234,6 +322,11 @@ pub struct CanaryStep {
     /// Gate the following steps on these analysis templates.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub analysis: Option<RolloutAnalysis>,
+    /// Call a webhook at the current weight (e.g. a smoke or load test) once the weight is in
+    /// force; the step is complete when it passed. A failure rolls back or pauses (its
+    /// `onFailure`); the judge keeps watching meanwhile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<Webhook>,
 }
 
 /// A pause.
@@ -463,13 +556,78 @@ pub struct RolloutStatus {
     pub last_decision: Option<String>,
     /// Standard conditions (`Progressing`, `Healthy`, `Paused`, `InvalidSpec`, `TrafficRouted`,
     /// `CanaryAvailable`, `StableAvailable`, `MetricsAvailable`, `AutoscalerConflict`,
-    /// `ActionApplied`, `NotificationsConfigured`, `StepsUnderpowered`).
+    /// `ActionApplied`, `NotificationsConfigured`, `Hooks`, `StepsUnderpowered`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
     /// The decision record, newest last: one entry per decision that changed something, at most
     /// 20 (older ones are dropped; Events and Grafana annotations keep the full history).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub decisions: Vec<DecisionRecord>,
+    /// The webhooks of the revision rolling out (and of the stable one), one entry per webhook
+    /// and step: what they answered and whether they passed. A webhook that passed or failed
+    /// is never called again for that revision and step (after a controller restart neither);
+    /// `canary-gate retry` starts them over.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hooks: Vec<HookStatus>,
+}
+
+/// Which gate a webhook is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum HookKind {
+    /// A `webhook` canary step.
+    Step,
+    /// `spec.hooks.prePromotion`.
+    PrePromotion,
+    /// `spec.hooks.postPromotion`.
+    PostPromotion,
+}
+
+/// Where a webhook's run is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum HookPhase {
+    /// Waiting for its next attempt (`nextAttemptAt`).
+    Pending,
+    /// An attempt is under way (since `startedAt`).
+    Running,
+    /// It answered 2xx.
+    Passed,
+    /// It failed after its retries (`lastAnswer` says why).
+    Failed,
+    /// Not needed any more: a human's `promote` went on without it, or the rollout ended.
+    Skipped,
+}
+
+/// One webhook's run for one revision (and step).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HookStatus {
+    /// The webhook's name.
+    pub name: String,
+    /// Which gate it is.
+    pub kind: HookKind,
+    /// The revision it ran for.
+    pub revision: String,
+    /// The step it gates (as `currentStepIndex`), for a webhook step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<i32>,
+    /// Where it is.
+    pub phase: HookPhase,
+    /// Attempts started.
+    #[serde(default)]
+    pub attempts: i32,
+    /// What the last attempt got: `answered 200`, `answered 503: …`, `no answer within 10s` …
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_answer: Option<String>,
+    /// When the last attempt started (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<String>,
+    /// When the next attempt is due (RFC 3339), while `Pending`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_attempt_at: Option<String>,
+    /// When it passed, failed or was skipped (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<String>,
 }
 
 /// When a step began.

@@ -31,6 +31,30 @@ pub struct PostConfig {
     pub max_retry_after: Duration,
 }
 
+impl PostConfig {
+    /// How long to wait before retry number `retry` (from 0) after `error`; `None` when no
+    /// retry follows: the error is not one another attempt may fix (see
+    /// [`DeliveryError::is_transient`]), the retries are spent, or `Retry-After` asks for longer
+    /// than `max_retry_after`. Without `Retry-After` the backoff doubles from `backoff`, at most
+    /// 30 s.
+    pub fn pause_before(&self, retry: u32, error: &DeliveryError) -> Option<Duration> {
+        if !error.is_transient() || retry >= self.retries {
+            return None;
+        }
+        match error {
+            DeliveryError::Status {
+                retry_after: Some(asked),
+                ..
+            } => (*asked <= self.max_retry_after).then_some(*asked),
+            _ => Some(
+                self.backoff
+                    .saturating_mul(1 << retry.min(16))
+                    .min(MAX_BACKOFF),
+            ),
+        }
+    }
+}
+
 /// An HTTP client that posts JSON bodies to one kind of endpoint.
 pub struct Poster {
     client: reqwest::Client,
@@ -112,27 +136,15 @@ impl Poster {
     ) -> Result<(), DeliveryError> {
         let mut retry = 0;
         loop {
-            let e = match self.attempt(url, body, headers()).await {
-                Ok(()) => return Ok(()),
+            let e = match self
+                .post_once(url, body, headers(), self.config.timeout)
+                .await
+            {
+                Ok(_) => return Ok(()),
                 Err(e) => e,
             };
-            if !e.is_transient() || retry >= self.config.retries {
+            let Some(pause) = self.config.pause_before(retry, &e) else {
                 return Err(e);
-            }
-            let pause = match &e {
-                DeliveryError::Status {
-                    retry_after: Some(asked),
-                    ..
-                } if *asked > self.config.max_retry_after => return Err(e),
-                DeliveryError::Status {
-                    retry_after: Some(asked),
-                    ..
-                } => *asked,
-                _ => self
-                    .config
-                    .backoff
-                    .saturating_mul(1 << retry.min(16))
-                    .min(MAX_BACKOFF),
             };
             retry += 1;
             tracing::debug!(
@@ -147,23 +159,32 @@ impl Poster {
         }
     }
 
-    /// One POST, bounded by the timeout.
-    async fn attempt(
+    /// One POST of `body` (JSON) to `url` with `headers`, bounded by `timeout` (connecting,
+    /// sending and reading the answer; at most the configured timeout, which bounds the
+    /// client): the status code of a 2xx answer. The caller decides about retries
+    /// ([`PostConfig::pause_before`]).
+    ///
+    /// # Errors
+    /// Why it did not succeed; the error holds neither the URL nor any secret.
+    pub async fn post_once(
         &self,
         url: &Url,
         body: &[u8],
         mut headers: HeaderMap,
-    ) -> Result<(), DeliveryError> {
+        timeout: Duration,
+    ) -> Result<u16, DeliveryError> {
+        let timeout = timeout.min(self.config.timeout);
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         let exchange = async {
             let mut response = self
                 .client
                 .post(url.clone())
+                .timeout(timeout)
                 .headers(headers)
                 .body(body.to_vec())
                 .send()
                 .await
-                .map_err(|e| self.transport_error(e))?;
+                .map_err(|e| self.transport_error(e, timeout))?;
             let status = response.status();
             let retry_after = retry_after(response.headers(), SystemTime::now());
             // Read (a bounded part of) the answer, so the connection can be reused.
@@ -177,11 +198,11 @@ impl Poster {
                         tracing::debug!(to = %self.label, error = %self.scrub(&error_chain(&e.without_url())), "reading the answer");
                         break;
                     }
-                    Err(e) => return Err(self.transport_error(e)),
+                    Err(e) => return Err(self.transport_error(e, timeout)),
                 }
             }
             if status.is_success() {
-                Ok(())
+                Ok(status.as_u16())
             } else {
                 Err(DeliveryError::Status {
                     status: status.as_u16(),
@@ -192,19 +213,15 @@ impl Poster {
                 })
             }
         };
-        tokio::time::timeout(self.config.timeout, exchange)
+        tokio::time::timeout(timeout, exchange)
             .await
-            .unwrap_or(Err(DeliveryError::Timeout {
-                timeout: self.config.timeout,
-            }))
+            .unwrap_or(Err(DeliveryError::Timeout { timeout }))
     }
 
-    fn transport_error(&self, e: reqwest::Error) -> DeliveryError {
+    fn transport_error(&self, e: reqwest::Error, timeout: Duration) -> DeliveryError {
         let e = e.without_url();
         if e.is_timeout() {
-            DeliveryError::Timeout {
-                timeout: self.config.timeout,
-            }
+            DeliveryError::Timeout { timeout }
         } else if e.is_connect() {
             DeliveryError::Unreachable {
                 reason: self.scrub(&error_chain(&e)),
@@ -287,6 +304,45 @@ mod tests {
             excerpt(long.as_bytes()).chars().count(),
             MAX_BODY_IN_ERROR + 1
         );
+    }
+
+    #[test]
+    fn the_pause_before_a_retry_doubles_obeys_retry_after_and_ends_with_the_retries() {
+        let config = PostConfig {
+            timeout: Duration::from_secs(5),
+            retries: 3,
+            backoff: Duration::from_secs(5),
+            max_retry_after: Duration::from_secs(60),
+        };
+        let status = |status: u16, retry_after: Option<u64>| DeliveryError::Status {
+            status,
+            body: String::new(),
+            retry_after: retry_after.map(Duration::from_secs),
+        };
+        let timeout = DeliveryError::Timeout {
+            timeout: Duration::from_secs(5),
+        };
+        let secs = |d: Option<Duration>| d.map(|d| d.as_secs());
+        assert_eq!(secs(config.pause_before(0, &timeout)), Some(5));
+        assert_eq!(secs(config.pause_before(1, &status(503, None))), Some(10));
+        assert_eq!(secs(config.pause_before(2, &status(500, None))), Some(20));
+        // The retries are spent.
+        assert_eq!(config.pause_before(3, &timeout), None);
+        // Another attempt cannot fix a 4xx other than 429.
+        assert_eq!(config.pause_before(0, &status(400, None)), None);
+        assert_eq!(config.pause_before(0, &status(404, None)), None);
+        // Retry-After is obeyed within the bound; beyond it the delivery ends.
+        assert_eq!(
+            secs(config.pause_before(0, &status(429, Some(42)))),
+            Some(42)
+        );
+        assert_eq!(config.pause_before(0, &status(429, Some(61))), None);
+        // The backoff is at most 30 s.
+        let many = PostConfig {
+            retries: 10,
+            ..config
+        };
+        assert_eq!(secs(many.pause_before(8, &timeout)), Some(30));
     }
 
     #[test]

@@ -601,6 +601,7 @@ fn rollout(doc: &Doc, templates: &Templates, report: &mut Report) -> RolloutOut 
         progress_deadline: None,
         on_progress_deadline: None,
         notifications: Vec::new(),
+        hooks: None,
     };
     let mut rolling: Map<String, Value> = Map::new();
     if doc.get("spec.strategy.canary").is_some() {

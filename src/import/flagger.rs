@@ -5,8 +5,9 @@
 //! `<service>-canary`; an Istio VirtualService and DestinationRule, or a Gateway API HTTPRoute),
 //! and its metrics — the builtin request-success-rate / request-duration for Istio and NGINX,
 //! and Prometheus `MetricTemplate`s by `templateRef` — as one canary-gate template of threshold
-//! gates ([`super::gates`]) named after the Canary. Webhooks, alerts and everything else without
-//! an equivalent are reported.
+//! gates ([`super::gates`]) named after the Canary; its webhooks as canary-gate's where the
+//! meaning carries over ([`super::webhooks`]). Alerts and everything else without an
+//! equivalent are reported.
 //!
 //! Names after migration: the Rollout is named as the Canary; canary-gate runs the canary as the
 //! Deployment `<name>-canary` and the stable version as `<name>-stable`. In MetricTemplate
@@ -21,7 +22,7 @@ use serde_json::{Map, Value, json};
 use crate::crd::rollout::{
     AnalysisArg, BlueGreenStrategy, CanaryStep, CanaryStrategy, DeadlinePolicy, GatewayApiRouting,
     IstioRouting, NginxRouting, NotificationEvent, NotificationRef, PauseStep, RolloutAnalysis,
-    RolloutSpec, RouteMatch, Strategy, TargetRef, TemplateRef, TrafficRouting,
+    RolloutHooks, RolloutSpec, RouteMatch, Strategy, TargetRef, TemplateRef, TrafficRouting,
 };
 use crate::template::spec::{AnalysisTemplateSpec, ArgSpec, MetricSpec};
 use crate::traffic::VERSION_LABEL as POD_VERSION;
@@ -432,38 +433,8 @@ fn canary(
         }
     }
     // Webhooks.
-    let hooks = a.key("webhooks");
-    for i in 0..doc.len(&hooks) {
-        let h = hooks.index(i);
-        let kind = doc
-            .at(&h.key("type"))
-            .and_then(Value::as_str)
-            .unwrap_or("rollout");
-        let url = doc
-            .at(&h.key("url"))
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        let why = if url.contains("/v1/flagger/") {
-            "a canary-gate gate webhook: canary-gate now judges in-process — reference that template in the Rollout's analysis instead".to_string()
-        } else {
-            let what = match kind {
-                "confirm-rollout" | "confirm-traffic-increase" | "confirm-promotion" => {
-                    "a manual gate: use a `pause: {}` step and `canary-gate promote`"
-                }
-                "pre-rollout" | "post-rollout" => {
-                    "tests before or after the rollout: run them from your CI around `canary-gate wait`"
-                }
-                "rollout" => {
-                    "a check (e.g. a load test) at every interval: run load elsewhere; the judge needs real or generated traffic on both versions"
-                }
-                "rollback" => "a manual rollback trigger: use `canary-gate abort`",
-                "event" => "event notifications: canary-gate writes Events and Grafana annotations",
-                _ => "a webhook",
-            };
-            format!("canary-gate has no webhooks yet ({kind}: {what})")
-        };
-        report.left_out(doc, &h, why);
-    }
+    let hooks = super::webhooks::import(doc, &a.key("webhooks"), threshold, blue_green, report);
+    hooks.place(&mut strategy.steps);
     // Metrics.
     let template = metrics_template(
         doc,
@@ -497,8 +468,15 @@ fn canary(
         progress_deadline: None,
         on_progress_deadline: None,
         notifications: Vec::new(),
+        hooks: None,
     };
     spec.notifications = alerts(doc, report);
+    if !hooks.pre_promotion.is_empty() || !hooks.post_promotion.is_empty() {
+        spec.hooks = Some(RolloutHooks {
+            pre_promotion: hooks.pre_promotion.clone(),
+            post_promotion: hooks.post_promotion.clone(),
+        });
+    }
     if let Some(s) = int(doc.get("spec.progressDeadlineSeconds")) {
         spec.progress_deadline = Some(format!("{s}s"));
         spec.on_progress_deadline = Some(DeadlinePolicy::Rollback);

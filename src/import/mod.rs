@@ -18,6 +18,7 @@ pub mod flagger;
 pub mod gates;
 pub mod promql;
 pub mod report;
+pub mod webhooks;
 
 use serde_json::{Map, Value, json};
 

@@ -12,7 +12,11 @@
 //! Progressing      a `pause: {}` step                                Paused until `promote`
 //! a live phase     the judge, a progress deadline or an outage       RolledBack until `retry`
 //! a live phase     `abort`                                           Aborted until `retry`
-//! the last step    the judge promotes, or `promote --full`           Promoting, then Healthy
+//! Progressing      a webhook step's webhook has not passed yet       Progressing: the step holds
+//! a live phase     a webhook fails for good (its `onFailure`)        RolledBack, or Paused until `promote`
+//! the last step    the judge promotes, or `promote --full`           Promoting, then Healthy —
+//!                                                                    after the prePromotion webhooks
+//! Promoting        the stable workload runs the new revision         Healthy; postPromotion webhooks run
 //! a live phase     the target back on the stable revision            Healthy: canary dropped
 //! ```
 //!
@@ -27,6 +31,9 @@
 //!   stays, a hold past the budget under the pause policy waits for a human, rollback rolls back.
 //!   A gated step without an answer holds: missing evidence never promotes. A metrics outage
 //!   holds, and past the template's hold budget its policy acts — unless a human ends the step.
+//! - **Webhooks** ([`hooks`]): a `webhook` step is complete once its webhook passed; the
+//!   pre-promotion webhooks gate the promotion; a failed one rolls back or pauses (its
+//!   `onFailure`); post-promotion webhooks run after it and only report.
 //! - **Pods before traffic**: a step's weight comes into force only once the canary has the
 //!   pods for it (the step's clock starts then); a promotion moves all traffic to the canary
 //!   once it has every pod, then waits for the stable workload to run the new revision. Every
@@ -40,12 +47,17 @@ use super::pods::{ready, shortfall};
 use super::{Action, Phase, PlanState};
 
 mod decided;
+pub mod hooks;
 mod inputs;
 mod state;
 mod step;
 mod waits;
 
 pub use decided::{ActionResult, Decided, PodWait, Side, Transition};
+pub use hooks::{
+    HookConsequence, HookEvent, HookKey, HookKind, HookOutcome, HookPhase, HookPlan, HookRun,
+    HookSpec, OnFailure,
+};
 pub use inputs::{Inputs, MetricsOutage, OutageKind};
 pub use state::{
     DEFAULT_PROGRESS_DEADLINE, DEFAULT_SCALE_DOWN_DELAY, LifecyclePhase, Spec, State, StepStart,
@@ -62,8 +74,13 @@ fn stamp(t: f64) -> f64 {
 
 /// Decides what follows from `state` given what was seen.
 pub fn decide(spec: &Spec, state: &State, input: &Inputs) -> Decided {
-    let mut decided = decide_phase(spec, state, input);
-    schedule_scale_down(spec, state, &mut decided, input.now);
+    // The webhooks' answers first: they are what the rest decides on.
+    let (state, mut news) = hooks::record(&spec.hooks, state, input.hooks, input.now);
+    let mut decided = decide_phase(spec, &state, input);
+    news.append(&mut decided.transitions);
+    decided.transitions = news;
+    hooks::after(&spec.hooks, &mut decided, input.now);
+    schedule_scale_down(spec, &state, &mut decided, input.now);
     decided
 }
 

@@ -440,3 +440,19 @@ pub async fn post_json(url: &str, body: &serde_json::Value) -> (u16, serde_json:
     let status = r.status().as_u16();
     (status, r.json().await.expect("a JSON body"))
 }
+
+/// The fenced blocks of `lang` in the README's section that begins with `heading` (up to the
+/// next `## ` heading), for tests that check the README shows what the code does.
+pub fn readme_blocks(heading: &str, lang: &str) -> Vec<String> {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md");
+    let start = readme.find(heading).expect("the section");
+    let section = &readme[start..];
+    let section = &section[..section[4..].find("\n## ").map_or(section.len(), |e| e + 4)];
+    let fence = format!("```{lang}\n");
+    section
+        .split(fence.as_str())
+        .skip(1)
+        .map(|b| b[..b.find("```").expect("a closing fence")].to_string())
+        .collect()
+}

@@ -1,15 +1,15 @@
 //! The conditions that follow from what was observed and decided, beside the phase's: a wait for
 //! pods and a passed progress deadline, the pods of each version (`CanaryAvailable`,
 //! `StableAvailable`, and `Healthy` only with the stable's pods), an autoscaler on the target
-//! (`AutoscalerConflict`), the metrics (`MetricsAvailable`) and what became of a human action
-//! (`ActionApplied`).
+//! (`AutoscalerConflict`), the metrics (`MetricsAvailable`), the webhooks (`Hooks`) and what
+//! became of a human action (`ActionApplied`).
 
 use crate::analysis::NO_DATA;
 use crate::controller::status::{
-    ACTION_CONDITION, AUTOSCALER_CONDITION, Note, canary_is_live, set_condition,
+    ACTION_CONDITION, AUTOSCALER_CONDITION, HOOKS_CONDITION, Note, canary_is_live, set_condition,
 };
 use crate::crd::rollout::{RolloutPhase, RolloutStatus};
-use crate::rollout::lifecycle::{ActionResult, PodWait, Side};
+use crate::rollout::lifecycle::{ActionResult, HookPlan, PodWait, Side, State, hooks};
 use crate::rollout::pods::{Availability, needed, ready, shortfall};
 use crate::traffic::workload::{self, Role};
 
@@ -262,5 +262,26 @@ pub(super) fn set_autoscaler_condition(outcome: &mut Outcome, observed: &Observe
                 );
             }
         }
+    }
+}
+
+/// `Hooks`: False with the newest failed webhook (what it answered, what followed, the fix) or
+/// the one under way, True once every webhook so far passed (or was skipped). Unchanged while
+/// no webhook has run.
+pub(super) fn set_hooks_condition(
+    status: &mut RolloutStatus,
+    plan: &HookPlan,
+    state: &State,
+    now: f64,
+) {
+    if let Some((passed, reason, message)) = hooks::summary(plan, state) {
+        set_condition(
+            &mut status.conditions,
+            HOOKS_CONDITION,
+            passed,
+            reason,
+            &message,
+            now,
+        );
     }
 }

@@ -82,6 +82,7 @@ fn seen(now: f64, revision: &str, action: Option<Action>) -> Observed {
             ..Availability::default()
         },
         autoscaler_conflict: None,
+        hooks: Vec::new(),
     }
 }
 
@@ -512,4 +513,146 @@ fn every_transition_becomes_one_event_with_its_reason() {
             }
         );
     }
+}
+
+/// Steps 10 % for 60 s, then a webhook step `smoke` (pausing on failure), ungated; a
+/// post-promotion webhook.
+fn hooked() -> ValidatedRollout {
+    let spec = serde_saphyr::from_str(
+        r#"
+targetRef: {name: web}
+strategy:
+  canary:
+    steps:
+      - setWeight: 10
+      - pause: {duration: 60s}
+      - webhook: {name: smoke, url: "http://smoke.shop:8080/run?token=t0ps3cret", onFailure: Pause}
+hooks:
+  postPromotion: [{name: tell, url: "http://tracker.shop/"}]
+"#,
+    )
+    .unwrap();
+    validate(&spec).unwrap()
+}
+
+#[test]
+fn webhook_runs_are_written_to_the_status_with_a_condition_and_events_naming_the_host() {
+    use crate::crd::rollout::{HookKind, HookPhase, HookStatus};
+    use crate::rollout::lifecycle::{HookEvent, HookKey, HookKind as Kind, HookOutcome};
+    let rollout = hooked();
+    let mut observed = seen(T0 + 60.0, "v2", None);
+    observed.gated = false;
+    // Step 0's minute is over: the webhook step's weight is in force, its webhook due.
+    let o = decide(
+        &rollout,
+        &rolling(0, T0, RolloutPhase::Progressing),
+        &observed,
+    );
+    assert_eq!(o.status.current_step_index, Some(1));
+    assert_eq!(
+        o.status.hooks,
+        [HookStatus {
+            name: "smoke".into(),
+            kind: HookKind::Step,
+            revision: "v2".into(),
+            step: Some(1),
+            phase: HookPhase::Pending,
+            attempts: 0,
+            last_answer: None,
+            started_at: None,
+            next_attempt_at: Some("2025-11-23T00:01:00Z".into()),
+            finished_at: None,
+        }]
+    );
+    assert_eq!(
+        condition(&o.status, "Hooks"),
+        Some((
+            "False",
+            "HookRunning",
+            "webhook smoke (step 1, POST to smoke.shop:8080): about to be called"
+        ))
+    );
+    assert_eq!(o.requeue_after, Some(0.0));
+    // Read back and written again, it is the same run.
+    let mut again = RolloutStatus::default();
+    write_state(&state_of(&o.status), &mut again);
+    assert_eq!(again.hooks, o.status.hooks);
+    // Its attempt: three answers of 503, the last final; the rollout pauses (onFailure).
+    let key = HookKey {
+        kind: Kind::Step,
+        name: "smoke".into(),
+        revision: "v2".into(),
+        step: Some(1),
+    };
+    let mut observed = seen(T0 + 61.0, "v2", None);
+    observed.gated = false;
+    observed.hooks = vec![
+        HookEvent::Started {
+            key: key.clone(),
+            attempt: 1,
+            at: T0 + 61.0,
+        },
+        HookEvent::Finished {
+            key: key.clone(),
+            attempt: 1,
+            outcome: HookOutcome {
+                passed: false,
+                answer: "answered 503: busy".into(),
+                retry_in: Some(5.0),
+            },
+        },
+    ];
+    let retrying = decide(&rollout, &o.status, &observed);
+    assert_eq!(reasons(&retrying), ["HookStarted", "HookRetrying"]);
+    assert_eq!(
+        retrying.notes[0].message,
+        "calling webhook smoke (step 1, POST to smoke.shop:8080)"
+    );
+    assert_eq!(
+        retrying.notes[1].message,
+        "webhook smoke (step 1, POST to smoke.shop:8080): attempt 1 failed: answered 503: busy; trying again in 5s"
+    );
+    assert!(retrying.notes[1].warning);
+    let h = &retrying.status.hooks[0];
+    assert_eq!(
+        (h.phase, h.attempts, h.next_attempt_at.as_deref()),
+        (HookPhase::Pending, 1, Some("2025-11-23T00:01:06Z"))
+    );
+    assert_eq!(retrying.requeue_after, Some(5.0));
+    let mut observed = seen(T0 + 80.0, "v2", None);
+    observed.gated = false;
+    observed.hooks = vec![HookEvent::Finished {
+        key,
+        attempt: 3,
+        outcome: HookOutcome {
+            passed: false,
+            answer: "answered 503: busy".into(),
+            retry_in: None,
+        },
+    }];
+    let failed = decide(&rollout, &retrying.status, &observed);
+    assert_eq!(failed.status.phase, Some(RolloutPhase::Paused));
+    assert_eq!(reasons(&failed), ["HookFailed", "Paused"]);
+    let (status, reason, message) = condition(&failed.status, "Hooks").unwrap();
+    assert_eq!((status, reason), ("False", "HookFailed"));
+    assert_eq!(
+        message,
+        "webhook smoke (step 1, POST to smoke.shop:8080) failed after 3 attempts: answered 503: busy; the rollout pauses for a human: `canary-gate promote` goes on without it, `abort` ends the rollout"
+    );
+    // Never the path or query (the token).
+    for text in failed
+        .notes
+        .iter()
+        .map(|n| n.message.as_str())
+        .chain([message, failed.status.message.as_deref().unwrap()])
+    {
+        assert!(
+            !text.contains("t0ps3cret") && !text.contains("/run"),
+            "{text}"
+        );
+    }
+    assert_eq!(
+        condition(&failed.status, "Paused").map(|c| c.0),
+        Some("True")
+    );
 }

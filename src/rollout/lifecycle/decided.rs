@@ -1,6 +1,7 @@
 //! What the lifecycle answers: [`Decided`] — the next state, the [`Transition`]s to tell people,
 //! what became of a human's action, a wait for pods, and when to look again.
 
+use super::hooks::HookKey;
 use super::{OutageKind, State};
 
 /// What a human's action came to.
@@ -165,6 +166,44 @@ pub enum Transition {
     Promoted {
         /// It.
         revision: String,
+    },
+    /// A webhook's first attempt began.
+    HookStarted {
+        /// Which run.
+        key: HookKey,
+        /// Where it goes (host and port).
+        host: String,
+    },
+    /// A webhook answered 2xx.
+    HookPassed {
+        /// Which run.
+        key: HookKey,
+        /// Where it went (host and port).
+        host: String,
+        /// What it answered.
+        answer: String,
+        /// After how many attempts.
+        attempts: u32,
+    },
+    /// A webhook's attempt failed; another follows.
+    HookRetrying {
+        /// Which run.
+        key: HookKey,
+        /// Where it went (host and port).
+        host: String,
+        /// What it got.
+        answer: String,
+        /// The attempt that failed.
+        attempt: u32,
+        /// Seconds until the next one.
+        retry_in: f64,
+    },
+    /// A webhook failed after its retries.
+    HookFailed {
+        /// Which run.
+        key: HookKey,
+        /// What failed, what follows and the fix.
+        message: String,
     },
 }
 

@@ -4,6 +4,8 @@ use crate::analysis::Judgement;
 use crate::rollout::Action;
 use crate::rollout::pods::Availability;
 
+use super::hooks::HookEvent;
+
 /// The metrics source failed: the step holds, and after the template's hold budget its
 /// inconclusive policy acts (pause for a human, or roll back).
 #[derive(Debug, Clone, PartialEq)]
@@ -50,4 +52,6 @@ pub struct Inputs<'a> {
     pub metrics_outage: Option<&'a MetricsOutage>,
     /// Seconds between looks while a step runs (the analysis interval).
     pub interval: f64,
+    /// What the hooks stage did about the due webhooks (attempts started or ended).
+    pub hooks: &'a [HookEvent],
 }

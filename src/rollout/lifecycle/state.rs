@@ -4,6 +4,8 @@
 use crate::analysis::StepContext;
 use crate::rollout::{Phase, PlanState, StepPlan};
 
+use super::hooks::{HookPlan, HookRun};
+
 /// Default of `progressDeadline` (as a Deployment's `progressDeadlineSeconds`), seconds.
 pub const DEFAULT_PROGRESS_DEADLINE: f64 = 600.0;
 /// Default of `scaleDownDelay`, seconds.
@@ -35,6 +37,8 @@ pub struct Spec {
     pub progress_deadline: f64,
     /// At the progress deadline: roll back (true) or pause for a human (false).
     pub deadline_rollback: bool,
+    /// The webhooks: of steps, before and after the promotion.
+    pub hooks: HookPlan,
 }
 
 impl Spec {
@@ -48,6 +52,7 @@ impl Spec {
             scale_down_delay: DEFAULT_SCALE_DOWN_DELAY,
             progress_deadline: DEFAULT_PROGRESS_DEADLINE,
             deadline_rollback: true,
+            hooks: HookPlan::default(),
         }
     }
 
@@ -131,6 +136,8 @@ pub struct State {
     pub metrics_unavailable_since: Option<f64>,
     /// When the canary's pods go (after a rollback, an abort or a promotion).
     pub scale_down_at: Option<f64>,
+    /// The webhooks' runs of the canary (and the stable) revision.
+    pub hooks: Vec<HookRun>,
 }
 
 impl State {

@@ -5,6 +5,7 @@
 use crate::analysis::Decision;
 use crate::rollout::{Action, Phase, PlanState};
 
+use super::hooks::{self, Gate};
 use super::waits::{POD_POLL, Wait, in_force_now, waiting};
 use super::{
     ActionResult, Decided, Inputs, LifecyclePhase, MetricsOutage, Side, Spec, State, StepStart,
@@ -25,8 +26,9 @@ pub(super) fn run_step(
 ) -> Decided {
     let now = input.now;
     let plan = &spec.plan;
+    let revision = input.revision;
     let state = old.plan_state(now);
-    let ctx = plan.context(&state, now);
+    let mut ctx = plan.context(&state, now);
     let in_force = old.weight.unwrap_or(0);
     let pending = old.step_started_at.is_none();
     let mut outage_reason: Option<String> = None;
@@ -50,13 +52,32 @@ pub(super) fn run_step(
         _ => None,
     };
     if resumed.is_some() {
-        // A human ended the step: any wait for pods counts anew from here.
+        // A human ended the step: any wait for pods counts anew from here, and the webhook
+        // that held it (the step's, or the promotion's) is skipped.
         next.waiting_since = None;
+        hooks::skip_for_human(&mut next, revision, state.step, now);
     }
-    let new_state = match resumed {
+    // A webhook step is complete once its webhook passed (its weight must be in force first).
+    let step_gate = if pending {
+        Gate::Open
+    } else {
+        hooks::step_gate(&spec.hooks, &next, revision, state.step)
+    };
+    if matches!(step_gate, Gate::Waiting(_)) {
+        ctx.step_complete = false;
+    }
+    // Once the rollout decided to promote and its pre-promotion webhooks began, it stays
+    // decided: a human's promote ends that gate, the judge can only roll back.
+    let decided_to_promote = hooks::promotion_gate_entered(&spec.hooks, &next, revision);
+    let mut hook_reason: Option<String> = None;
+    let mut new_state = match resumed {
+        Some(_) if decided_to_promote => PlanState {
+            phase: Phase::Promoted,
+            ..state
+        },
         Some(s) => s,
         None => {
-            let (decision, paused) = match (input.judgement, input.gated) {
+            let (mut decision, paused) = match (input.judgement, input.gated) {
                 (Some(j), _) => (j.decision, j.paused),
                 // An ungated step advances when its pause is over; the last one promotes.
                 (None, false) if ctx.step_complete && ctx.last_step => (Decision::Promote, false),
@@ -81,6 +102,10 @@ pub(super) fn run_step(
             if input.judgement.is_some() {
                 next.metrics_unavailable_since = None;
                 judged = true;
+            }
+            if decision == Decision::Promote && matches!(step_gate, Gate::Waiting(_)) {
+                // The last step is not over while its webhook runs.
+                decision = Decision::Continue;
             }
             // Pods before traffic: a step whose weight waits for the canary's pods, or a
             // canary that lost them, holds where it is (only a rollback goes ahead).
@@ -127,20 +152,112 @@ pub(super) fn run_step(
                     };
                 }
             }
-            plan.apply(&state, &ctx, decision, paused, now)
+            // A failed webhook step rolls back or pauses (the judge's rollback goes first).
+            if decision != Decision::Rollback
+                && let Gate::Failed { reason, rollback } = &step_gate
+            {
+                if !rollback {
+                    return Decided {
+                        action: action_result,
+                        judged,
+                        ..hook_paused(old, next, news, state.step, reason.clone())
+                    };
+                }
+                decision = Decision::Rollback;
+                hook_reason = Some(reason.clone());
+            }
+            if decision != Decision::Rollback && decided_to_promote {
+                PlanState {
+                    phase: Phase::Promoted,
+                    ..state
+                }
+            } else {
+                plan.apply(&state, &ctx, decision, paused, now)
+            }
         }
     };
+    // The pre-promotion webhooks gate the promotion, in order.
+    let mut gate_wait: Option<String> = None;
+    if new_state.phase == Phase::Promoted {
+        match hooks::promotion_gate(&spec.hooks, &mut next, revision, now) {
+            Gate::Open => {
+                if !spec.hooks.pre_promotion.is_empty() {
+                    hook_reason = Some("the pre-promotion webhooks passed".into());
+                }
+            }
+            Gate::Waiting(what) => {
+                new_state = PlanState {
+                    phase: Phase::Progressing,
+                    ..state
+                };
+                gate_wait = Some(what);
+            }
+            Gate::Failed { reason, rollback } => {
+                if !rollback {
+                    return Decided {
+                        action: action_result,
+                        judged,
+                        ..hook_paused(old, next, news, state.step, reason)
+                    };
+                }
+                new_state = plan.apply(&state, &ctx, Decision::Rollback, false, now);
+                hook_reason = Some(reason);
+            }
+        }
+    }
 
-    let reason = outage_reason.unwrap_or_else(|| {
+    let reason = hook_reason.or(outage_reason).unwrap_or_else(|| {
         input
             .judgement
             .map_or_else(String::new, |j| j.reason.clone())
     });
+    let mut decided = settle(spec, old, next, news, input, (state, new_state), reason);
+    // Say what a webhook holds up.
+    let stays = decided.state.step == Some(state.step)
+        && matches!(
+            decided.state.phase,
+            Some(LifecyclePhase::Progressing | LifecyclePhase::Paused)
+        );
+    let held_by = match (&gate_wait, &step_gate) {
+        (Some(what), _) => Some(format!("the promotion waits for {what}")),
+        (None, Gate::Waiting(what)) if resumed.is_none() => Some(format!(
+            "step {} at {}%: waits for {what}",
+            state.step,
+            decided.state.weight.unwrap_or(0)
+        )),
+        _ => None,
+    };
+    if let (true, Some(message)) = (stays, held_by) {
+        decided
+            .state
+            .set_phase(LifecyclePhase::Progressing, message);
+    }
     Decided {
         action: action_result,
         judged,
-        ..settle(spec, old, next, news, input, (state, new_state), reason)
+        ..decided
     }
+}
+
+/// A webhook failed and its `onFailure` is `Pause`: the rollout waits for a human at the weight
+/// in force (`promote` goes on without the webhook, `abort` ends the rollout).
+fn hook_paused(
+    old: &State,
+    mut next: State,
+    mut news: Vec<Transition>,
+    step: usize,
+    reason: String,
+) -> Decided {
+    next.set_phase(
+        LifecyclePhase::Paused,
+        format!(
+            "paused: {reason}; `canary-gate promote` goes on without it, `abort` ends the rollout"
+        ),
+    );
+    if old.phase != Some(LifecyclePhase::Paused) {
+        news.push(Transition::Paused { step, reason });
+    }
+    Decided::new(next, news)
 }
 
 /// The step machine moved from `state` to `new_state` (`reason`: the judge's, or the outage's):

@@ -1,5 +1,5 @@
 //! Tests of the lifecycle on plain types: phases, human actions, outages, pods before traffic,
-//! promotion and scale-down.
+//! promotion and scale-down; the webhooks in [`hooks`](self::hooks).
 
 use super::waits::PROMOTION_POLL;
 use super::*;
@@ -66,6 +66,7 @@ struct Seen {
     gated: bool,
     judgement: Option<Judgement>,
     outage: Option<MetricsOutage>,
+    hooks: Vec<HookEvent>,
 }
 
 /// At `now`, the target on `revision`, every pod of both versions available, the step gated.
@@ -79,6 +80,7 @@ fn seen(now: f64, revision: &'static str) -> Seen {
         gated: true,
         judgement: None,
         outage: None,
+        hooks: Vec::new(),
     }
 }
 
@@ -142,6 +144,7 @@ impl Seen {
                 judgement: self.judgement.as_ref(),
                 metrics_outage: self.outage.as_ref(),
                 interval: 10.0,
+                hooks: &self.hooks,
             },
         )
     }
@@ -942,3 +945,5 @@ fn blue_green_judges_only_an_available_preview_and_switches_only_to_it() {
     let lost = look(21.0, 9).decide(&bg, &ready.state);
     assert_ne!(lost.state.weight, Some(100));
 }
+
+mod hooks;
