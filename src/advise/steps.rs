@@ -175,6 +175,16 @@ pub fn check(
         )?;
     }
     let added = settings.effect.added(traffic.error_rate);
+    // `x1.5` of a stable that served no error adds none: there is nothing to catch, and every
+    // step would be reported as needing forever.
+    range(
+        "effect",
+        added > 0.0,
+        format!(
+            "{} adds no errors when the stable served none; write the regression in points, e.g. +1pt",
+            settings.effect
+        ),
+    )?;
     let tolerance = error_tolerance(config);
     let stop_after = needed_runs(settings.power, settings.runs);
     let mut weights: Vec<f64> = steps.iter().map(|s| s.weight).collect();
@@ -347,8 +357,8 @@ pub fn duration(seconds: f64) -> String {
     humantime::format_duration(Duration::from_secs(seconds.max(0.0).round() as u64)).to_string()
 }
 
-/// Requests per second with three significant digits.
-fn rate(rps: f64) -> String {
+/// Requests per second with three significant digits (`15.0`, `2.00`, `300`).
+pub fn rate(rps: f64) -> String {
     if rps >= 100.0 {
         format!("{rps:.0}")
     } else if rps >= 10.0 {

@@ -249,6 +249,20 @@ fn bad_settings_and_steps_are_refused_naming_them() {
     let human = steps(&[(5.0, f64::INFINITY)]);
     let err = check(&c, traffic(5.0), MINUTE, &human, settings(10), &|| false).unwrap_err();
     assert!(err.to_string().starts_with("steps: step 0"), "{err}");
+    // A ratio of no errors is no regression: refused rather than every step "needing forever".
+    let clean = Traffic {
+        rps: 5.0,
+        error_rate: 0.0,
+    };
+    let ratio = Settings {
+        effect: Effect::ErrorRatio(1.5),
+        ..settings(10)
+    };
+    let err = check(&c, clean, MINUTE, &plan, ratio, &|| false).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "effect: ×1.5 the stable's error rate adds no errors when the stable served none; write the regression in points, e.g. +1pt"
+    );
 }
 
 #[test]
@@ -269,4 +283,66 @@ fn a_long_list_of_steps_names_the_first_eight_and_counts_the_rest() {
     assert!(message.contains("step 7 (8% for 1m)"), "{message}");
     assert!(!message.contains("step 8 ("), "{message}");
     assert!(message.contains("; and 3 more. Fix:"), "{message}");
+}
+
+#[test]
+fn independent_figures_bound_a_thin_short_step_and_a_long_busy_one() {
+    // 2 req/s × 5 % × 5 min = 30 canary requests; at 0.1 % + 1 pt its errors are Poisson with
+    // mean 30 × 0.011 = 0.33, so a rollout sees no canary error at all with probability
+    // e^−0.33 = 0.719. A judge cannot roll back a canary that served no error, so it catches
+    // the regression in at most 1 − 0.719 = 28.1 % of rollouts (+3 standard errors of 100 runs:
+    // 0.42) — far from 80 %: underpowered, whatever the method.
+    let thin = check(
+        &config(),
+        traffic(2.0),
+        MINUTE,
+        &steps(&[(5.0, 300.0)]),
+        settings(100),
+        &|| false,
+    )
+    .unwrap()
+    .unwrap();
+    let f = &thin.findings[0];
+    let bound = 1.0 - (-2.0_f64 * 0.05 * 300.0 * 0.011).exp();
+    assert!((bound - 0.281).abs() < 1e-3, "{bound}");
+    assert!(
+        f.caught <= bound + 3.0 * (bound * (1.0 - bound) / 100.0).sqrt(),
+        "{f:?}"
+    );
+    assert!(f.underpowered(), "{f:?}");
+    assert!(thin.any_underpowered());
+    assert!(
+        thin.message().contains("step 0 (5% for 5m) catches it in "),
+        "{}",
+        thin.message()
+    );
+
+    // 100 req/s × 25 % × 30 min. After its first 10 minutes alone the canary served 15 000
+    // requests and the stable 45 000: a one-shot two-proportion z-test of 1.1 % against 0.1 %
+    // gives z = 0.01 / √(0.011·0.989/15000 + 0.001·0.999/45000) = 11.5, against 2.33 at
+    // α = 0.01. Even a test several times less efficient than that catches it within a third of
+    // the step in nearly every rollout: not underpowered.
+    let z = 0.01 / (0.011 * 0.989 / 15000.0 + 0.001 * 0.999 / 45000.0_f64).sqrt();
+    assert!((z - 11.5).abs() < 0.1, "{z}");
+    let busy = check(
+        &config(),
+        traffic(100.0),
+        MINUTE,
+        &steps(&[(25.0, 1800.0)]),
+        settings(100),
+        &|| false,
+    )
+    .unwrap()
+    .unwrap();
+    let f = &busy.findings[0];
+    assert!(!f.underpowered(), "{f:?}");
+    assert!(f.caught >= 0.8, "{f:?}");
+    assert!(f.needed.is_some_and(|n| n <= 600.0), "{f:?}");
+    assert!(!busy.any_underpowered());
+    assert!(
+        busy.message()
+            .starts_with("every gated step catches +1 pt errors"),
+        "{}",
+        busy.message()
+    );
 }
