@@ -1831,7 +1831,7 @@ async fn steps_too_short_for_the_traffic_are_a_warning_condition_that_changes_no
                                 event_with("StepsUnderpowered", "Warning")(body);
                                 let note = body["note"].as_str().unwrap();
                                 assert!(
-                                    note.starts_with("2 of 2 gated steps cannot catch +1 pt errors in 80 % of rollouts at 15.03 req/s: step 0 (10% for 2m) needs "),
+                                    note.starts_with("2 of 2 gated steps cannot catch +1 pt errors in 80 % of rollouts at 15.0 req/s: step 0 (10% for 2m) needs "),
                                     "{note}"
                                 );
                             },

@@ -38,7 +38,7 @@ use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use crate::advise::steps::{Goal, PlannedStep, Settings, StepsCheck, check, duration};
+use crate::advise::steps::{Goal, PlannedStep, Settings, StepsCheck, check, duration, rate};
 use crate::advise::{Effect, Traffic};
 use crate::analysis::{JudgeConfig, MetricKind, MetricSample, WindowInterval};
 use crate::crd::rollout::{CanaryStrategy, RolloutStatus};
@@ -136,12 +136,12 @@ impl Finding {
             })
             .collect();
         let text = format!(
-            "{} of {} gated steps cannot catch {} in {:.0} % of rollouts at {:.2} req/s: {}; lengthen them or use fewer, bigger steps (condition {CONDITION} has the costs; advice only)",
+            "{} of {} gated steps cannot catch {} in {:.0} % of rollouts at {} req/s: {}; lengthen them or use fewer, bigger steps (condition {CONDITION} has the costs; advice only)",
             steps.len(),
             self.check.findings.len(),
             self.check.settings.effect,
             self.check.settings.power * 100.0,
-            self.check.traffic.rps,
+            rate(self.check.traffic.rps),
             steps.join(", ")
         );
         cut(text, EVENT_NOTE_BYTES)
