@@ -1736,6 +1736,26 @@ async fn converse_in_passes(
     server.await.expect("the conversation went as scripted");
 }
 
+/// The condition the README's `StepsUnderpowered` section shows; its `powerCheck` snippet
+/// checked to validate as written.
+fn readme_steps_underpowered() -> Value {
+    let blocks = support::readme_blocks("### Are the steps long enough?", "yaml");
+    let snippet: Value = serde_saphyr::from_str(&blocks[1]).expect("the powerCheck snippet");
+    let mut spec = two_steps();
+    spec["strategy"]["canary"]["powerCheck"] = snippet["strategy"]["canary"]["powerCheck"].clone();
+    let spec: canary_gate::crd::rollout::RolloutSpec = serde_json::from_value(spec).unwrap();
+    let goal = canary_gate::controller::validate::validate(&spec)
+        .expect("the README's powerCheck validates")
+        .power_check
+        .expect("on");
+    assert_eq!(
+        (goal.effect.to_string().as_str(), goal.power),
+        ("×2 the stable's error rate", 0.9)
+    );
+    let conditions: Vec<Value> = serde_saphyr::from_str(&blocks[0]).expect("the condition");
+    conditions[0].clone()
+}
+
 fn steps_underpowered(status: &Value) -> Option<&Value> {
     status["conditions"]
         .as_array()?
@@ -1805,6 +1825,7 @@ async fn steps_too_short_for_the_traffic_are_a_warning_condition_that_changes_no
                                 );
                                 assert_eq!(c["lastTransitionTime"], "2025-11-23T00:05:00Z");
                                 let m = c["message"].as_str().unwrap();
+                                assert_eq!(m, readme_steps_underpowered()["message"], "the README shows this message");
                                 for part in [
                                     "template AnalysisTemplate shop/generic-http: to catch +1 pt errors with 80 % power at 15.0 req/s (stable 0.11 % errors): step 0 (10% for 2m) catches it in ",
                                     "; step 1 (50% for 2m) catches it in ",
