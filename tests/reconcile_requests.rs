@@ -514,6 +514,49 @@ async fn an_invalid_spec_gets_a_clear_status_without_touching_anything_else() {
     .await;
 }
 
+#[tokio::test]
+async fn a_power_check_goal_out_of_range_is_an_invalid_spec_naming_the_field() {
+    let spec = json!({"targetRef": {"name": "web"}, "strategy": {"canary": {
+        "steps": [{"setWeight": 10}, {"pause": {"duration": "5m"}}],
+        "powerCheck": {"effect": "+1pt", "power": 1.5}}}});
+    let rollout = rollout(spec, json!({}));
+    converse(
+        rollout.clone(),
+        Arc::new(ScriptedMetrics::new(FAILING)),
+        vec![
+            expect(
+                Method::PATCH,
+                STATUS_PATCH,
+                |body| {
+                    let s = &body["status"];
+                    assert_eq!(s["phase"], "Degraded");
+                    let message = s["message"].as_str().unwrap();
+                    assert!(
+                        message.contains("spec.strategy.canary.powerCheck.power: is 1.5")
+                            && message.contains("between 0.5 and 0.99"),
+                        "{body}"
+                    );
+                    assert!(
+                        s["conditions"]
+                            .as_array()
+                            .unwrap()
+                            .iter()
+                            .any(|c| c["type"] == "InvalidSpec" && c["status"] == "True")
+                    );
+                },
+                serde_json::to_value(&rollout).unwrap(),
+            ),
+            expect(
+                Method::POST,
+                EVENTS,
+                event_with("InvalidSpec", "Warning"),
+                json!({}),
+            ),
+        ],
+    )
+    .await;
+}
+
 fn template_object() -> Value {
     let template = canary_gate::template::load(std::path::Path::new(concat!(
         env!("CARGO_MANIFEST_DIR"),
