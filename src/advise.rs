@@ -174,35 +174,11 @@ pub fn advise(
     traffic: Traffic,
     study: &Study,
 ) -> Result<Vec<StepAdvice>, AdviseError> {
-    let range = |field, ok: bool, problem: String| {
-        if ok {
-            Ok(())
-        } else {
-            Err(AdviseError::Range { field, problem })
-        }
-    };
-    range(
-        "rps",
-        traffic.rps.is_finite() && traffic.rps > 0.0,
-        format!(
-            "is {}; the service must have traffic to advise on",
-            traffic.rps
-        ),
-    )?;
-    range(
-        "error rate",
-        (0.0..1.0).contains(&traffic.error_rate),
-        format!("is {}; it must be in [0, 1)", traffic.error_rate),
-    )?;
-    range(
-        "power",
-        study.power > 0.0 && study.power < 1.0,
-        format!("is {}; give a share such as 0.8", study.power),
-    )?;
-    range(
-        "runs",
-        (1..=100_000).contains(&study.runs),
-        format!("is {}; give 1 to 100000", study.runs),
+    check_inputs(
+        traffic,
+        study.power,
+        study.runs,
+        "the service must have traffic to advise on",
     )?;
     range(
         "horizon",
@@ -256,6 +232,42 @@ pub fn advise(
             }
         })
         .collect())
+}
+
+/// `Err(Range)` naming `field` and the problem unless `ok`.
+fn range(field: &'static str, ok: bool, problem: String) -> Result<(), AdviseError> {
+    ok.then_some(())
+        .ok_or(AdviseError::Range { field, problem })
+}
+
+/// The checks [`advise`] and [`steps::check`] share: traffic (`no_traffic` says why some is
+/// needed), power and runs in range.
+fn check_inputs(
+    traffic: Traffic,
+    power: f64,
+    runs: usize,
+    no_traffic: &str,
+) -> Result<(), AdviseError> {
+    range(
+        "rps",
+        traffic.rps.is_finite() && traffic.rps > 0.0,
+        format!("is {}; {no_traffic}", traffic.rps),
+    )?;
+    range(
+        "error rate",
+        (0.0..1.0).contains(&traffic.error_rate),
+        format!("is {}; it must be in [0, 1)", traffic.error_rate),
+    )?;
+    range(
+        "power",
+        power > 0.0 && power < 1.0,
+        format!("is {power}; give a share such as 0.8"),
+    )?;
+    range(
+        "runs",
+        (1..=100_000).contains(&runs),
+        format!("is {runs}; give 1 to 100000"),
+    )
 }
 
 /// The relative tolerance of the template's first error-rate comparison (0 without one): the

@@ -14,8 +14,8 @@
 use std::time::Duration;
 
 use super::{
-    AdviseError, Effect, StepSimulation, Traffic, bad_requests, error_tolerance, needed_runs,
-    simulate_step, wald_seconds,
+    AdviseError, Effect, StepSimulation, Traffic, bad_requests, check_inputs, error_tolerance,
+    needed_runs, range, simulate_step, wald_seconds,
 };
 use crate::analysis::JudgeConfig;
 
@@ -135,29 +135,11 @@ pub fn check(
     settings: Settings,
     cancelled: &dyn Fn() -> bool,
 ) -> Result<Option<StepsCheck>, AdviseError> {
-    let range = |field, ok: bool, problem: String| {
-        ok.then_some(())
-            .ok_or(AdviseError::Range { field, problem })
-    };
-    range(
-        "rps",
-        traffic.rps.is_finite() && traffic.rps > 0.0,
-        format!("is {}; there must be traffic to check", traffic.rps),
-    )?;
-    range(
-        "error rate",
-        (0.0..1.0).contains(&traffic.error_rate),
-        format!("is {}; it must be in [0, 1)", traffic.error_rate),
-    )?;
-    range(
-        "power",
-        settings.power > 0.0 && settings.power < 1.0,
-        format!("is {}; give a share such as 0.8", settings.power),
-    )?;
-    range(
-        "runs",
-        (1..=100_000).contains(&settings.runs),
-        format!("is {}; give 1 to 100000", settings.runs),
+    check_inputs(
+        traffic,
+        settings.power,
+        settings.runs,
+        "there must be traffic to check",
     )?;
     range(
         "interval",
