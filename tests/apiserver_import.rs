@@ -8,38 +8,16 @@
 mod support;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use canary_gate::crd::{AnalysisTemplate, Rollout};
 use kube::api::{Api, ListParams};
 use support::apiserver::{ApiServer, create_namespace, install_crds};
 
+/// The real `kubectl` against `server` with `stdin`: (success, stdout and stderr together).
 fn kubectl(server: &ApiServer, args: &[&str], stdin: &str) -> (bool, String) {
-    use std::io::Write;
-    let mut child = Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(server.kubeconfig())
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run kubectl (installed on the image)");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
+    let (ok, out, err) = server.kubectl(args, stdin);
+    (ok, format!("{out}{err}"))
 }
 
 /// A CRD that stores any `spec` (the real Istio / Gateway API schemas are not needed here).

@@ -98,6 +98,34 @@ impl ApiServer {
         &self.kubeconfig
     }
 
+    /// Runs the real `kubectl` against this server with `stdin`: (success, stdout, stderr).
+    #[allow(dead_code)] // not every test binary runs kubectl
+    pub fn kubectl(&self, args: &[&str], stdin: &str) -> (bool, String, String) {
+        use std::io::Write;
+        use std::process::{Command, Stdio};
+        let mut child = Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run kubectl (installed on the image)");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    }
+
     /// An admin client.
     pub async fn client(&self) -> kube::Client {
         let config = kube::Config::from_custom_kubeconfig(
