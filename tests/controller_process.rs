@@ -434,11 +434,10 @@ fn metric(text: &str, name: &str, labels: &[&str]) -> f64 {
         .sum()
 }
 
-#[tokio::test]
-async fn a_healthy_rollouts_reconcile_reads_only_its_target_from_the_api_server() {
-    let (server, client) = cluster().await;
-    // A long lease: its renewals stay out of the count.
-    let replica = Replica::with_lease(&server, "replica-a", "120s");
+/// One controller process (a long lease: its renewals stay out of counts) and the Rollout `web`
+/// settled at its 10 % step with a 10-minute pause: nothing is due for ten minutes.
+async fn a_settled_rollout(server: &ApiServer, client: &kube::Client) -> (Replica, Api<Rollout>) {
+    let replica = Replica::with_lease(server, "replica-a", "120s");
     replica.wait_ready().await;
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), NS);
     deployments
@@ -460,7 +459,7 @@ async fn a_healthy_rollouts_reconcile_reads_only_its_target_from_the_api_server(
         async move { d.get("web-stable").await.is_ok() }
     })
     .await;
-    pods_available(&client, NS, "web-stable", None, json!([])).await;
+    pods_available(client, NS, "web-stable", None, json!([])).await;
     eventually("the pods handed over", Duration::from_secs(20), || {
         let d = deployments.clone();
         async move {
@@ -473,9 +472,16 @@ async fn a_healthy_rollouts_reconcile_reads_only_its_target_from_the_api_server(
         }
     })
     .await;
-    pods_available(&client, NS, "web", None, json!([])).await;
+    pods_available(client, NS, "web", None, json!([])).await;
     // Settled: the next reconciles change nothing.
     tokio::time::sleep(Duration::from_secs(3)).await;
+    (replica, rollouts)
+}
+
+#[tokio::test]
+async fn a_healthy_rollouts_reconcile_reads_only_its_target_from_the_api_server() {
+    let (server, client) = cluster().await;
+    let (replica, rollouts) = a_settled_rollout(&server, &client).await;
     let before = replica.get("/metrics").await.unwrap().1;
     for i in 0..5 {
         rollouts
@@ -511,4 +517,53 @@ async fn a_healthy_rollouts_reconcile_reads_only_its_target_from_the_api_server(
         all / reconciles <= 2.0,
         "{all} API requests for {reconciles} reconciles:\n{after}"
     );
+}
+
+/// Status-only changes — the controller's own writes, as far as its watch can tell — trigger no
+/// pass; a change to anything else does.
+#[tokio::test]
+async fn status_only_changes_trigger_no_reconcile() {
+    let (server, client) = cluster().await;
+    let (replica, rollouts) = a_settled_rollout(&server, &client).await;
+    let reconciles = || async {
+        metric(
+            &replica.get("/metrics").await.unwrap().1,
+            "canary_gate_reconciles_total",
+            &[],
+        )
+    };
+    let before = reconciles().await;
+    for i in 0..5 {
+        rollouts
+            .patch_status(
+                "web",
+                &PatchParams::default(),
+                &Patch::Merge(json!({"status": {"observedGeneration": 100 + i}})),
+            )
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after_status = reconciles().await;
+    assert_eq!(
+        after_status,
+        before,
+        "five status-only changes caused {} reconciles",
+        after_status - before
+    );
+    rollouts
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"annotations": {"team": "shop"}}})),
+        )
+        .await
+        .unwrap();
+    eventually(
+        "a reconcile of the annotation change",
+        Duration::from_secs(10),
+        || async { reconciles().await > after_status },
+    )
+    .await;
 }

@@ -17,6 +17,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v1::HorizontalPodAutoscaler;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::client::Body;
+use kube::runtime::controller::Action as Requeue;
 use kube::runtime::{reflector, watcher};
 use serde_json::{Value, json};
 use support::fixtures::{CLEAN, FAILING, RolloutBuilder, ScriptedMetrics, THIN};
@@ -206,6 +207,26 @@ async fn converse_seeing(
     script: Vec<Expect>,
     autoscalers: Option<Vec<HorizontalPodAutoscaler>>,
 ) {
+    let (client, server) = serve(script);
+    let mut ctx = Context::new(client, metrics, clock);
+    if let Some(hpas) = autoscalers {
+        let (store, mut writer) = reflector::store::<HorizontalPodAutoscaler>();
+        for hpa in hpas {
+            writer.apply_watcher_event(&watcher::Event::Apply(hpa));
+        }
+        ctx.autoscalers = Some(store);
+    }
+    let ctx = Arc::new(ctx);
+    tokio::time::timeout(Duration::from_secs(5), reconcile(Arc::new(rollout), ctx))
+        .await
+        .expect("reconcile finished")
+        .expect("reconcile succeeded");
+    server.await.expect("the conversation went as scripted");
+}
+
+/// A client on a mocked API server that answers `script` in order, then fails the test on any
+/// further request; the server's task ends when the conversation is over.
+fn serve(script: Vec<Expect>) -> (kube::Client, tokio::task::JoinHandle<()>) {
     let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     let client = kube::Client::new(service, "default");
     let server = tokio::spawn(async move {
@@ -244,20 +265,7 @@ async fn converse_seeing(
             );
         }
     });
-    let mut ctx = Context::new(client, metrics, clock);
-    if let Some(hpas) = autoscalers {
-        let (store, mut writer) = reflector::store::<HorizontalPodAutoscaler>();
-        for hpa in hpas {
-            writer.apply_watcher_event(&watcher::Event::Apply(hpa));
-        }
-        ctx.autoscalers = Some(store);
-    }
-    let ctx = Arc::new(ctx);
-    tokio::time::timeout(Duration::from_secs(5), reconcile(Arc::new(rollout), ctx))
-        .await
-        .expect("reconcile finished")
-        .expect("reconcile succeeded");
-    server.await.expect("the conversation went as scripted");
+    (client, server)
 }
 
 const STATUS_PATCH: &str = "/apis/canarygate.dev/v1alpha1/namespaces/shop/rollouts/web/status?&force=true&fieldManager=canary-gate-status";
@@ -516,6 +524,48 @@ async fn an_invalid_spec_gets_a_clear_status_without_touching_anything_else() {
         &["spec.strategy.canary.steps[0].setWeight: is 150"],
     )
     .await;
+}
+
+/// The trigger stream ignores the controller's own status writes, so a later pass reads the
+/// Rollout from a watch cache that may not show the write yet: that pass must not decide again
+/// from the older status (nor touch the API server) — it looks again in a second.
+#[tokio::test]
+async fn a_pass_that_reads_the_version_it_wrote_over_waits_for_the_watch_cache() {
+    let read = rollout(
+        json!({"targetRef": {"name": "web"}, "strategy": {"canary": {"steps": [{"setWeight": 150}]}}}),
+        json!({}),
+    );
+    let mut written = serde_json::to_value(&read).unwrap();
+    written["metadata"]["resourceVersion"] = json!("42");
+    let (client, server) = serve(vec![
+        expect(Method::PATCH, STATUS_PATCH, |_| {}, written.clone()),
+        expect(
+            Method::POST,
+            EVENTS,
+            event_with("InvalidSpec", "Warning"),
+            json!({}),
+        ),
+    ]);
+    let ctx = Arc::new(Context::new(
+        client,
+        Arc::new(ScriptedMetrics::new(FAILING)),
+        clock,
+    ));
+    let pass = |rollout: &Rollout| {
+        tokio::time::timeout(
+            Duration::from_secs(5),
+            reconcile(Arc::new(rollout.clone()), ctx.clone()),
+        )
+    };
+    // The write: then one more pass in a second (the one its watch event used to cause).
+    let first = pass(&read).await.unwrap().unwrap();
+    assert_eq!(first, Requeue::requeue(Duration::from_secs(1)));
+    assert_eq!(ctx.writes.len(), 1);
+    // The cache still shows resourceVersion 41: no request, look again in a second.
+    let stale = pass(&read).await.unwrap().unwrap();
+    assert_eq!(stale, Requeue::requeue(Duration::from_secs(1)));
+    server.await.expect("the conversation went as scripted");
+    assert_eq!(ctx.writes.len(), 1, "still waiting for the cache");
 }
 
 #[tokio::test]

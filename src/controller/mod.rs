@@ -37,6 +37,7 @@ pub mod reconcile;
 pub mod report;
 pub mod run;
 pub mod status;
+pub mod status_writes;
 pub mod target_index;
 pub mod telemetry;
 pub mod validate;

@@ -27,6 +27,7 @@ use super::judge_memory::JudgeMemory;
 use super::observe;
 use super::power::{self, PowerChecks};
 use super::report;
+use super::status_writes::StatusWrites;
 use super::telemetry::ControllerMetrics;
 use super::validate::validate;
 use super::workload_cache::WorkloadCache;
@@ -36,6 +37,14 @@ pub use super::report::STATUS_MANAGER;
 
 /// How often a Rollout whose target is missing is looked at again.
 const MISSING_TARGET_RETRY: Duration = Duration::from_secs(60);
+
+/// How soon a pass that found the watch cache behind its last status write looks again.
+pub const CACHE_BEHIND_RETRY: Duration = Duration::from_secs(1);
+
+/// How soon a pass that wrote a status and has no time of its own to look again makes one
+/// more: the pass its own write's watch event used to cause, which the trigger stream now
+/// ignores (a status-only change).
+pub const SETTLE_AFTER_WRITE: Duration = Duration::from_secs(1);
 
 /// What every reconcile needs.
 pub struct Context {
@@ -66,6 +75,8 @@ pub struct Context {
     pub autoscalers: Option<Store<HorizontalPodAutoscaler>>,
     /// The webhook attempts under way (or answered and not yet seen in a status).
     pub hooks: HookRunner,
+    /// The status writes the Rollouts' watch cache has not shown yet.
+    pub writes: StatusWrites,
 }
 
 impl Context {
@@ -86,6 +97,7 @@ impl Context {
             templates: None,
             autoscalers: None,
             hooks: HookRunner::default(),
+            writes: StatusWrites::default(),
         }
     }
 }
@@ -120,6 +132,15 @@ async fn reconcile_stages(
     ctx: Arc<Context>,
 ) -> Result<Option<Duration>, ReconcileError> {
     let namespace = rollout.namespace().ok_or(ReconcileError::NoNamespace)?;
+    // Never decide from a status older than the one this controller last wrote.
+    if ctx.writes.cache_is_behind(
+        &namespace,
+        &rollout.name_any(),
+        rollout.metadata.resource_version.as_deref(),
+    ) {
+        tracing::debug!("the watch cache has not shown the last status write yet");
+        return Ok(Some(CACHE_BEHIND_RETRY));
+    }
     let now = (ctx.clock)();
     let status = rollout.status.clone().unwrap_or_default();
 
@@ -127,6 +148,7 @@ async fn reconcile_stages(
     if rollout.metadata.deletion_timestamp.is_some() {
         ctx.memory.forget(&namespace, &rollout.name_any());
         ctx.power.forget(&namespace, &rollout.name_any());
+        ctx.writes.forget(&namespace, &rollout.name_any());
         finalizer::release(&ctx.client, &ctx.events, &rollout, &status).await?;
         return Ok(None);
     }
@@ -136,8 +158,8 @@ async fn reconcile_stages(
         Ok(validated) => validated,
         Err(e) => {
             let (next, note) = report::invalid_spec(&status, &e, now);
-            report::write(&ctx.client, &ctx.events, &rollout, &status, next, &[note]).await?;
-            return Ok(None);
+            let wrote = report::write(&ctx, &rollout, &status, next, &[note]).await?;
+            return Ok(wrote.then_some(SETTLE_AFTER_WRITE));
         }
     };
     let Some(seen) = observe::observe(
@@ -150,7 +172,7 @@ async fn reconcile_stages(
     .await?
     else {
         let (next, note) = report::target_missing(&status, &namespace, &validated.target);
-        report::write(&ctx.client, &ctx.events, &rollout, &status, next, &[note]).await?;
+        report::write(&ctx, &rollout, &status, next, &[note]).await?;
         return Ok(Some(MISSING_TARGET_RETRY));
     };
     // The steps power check's answer as it stands before this pass (one that arrives meanwhile
@@ -201,6 +223,9 @@ async fn reconcile_stages(
         now,
     );
     let plan = &validated.lifecycle.plan;
-    report::report(&ctx, &rollout, Some(plan), &status, next, &notes, now).await?;
-    Ok(requeue.map(|seconds| Duration::from_secs_f64(seconds.max(0.5))))
+    let wrote = report::report(&ctx, &rollout, Some(plan), &status, next, &notes, now).await?;
+    Ok(match requeue {
+        Some(seconds) => Some(Duration::from_secs_f64(seconds.max(0.5))),
+        None => wrote.then_some(SETTLE_AFTER_WRITE),
+    })
 }

@@ -115,6 +115,8 @@ pub fn compose(
 /// queues the Grafana annotations and the notifications of what changed (never awaited; `plan`
 /// gives the notifications each step's planned weight).
 ///
+/// Answers whether a status was written.
+///
 /// # Errors
 /// When the status cannot be written.
 pub async fn report(
@@ -125,7 +127,7 @@ pub async fn report(
     mut new: RolloutStatus,
     notes: &[Note],
     now: f64,
-) -> Result<(), ReportError> {
+) -> Result<bool, ReportError> {
     tracing::Span::current().record("step", new.current_step_index.unwrap_or(0));
     tracing::Span::current().record("weight", new.canary_weight.unwrap_or(0));
     let marks = ctx.annotations.as_ref().map(|_| {
@@ -151,7 +153,7 @@ pub async fn report(
             "rollout moved"
         );
     }
-    write(&ctx.client, &ctx.events, rollout, old, new, notes).await?;
+    let wrote = write(ctx, rollout, old, new, notes).await?;
     // Grafana only after the status is written; queued, never awaited.
     if let (Some(sink), Some(marks)) = (&ctx.annotations, marks)
         && !marks.is_empty()
@@ -159,7 +161,7 @@ pub async fn report(
         sink.send(marks);
     }
     ctx.notifier.send(notices);
-    Ok(())
+    Ok(wrote)
 }
 
 /// What *apply* answered, in the status and the notes: the pods in all and their selector, a
@@ -254,32 +256,39 @@ fn reverted(status: &mut RolloutStatus, notes: &mut Vec<Note>, reverted: Reverte
 }
 
 /// Writes `new` (server-side apply, [`STATUS_MANAGER`]) when it differs from `old`, then the
-/// Events.
+/// Events; remembers the write until the watch cache shows it. Answers whether it wrote.
 ///
 /// # Errors
 /// When the status cannot be written (the Events are then not recorded either).
 pub async fn write(
-    client: &kube::Client,
-    events: &EventWriter,
+    ctx: &Context,
     rollout: &Rollout,
     old: &RolloutStatus,
     new: RolloutStatus,
     notes: &[Note],
-) -> Result<(), ReportError> {
-    if &new != old {
-        let api: Api<Rollout> =
-            Api::namespaced(client.clone(), &rollout.namespace().unwrap_or_default());
+) -> Result<bool, ReportError> {
+    let wrote = &new != old;
+    if wrote {
+        let namespace = rollout.namespace().unwrap_or_default();
+        let api: Api<Rollout> = Api::namespaced(ctx.client.clone(), &namespace);
         let patch =
             json!({"apiVersion": "canarygate.dev/v1alpha1", "kind": "Rollout", "status": new});
-        api.patch_status(
+        let written = api
+            .patch_status(
+                &rollout.name_any(),
+                &PatchParams::apply(STATUS_MANAGER).force(),
+                &Patch::Apply(&patch),
+            )
+            .await?;
+        ctx.writes.wrote(
+            &namespace,
             &rollout.name_any(),
-            &PatchParams::apply(STATUS_MANAGER).force(),
-            &Patch::Apply(&patch),
-        )
-        .await?;
+            rollout.metadata.resource_version.as_deref(),
+            written.metadata.resource_version.as_deref(),
+        );
     }
-    publish(events, rollout, notes).await;
-    Ok(())
+    publish(&ctx.events, rollout, notes).await;
+    Ok(wrote)
 }
 
 /// Records the notes as Events about the Rollout, in order. Events are a report: a failure to

@@ -18,7 +18,7 @@ use kube::core::DeserializeGuard;
 use kube::runtime::controller::{Action as Requeue, Controller};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::utils::{Backoff, ResetTimerBackoff};
-use kube::runtime::{WatchStreamExt, reflector, watcher};
+use kube::runtime::{Predicate, PredicateConfig, WatchStreamExt, predicates, reflector, watcher};
 use kube::{Client, Resource, ResourceExt};
 use prometheus_client::registry::Registry;
 
@@ -342,11 +342,15 @@ pub async fn run(config: ControllerConfig) -> Result<(), RunError> {
     // The Rollouts' cache holds them without managedFields: at 10 000 Rollouts the status
     // manager's field lists alone are tens of megabytes nobody reads.
     let (store, writer) = reflector::store::<DeserializeGuard<Rollout>>();
+    // The cache sees every change; a pass is triggered only by one to the spec, labels,
+    // annotations (actions), finalizers or deletion — not by the status writes the controller
+    // makes itself, which would otherwise cost a pass (and an API read) each.
     let rollout_events = reflector(
         writer,
         watcher(rollouts, config.shard.rollouts()).modify(|r| r.managed_fields_mut().clear()),
     )
-    .applied_objects();
+    .applied_objects()
+    .predicate_filter(not_status_only, PredicateConfig::default());
     let controller = Controller::for_stream(rollout_events, store)
         .with_config(kube::runtime::controller::Config::default().concurrency(config.concurrency))
         .trigger_backoff(ResetTimerBackoff::new(
@@ -461,6 +465,19 @@ pub async fn run(config: ControllerConfig) -> Result<(), RunError> {
             Ok(())
         }
     }
+}
+
+/// What a Rollout's change must touch to trigger a pass: its generation (the spec), labels,
+/// annotations, finalizers or deletion. A status-only change — nearly always this controller's
+/// own write — does not: the pass that made it already asked for its next look
+/// ([`reconcile::SETTLE_AFTER_WRITE`] when it had none).
+fn not_status_only<K: Resource>(object: &K) -> Option<u64> {
+    predicates::generation
+        .combine(predicates::labels)
+        .combine(predicates::annotations)
+        .combine(predicates::finalizers)
+        .combine(|o: &K| Some(u64::from(o.meta().deletion_timestamp.is_some())))
+        .hash_property(object)
 }
 
 /// The Rollouts whose analyses name a template (`namespace` `None`: a cluster-scoped one).
@@ -668,5 +685,59 @@ mod tests {
         assert_eq!(ms, [250, 500, 1000, 2000, 4000, 4000]);
         b.reset();
         assert_eq!(b.next(), Some(Duration::from_millis(250)));
+    }
+
+    #[test]
+    fn a_status_only_change_triggers_no_pass_and_any_other_change_does() {
+        use crate::crd::rollout::RolloutStatus;
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+        let mut rollout: Rollout = serde_json::from_value(serde_json::json!({
+            "apiVersion": "canarygate.dev/v1alpha1", "kind": "Rollout",
+            "metadata": {"name": "web", "namespace": "shop", "uid": "u-1", "generation": 3,
+                "resourceVersion": "41", "finalizers": ["canarygate.dev/finalizer"]},
+            "spec": {"targetRef": {"name": "web"}, "strategy": {"canary": {"steps": []}}}
+        }))
+        .unwrap();
+        let key = |r: &Rollout| not_status_only(&DeserializeGuard(Ok(r.clone())));
+        let first = key(&rollout);
+        assert!(first.is_some());
+        // The controller's own write: a new status and resourceVersion, nothing else.
+        rollout.status = Some(RolloutStatus {
+            message: Some("step 0 at 10%".into()),
+            ..RolloutStatus::default()
+        });
+        rollout.metadata.resource_version = Some("42".into());
+        assert_eq!(key(&rollout), first);
+        let changed = |edit: &dyn Fn(&mut Rollout)| {
+            let mut r = rollout.clone();
+            edit(&mut r);
+            key(&r)
+        };
+        assert_ne!(changed(&|r| r.metadata.generation = Some(4)), first, "spec");
+        assert_ne!(
+            changed(&|r| {
+                r.annotations_mut()
+                    .insert("canarygate.dev/action".into(), "promote".into());
+            }),
+            first,
+            "an action"
+        );
+        assert_ne!(
+            changed(&|r| {
+                r.labels_mut().insert("shard".into(), "b".into());
+            }),
+            first,
+            "labels"
+        );
+        assert_ne!(
+            changed(&|r| r.finalizers_mut().clear()),
+            first,
+            "finalizers"
+        );
+        assert_ne!(
+            changed(&|r| r.metadata.deletion_timestamp = Some(Time(Default::default()))),
+            first,
+            "deletion"
+        );
     }
 }
