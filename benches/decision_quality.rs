@@ -37,6 +37,16 @@ fn median(mut v: Vec<f64>) -> Option<f64> {
     })
 }
 
+/// The `q` quantile (nearest rank), `None` when empty.
+fn quantile(mut v: Vec<f64>, q: f64) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let rank = ((q * v.len() as f64).ceil() as usize).clamp(1, v.len());
+    Some(v[rank - 1])
+}
+
 fn fmt(x: Option<f64>, digits: usize) -> String {
     x.map_or("-".to_string(), |v| format!("{v:.digits$}"))
 }
@@ -141,10 +151,10 @@ fn main() {
         "Wald: expected time of the SPRT knowing the exact alternative, per-metric alpha {alpha_metric}, beta 0.01, the judge's null (tolerances {error_tolerance}/{latency_tolerance}, latency one-sided per bucket) and information (errors given each interval's total; the over-dispersion's shape known)"
     );
     println!(
-        "detect: share rolled back; TTD: median seconds to rollback; bad: median excess bad canary requests (errors, or requests slower than stable p99) before rollback; promote s: median seconds to promote\n"
+        "detect: share rolled back; TTD: median seconds to rollback; bad: median excess bad canary requests (errors, or requests slower than stable p99) before rollback; promote s: median / 90th percentile of the seconds to promote\n"
     );
     println!(
-        "{:<72} {:>8} {:>8} {:>7} {:>8} {:>7} {:>7} {:>11} {:>6} {:>9} {:>7}",
+        "{:<72} {:>8} {:>8} {:>7} {:>8} {:>7} {:>7} {:>11} {:>6} {:>11} {:>7}",
         "scenario",
         "rollback",
         "promote",
@@ -179,7 +189,7 @@ fn main() {
         let regression = row.scenario.has_regression();
         let pct = |x: f64| format!("{:.1}%", 100.0 * x);
         println!(
-            "{:<72} {:>8} {:>8} {:>7} {:>8} {:>7} {:>7} {:>11} {:>6} {:>9} {:>6.0}s",
+            "{:<72} {:>8} {:>8} {:>7} {:>8} {:>7} {:>7} {:>11} {:>6} {:>11} {:>6.0}s",
             format!("{} ({})", row.scenario.name, row.scenario.id),
             pct(row.share(Ending::RolledBack)),
             pct(row.share(Ending::Promoted)),
@@ -207,7 +217,12 @@ fn main() {
             if regression {
                 "-".into()
             } else {
-                fmt(median(row.of(Ending::Promoted, |r| r.seconds)), 0)
+                let seconds = row.of(Ending::Promoted, |r| r.seconds);
+                format!(
+                    "{}/{}",
+                    fmt(median(seconds.clone()), 0),
+                    fmt(quantile(seconds, 0.9), 0)
+                )
             },
             started.elapsed().as_secs_f64()
         );

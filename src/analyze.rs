@@ -49,7 +49,7 @@ pub fn judge_window(
             got: 0,
         });
     };
-    let mut judge = Judge::new(template.judge.clone());
+    let mut judge = Judge::new(template.judge.clone()).judging_one_window();
     let mut recorder = Recorder::default();
     let mut stream = vec![recorder.line(from, 0.0, false)];
     let mut first_rollback = None;

@@ -22,6 +22,13 @@ pub const NO_DATA: &str = "no data";
 /// current step.
 pub const INSUFFICIENT_TRAFFIC: &str = "insufficient traffic";
 
+/// How a metric's reason starts while its e-value is between the hold level `sqrt(1/α_m)` and
+/// the failure level `1/α_m`.
+pub const EVIDENCE_BUILDING: &str = "evidence building";
+
+/// How many hold budgets a completed step may hold while a metric's evidence is building.
+const BUILDING_BUDGETS: f64 = 3.0;
+
 /// The test behind one metric.
 #[derive(Debug, Clone, PartialEq)]
 enum Engine {
@@ -88,6 +95,9 @@ pub struct Judge {
     step: Option<usize>,
     hold_since: Option<f64>,
     terminal: Option<(Decision, String)>,
+    /// Whether the last step waits (up to a hold budget) while a metric leans toward harm;
+    /// `false` for a window judged once, which has no later interval to wait for.
+    hold_before_promoting: bool,
 }
 
 impl Judge {
@@ -109,7 +119,17 @@ impl Judge {
             step: None,
             hold_since: None,
             terminal: None,
+            hold_before_promoting: true,
         }
+    }
+
+    /// A judge of one window judged once (`analyze`, the gate): there is no later interval, so
+    /// its last step promotes on the evidence as it stands instead of holding while a metric
+    /// leans toward harm (evidence that is building still holds: it is inconclusive either way).
+    #[must_use]
+    pub fn judging_one_window(mut self) -> Self {
+        self.hold_before_promoting = false;
+        self
     }
 
     /// The configuration.
@@ -275,7 +295,15 @@ impl Judge {
             }
             let since = *self.hold_since.get_or_insert(ctx.t);
             let held = ctx.t - since;
-            let budget = self.config.hold_budget.as_secs_f64();
+            // Evidence that is building toward a failure gets three budgets before a pause: it
+            // resolves one way or the other as data comes, and stopping it early is what lets
+            // a regression at low traffic end paused instead of rolled back. The false-rollback
+            // bound does not depend on when the judge stops looking.
+            let building = inconclusive
+                .iter()
+                .any(|v| v.reason.starts_with(EVIDENCE_BUILDING));
+            let budget = self.config.hold_budget.as_secs_f64()
+                * if building { BUILDING_BUDGETS } else { 1.0 };
             if held < budget {
                 return (
                     Decision::Hold,
@@ -299,6 +327,28 @@ impl Judge {
                     true,
                 ),
             };
+        }
+        // The last step promotes only once no gating metric leans toward harm (e-value above
+        // 1), or once a hold budget has been spent on it: a regression too small for the
+        // steps' traffic then gets one more budget of data at the last weight before promoting.
+        if ctx.step_complete && ctx.last_step && self.hold_before_promoting {
+            let leaning: Vec<&MetricVerdict> = gating
+                .iter()
+                .copied()
+                .filter(|v| v.verdict == Outcome::Pass && v.e_value > 1.0)
+                .collect();
+            if !leaning.is_empty() {
+                let since = *self.hold_since.get_or_insert(ctx.t);
+                let held = ctx.t - since;
+                let budget = self.config.hold_budget.as_secs_f64();
+                if held < budget {
+                    let reason = format!(
+                        "leaning toward harm before promoting (e-value above 1): {} (holding {held:.0}s of {budget:.0}s, then promoting if it has not grown to the hold level)",
+                        describe(&leaning)
+                    );
+                    return (Decision::Hold, reason, false);
+                }
+            }
         }
         self.hold_since = None;
         let mut reason = "all gating metrics pass".to_string();
@@ -484,7 +534,7 @@ fn verdict(
         (
             Outcome::Inconclusive,
             format!(
-                "evidence building: e-value {e_value:.1} (hold from {hold_at:.1}, fail at {fail_at:.0}){}",
+                "{EVIDENCE_BUILDING}: e-value {e_value:.1} (hold from {hold_at:.1}, fail at {fail_at:.0}){}",
                 estimate_text(config, &estimate)
             ),
         )
@@ -655,6 +705,86 @@ mod tests {
             stable: Counts::new(1.0, 900.0),
             canary: Counts::new(0.0, 100.0),
         }
+    }
+
+    /// Zero errors on both versions: no information on the error rate, the e-value stays.
+    fn neutral() -> MetricSample {
+        MetricSample::Counts {
+            stable: Counts::new(0.0, 900.0),
+            canary: Counts::new(0.0, 100.0),
+        }
+    }
+
+    /// A first interval (10 % canary) whose e-value lies in `range`, found by raising the
+    /// canary's errors over the stable's 3.
+    fn first_interval_with_e_in(range: std::ops::Range<f64>) -> MetricSample {
+        (0..40)
+            .map(|k| MetricSample::Counts {
+                stable: Counts::new(3.0, 900.0),
+                canary: Counts::new(f64::from(k), 100.0),
+            })
+            .find(|sample| {
+                let j = Judge::new(config(vec![errors()]))
+                    .observe(ctx(0.0, false), std::slice::from_ref(sample))
+                    .unwrap();
+                range.contains(&j.metrics[0].e_value)
+            })
+            .expect("some canary error count gives an e-value in the range")
+    }
+
+    #[test]
+    fn the_last_step_holds_one_budget_while_a_metric_leans_toward_harm_then_promotes() {
+        let leaning = first_interval_with_e_in(1.05..5.0);
+        let mut judge = Judge::new(config(vec![errors()]));
+        let j = judge
+            .observe(ctx(300.0, true), std::slice::from_ref(&leaning))
+            .unwrap();
+        assert_eq!(j.decision, Decision::Hold, "{}", j.reason);
+        assert!(j.reason.contains("leaning toward harm"), "{}", j.reason);
+        let j = judge.observe(ctx(330.0, true), &[neutral()]).unwrap();
+        assert_eq!(j.decision, Decision::Hold, "{}", j.reason);
+        let j = judge.observe(ctx(360.0, true), &[neutral()]).unwrap();
+        assert_eq!(j.decision, Decision::Promote, "budget spent: {}", j.reason);
+        // Evidence that stops leaning promotes at once.
+        let mut judge = Judge::new(config(vec![errors()]));
+        assert_eq!(
+            judge
+                .observe(ctx(0.0, false), std::slice::from_ref(&leaning))
+                .unwrap()
+                .decision,
+            Decision::Continue
+        );
+        let fading = MetricSample::Counts {
+            stable: Counts::new(30.0, 9000.0),
+            canary: Counts::new(1.0, 1000.0),
+        };
+        let j = judge.observe(ctx(300.0, true), &[fading]).unwrap();
+        assert!(j.metrics[0].e_value < 1.0, "{}", j.metrics[0].e_value);
+        assert_eq!(j.decision, Decision::Promote, "{}", j.reason);
+        // A window judged once has no later interval to wait for.
+        let j = Judge::new(config(vec![errors()]))
+            .judging_one_window()
+            .observe(ctx(300.0, true), &[leaning])
+            .unwrap();
+        assert_eq!(j.decision, Decision::Promote, "{}", j.reason);
+    }
+
+    #[test]
+    fn evidence_that_is_building_holds_three_budgets_before_the_policy_acts() {
+        let building = first_interval_with_e_in(10.0..100.0);
+        let mut judge = Judge::new(config(vec![errors()]));
+        let j = judge.observe(ctx(300.0, true), &[building]).unwrap();
+        assert_eq!(j.decision, Decision::Hold, "{}", j.reason);
+        assert!(j.reason.contains(EVIDENCE_BUILDING), "{}", j.reason);
+        let j = judge.observe(ctx(420.0, true), &[neutral()]).unwrap();
+        assert_eq!(j.decision, Decision::Hold, "two budgets: {}", j.reason);
+        let j = judge.observe(ctx(480.0, true), &[neutral()]).unwrap();
+        assert_eq!(j.decision, Decision::Rollback, "{}", j.reason);
+        assert!(
+            j.reason.contains("hold budget of 180s spent"),
+            "{}",
+            j.reason
+        );
     }
 
     #[test]

@@ -60,8 +60,15 @@
 //! building"); otherwise it *passes*. Overall: a critical failure, or failures carrying at least
 //! `fail_weight` of the weight, roll back; any inconclusive gating metric holds; a completed last
 //! step with every metric passing promotes; else continue. Holding after a step is complete is
-//! bounded by the hold budget, after which the policy pauses for a human or rolls back. Missing
-//! evidence never promotes.
+//! bounded by the hold budget, after which the policy pauses for a human or rolls back — three
+//! budgets while a metric's evidence is building (its e-value between the hold and the failure
+//! level): such evidence resolves one way or the other as data comes, and cutting it short is how
+//! a regression at low traffic ended paused instead of rolled back. The last step promotes only
+//! once no gating metric leans toward harm (e-value above 1) or one hold budget has been spent
+//! waiting for it to stop: a regression too small for the steps' traffic gets that much more data
+//! at the last weight. Neither changes the false-rollback bound (Ville's inequality holds at any
+//! stopping time); they cost A/A rollouts time only when their evidence leans the wrong way.
+//! Missing evidence never promotes.
 //!
 //! Holds follow the evidence, not the traffic volume: at a completed *intermediate* step, a
 //! metric that is short of `min_samples` only because the whole service is quiet — the stable

@@ -104,7 +104,9 @@ pub struct VersionsSpec {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct PolicySpec {
-    /// How long a completed step may hold on inconclusive evidence (default `10m`).
+    /// How long a completed step may hold on inconclusive evidence (default `10m`); three times
+    /// as long while a metric's evidence is building toward a failure. The last step also holds
+    /// up to this long before promoting while a metric leans toward harm (e-value above 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hold_budget: Option<String>,
     /// After the hold budget: `pause` (wait for a human, the default) or `rollback`.
