@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::get;
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v1::HorizontalPodAutoscaler;
 use kube::api::Api;
@@ -27,7 +27,6 @@ use crate::crd::{AnalysisTemplate, ClusterAnalysisTemplate, Rollout};
 use crate::metrics::prometheus::Prometheus;
 
 use super::analyze::{PrometheusWindows, TemplateStores};
-use super::deployment_cache::DeploymentCache;
 use super::error::ReconcileError;
 use super::events::EventWriter;
 use super::kube_requests::KubeRequests;
@@ -35,6 +34,7 @@ use super::leader::LeaseLock;
 use super::reconcile::{Context, reconcile};
 use super::target_index::TargetIndex;
 use super::telemetry::{CategoryLabel, ControllerMetrics, Schedule};
+use super::workload_cache::WorkloadCache;
 
 /// Default name of the Lease the replicas share (`--lease-name`).
 pub const LEASE_NAME: &str = "canary-gate-controller";
@@ -317,11 +317,8 @@ pub async fn run(config: ControllerConfig) -> Result<(), RunError> {
     let (autoscalers, writer) = reflector::store::<HorizontalPodAutoscaler>();
     spawn_reflector(writer, config.shard.api::<HorizontalPodAutoscaler>(&client));
     // canary-gate's own workloads, cached: a reconcile reads them without a request.
-    let workloads = Arc::new(DeploymentCache::default());
+    let workloads = Arc::new(WorkloadCache::default());
     workloads.spawn(config.shard.api(&client));
-    // The Rollouts' targets, cached from the Deployment watch that wakes them (below): a
-    // healthy Rollout's reconcile then reads nothing from the API server.
-    let target_cache = Arc::new(DeploymentCache::of_targets(targets.clone()));
     let context = Arc::new(RunContext {
         targets: targets.clone(),
         inner: Arc::new(Context {
@@ -331,7 +328,6 @@ pub async fn run(config: ControllerConfig) -> Result<(), RunError> {
             notifier,
             autoscalers: Some(autoscalers),
             workloads: Some(workloads),
-            target_cache: Some(target_cache.clone()),
             templates: Some(templates),
             ..Context::new(
                 client.clone(),
@@ -388,14 +384,9 @@ pub async fn run(config: ControllerConfig) -> Result<(), RunError> {
     let work = controller
         // A Deployment's new template starts a rollout, and a workload's progress ends a promotion:
         // wake the Rollouts that target it or own it.
-        .watches_stream(
-            watcher(
-                config.shard.api::<Deployment>(&client),
-                watcher::Config::default(),
-            )
-            .modify(|d| d.managed_fields_mut().clear())
-            .inspect_ok(move |event| target_cache.take(event))
-            .touched_objects(),
+        .watches(
+            config.shard.api::<Deployment>(&client),
+            watcher::Config::default(),
             {
                 let targets = targets.clone();
                 move |d: Deployment| {
