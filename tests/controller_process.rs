@@ -394,6 +394,12 @@ async fn two_controllers_split_the_rollouts_by_label_each_with_its_own_lease() {
         r.dedup();
         r
     };
+    // A pass writes the status, then its Events: wait for both Rollouts' Events to show.
+    eventually("both Rollouts' Events", Duration::from_secs(10), || async {
+        let list = events.list(&ListParams::default()).await.unwrap().items;
+        !reporters("web", &list).is_empty() && !reporters("api", &list).is_empty()
+    })
+    .await;
     let list = events.list(&ListParams::default()).await.unwrap().items;
     assert_eq!(reporters("web", &list), ["shard-a"]);
     assert_eq!(reporters("api", &list), ["shard-b"]);
