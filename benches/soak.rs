@@ -153,6 +153,16 @@ fn main() {
             s.sizes.1 / 1024.0,
             s.sizes.2 / 1024.0
         );
+        let by: Vec<String> = s
+            .by_request
+            .iter()
+            .map(|(k, per)| format!("{k} {per:.3}"))
+            .collect();
+        println!(
+            "N = {}: API requests per reconcile by verb and resource: {}",
+            s.n,
+            by.join(", ")
+        );
     }
 }
 
@@ -192,6 +202,8 @@ struct Summary {
     window_p50: f64,
     window_p99: f64,
     window_max: f64,
+    /// API requests per reconcile over the soak, by `verb resource` (watches apart).
+    by_request: Vec<(String, f64)>,
 }
 
 async fn run(n: usize, minutes: usize) -> Summary {
@@ -304,6 +316,20 @@ async fn run(n: usize, minutes: usize) -> Summary {
         window_p50: quantile(&windows, 0.5),
         window_p99: quantile(&windows, 0.99),
         window_max: windows.iter().copied().fold(0.0, f64::max),
+        by_request: {
+            let reconciles = (last.reconciles - first.reconciles).max(1.0);
+            let mut v: Vec<(String, f64)> = last
+                .by_request
+                .iter()
+                .map(|(k, n)| {
+                    let before = first.by_request.get(k).copied().unwrap_or(0.0);
+                    (k.clone(), (n - before) / reconciles)
+                })
+                .filter(|(_, per)| *per > 0.0)
+                .collect();
+            v.sort_by(|a, b| b.1.total_cmp(&a.1));
+            v
+        },
     }
 }
 
@@ -718,6 +744,8 @@ struct Sample {
     reconciles: f64,
     /// Requests other than watches, from the controller's `/metrics`.
     requests: f64,
+    /// The same by `verb resource`.
+    by_request: BTreeMap<String, f64>,
     /// Rollouts whose timed reconcile is overdue (the work queue's backlog).
     overdue: f64,
     /// Timed reconciles that started late, and their summed lag (seconds).
@@ -828,6 +856,7 @@ impl Controller {
         };
         let mut reconciles = 0.0;
         let mut requests = 0.0;
+        let mut by_request = BTreeMap::new();
         let mut watches = 0;
         let (mut overdue, mut lag_count, mut lag_sum) = (0.0, 0.0, 0.0);
         for line in metrics.lines().filter(|l| !l.starts_with('#')) {
@@ -848,6 +877,16 @@ impl Controller {
                     watches += value as u64;
                 } else {
                     requests += value;
+                    let label = |key: &str| {
+                        name.split(&format!("{key}=\""))
+                            .nth(1)
+                            .and_then(|v| v.split('"').next())
+                            .unwrap_or("?")
+                            .to_string()
+                    };
+                    *by_request
+                        .entry(format!("{} {}", label("verb"), label("resource")))
+                        .or_insert(0.0) += value;
                 }
             }
         }
@@ -860,6 +899,7 @@ impl Controller {
             cpu_seconds: cpu_seconds(pid),
             reconciles,
             requests,
+            by_request,
             overdue,
             lag_count,
             lag_sum,

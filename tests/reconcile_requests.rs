@@ -887,6 +887,12 @@ async fn undo_puts_the_stable_template_back_and_sends_traffic_to_stable() {
                                 .is_none(),
                             "{body}"
                         );
+                        // The target read carries canary-gate's entry only (as the watch cache
+                        // keeps it): sent back, it would replace every other manager's.
+                        assert!(
+                            body["metadata"].get("managedFields").is_none(),
+                            "an update must not carry a partial managedFields list: {body}"
+                        );
                     },
                     serde_json::to_value(deployment("web:1")).unwrap(),
                 ),

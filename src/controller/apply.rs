@@ -316,6 +316,9 @@ async fn revert(
     if let Some(spec) = target.spec.as_mut() {
         spec.template = template;
     }
+    // The target may come from the watch cache, which keeps only canary-gate's own entries: a
+    // non-empty list in an update replaces the server's, an absent one keeps them.
+    target.metadata.managed_fields = None;
     let resource_version = target.resource_version();
     deployments
         .replace(&name, &PostParams::default(), &target)

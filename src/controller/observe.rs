@@ -17,27 +17,40 @@ use crate::traffic::workload::{self, Role};
 
 use super::availability::{self, Availability};
 use super::build::StableTemplate;
+use super::deployment_cache::DeploymentCache;
 pub use super::observed::{Seen, Workloads, revision};
 use super::reconcile::Context;
 use super::status::state_of;
 use super::validate::ValidatedRollout;
-use super::workload_cache::WorkloadCache;
 
-/// Reads the target, its workloads (from `cache` once it has synced, else from the API server)
-/// and a pending action; `None` when the target does not exist.
+/// Reads the target (from `targets` once it has synced and holds it, else from the API server,
+/// which then keeps it), its workloads (from `cache` once it has synced, else from the API
+/// server) and a pending action; `None` when the target does not exist.
 ///
 /// # Errors
 /// When the API server cannot be reached, or the action annotation names no action.
 pub async fn observe(
     client: &Client,
-    cache: Option<&WorkloadCache>,
+    cache: Option<&DeploymentCache>,
+    targets: Option<&DeploymentCache>,
     rollout: &Rollout,
     validated: &ValidatedRollout,
     status: &RolloutStatus,
 ) -> Result<Option<Seen>, ObserveError> {
     let namespace = rollout.namespace().unwrap_or_default();
-    let Some(target) = target(client, &namespace, &validated.target).await? else {
-        return Ok(None);
+    let targets = targets.filter(|c| c.synced());
+    let cached = targets.and_then(|c| c.get(&namespace, &validated.target));
+    let target = match cached {
+        Some(target) => target,
+        None => {
+            let Some(target) = target(client, &namespace, &validated.target).await? else {
+                return Ok(None);
+            };
+            if let Some(cache) = targets {
+                cache.fill(&target);
+            }
+            target
+        }
     };
     let workloads = match cache.filter(|c| c.synced()) {
         Some(cache) => Workloads {

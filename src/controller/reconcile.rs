@@ -19,6 +19,7 @@ use super::analyze::{MetricWindows, analyze};
 use super::apply;
 use super::build;
 use super::decide;
+use super::deployment_cache::DeploymentCache;
 use super::error::ReconcileError;
 use super::events::EventWriter;
 use super::finalizer;
@@ -30,7 +31,6 @@ use super::report;
 use super::status_writes::StatusWrites;
 use super::telemetry::ControllerMetrics;
 use super::validate::validate;
-use super::workload_cache::WorkloadCache;
 
 pub use super::finalizer::FINALIZER;
 pub use super::report::STATUS_MANAGER;
@@ -67,7 +67,9 @@ pub struct Context {
     /// Notifications to webhooks, Slack and Teams (best effort); the default has no sinks.
     pub notifier: crate::notify::Notifier,
     /// canary-gate's own workloads (a watch cache); `None`: read from the API server.
-    pub workloads: Option<Arc<WorkloadCache>>,
+    pub workloads: Option<Arc<DeploymentCache>>,
+    /// The Rollouts' target Deployments (a watch cache); `None`: read from the API server.
+    pub target_cache: Option<Arc<DeploymentCache>>,
     /// The cluster's analysis templates (watch caches); `None`: read from the API server.
     pub templates: Option<super::analyze::TemplateStores>,
     /// The cluster's HorizontalPodAutoscalers (a watch cache), to report one that scales a
@@ -94,6 +96,7 @@ impl Context {
             annotations: None,
             notifier: crate::notify::Notifier::default(),
             workloads: None,
+            target_cache: None,
             templates: None,
             autoscalers: None,
             hooks: HookRunner::default(),
@@ -165,6 +168,7 @@ async fn reconcile_stages(
     let Some(seen) = observe::observe(
         &ctx.client,
         ctx.workloads.as_deref(),
+        ctx.target_cache.as_deref(),
         &rollout,
         &validated,
         &status,

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::get;
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v1::HorizontalPodAutoscaler;
 use kube::api::Api;
@@ -27,6 +27,7 @@ use crate::crd::{AnalysisTemplate, ClusterAnalysisTemplate, Rollout};
 use crate::metrics::prometheus::Prometheus;
 
 use super::analyze::{PrometheusWindows, TemplateStores};
+use super::deployment_cache::{self, DeploymentCache};
 use super::error::ReconcileError;
 use super::events::EventWriter;
 use super::kube_requests::KubeRequests;
@@ -34,7 +35,6 @@ use super::leader::LeaseLock;
 use super::reconcile::{Context, reconcile};
 use super::target_index::TargetIndex;
 use super::telemetry::{CategoryLabel, ControllerMetrics, Schedule};
-use super::workload_cache::WorkloadCache;
 
 /// Default name of the Lease the replicas share (`--lease-name`).
 pub const LEASE_NAME: &str = "canary-gate-controller";
@@ -317,8 +317,11 @@ pub async fn run(config: ControllerConfig) -> Result<(), RunError> {
     let (autoscalers, writer) = reflector::store::<HorizontalPodAutoscaler>();
     spawn_reflector(writer, config.shard.api::<HorizontalPodAutoscaler>(&client));
     // canary-gate's own workloads, cached: a reconcile reads them without a request.
-    let workloads = Arc::new(WorkloadCache::default());
+    let workloads = Arc::new(DeploymentCache::default());
     workloads.spawn(config.shard.api(&client));
+    // The Rollouts' targets, cached from the Deployment watch that wakes them (below): a
+    // healthy Rollout's reconcile then reads nothing from the API server.
+    let target_cache = Arc::new(DeploymentCache::of_targets(targets.clone()));
     let context = Arc::new(RunContext {
         targets: targets.clone(),
         inner: Arc::new(Context {
@@ -328,6 +331,7 @@ pub async fn run(config: ControllerConfig) -> Result<(), RunError> {
             notifier,
             autoscalers: Some(autoscalers),
             workloads: Some(workloads),
+            target_cache: Some(target_cache.clone()),
             templates: Some(templates),
             ..Context::new(
                 client.clone(),
@@ -384,9 +388,15 @@ pub async fn run(config: ControllerConfig) -> Result<(), RunError> {
     let work = controller
         // A Deployment's new template starts a rollout, and a workload's progress ends a promotion:
         // wake the Rollouts that target it or own it.
-        .watches(
-            config.shard.api::<Deployment>(&client),
-            watcher::Config::default(),
+        .watches_stream(
+            watcher(
+                config.shard.api::<Deployment>(&client),
+                watcher::Config::default(),
+            )
+            // canary-gate's own entries stay: they tell its 0 replicas from a human's.
+            .modify(deployment_cache::keep_own_fields)
+            .inspect_ok(move |event| target_cache.take(event))
+            .touched_objects(),
             {
                 let targets = targets.clone();
                 move |d: Deployment| {

@@ -73,6 +73,13 @@ impl TargetIndex {
         out
     }
 
+    /// Whether a Rollout targets Deployment `name` in `namespace`.
+    pub fn is_target(&self, namespace: &str, name: &str) -> bool {
+        self.lock()
+            .by_target
+            .contains_key(&(namespace.to_string(), name.to_string()))
+    }
+
     /// Rollouts indexed.
     pub fn len(&self) -> usize {
         self.lock().target_of.len()
