@@ -151,10 +151,10 @@ fn main() {
         "Wald: expected time of the SPRT knowing the exact alternative, per-metric alpha {alpha_metric}, beta 0.01, the judge's null (tolerances {error_tolerance}/{latency_tolerance}, latency one-sided per bucket) and information (errors given each interval's total; the over-dispersion's shape known)"
     );
     println!(
-        "detect: share rolled back; TTD: median seconds to rollback; bad: median excess bad canary requests (errors, or requests slower than stable p99) before rollback; promote s: median / 90th percentile of the seconds to promote\n"
+        "detect: share rolled back; TTD: median seconds to rollback; bad: median excess bad canary requests (errors, or requests slower than stable p99) before rollback, Wald: those served by Wald's time on schedule; promote s: median / 90th percentile of the seconds to promote\n"
     );
     println!(
-        "{:<72} {:>8} {:>8} {:>7} {:>8} {:>7} {:>7} {:>11} {:>6} {:>11} {:>7}",
+        "{:<72} {:>8} {:>8} {:>7} {:>8} {:>7} {:>7} {:>11} {:>6} {:>6} {:>11} {:>7}",
         "scenario",
         "rollback",
         "promote",
@@ -164,6 +164,7 @@ fn main() {
         "Wald s",
         "ratio≤1.3",
         "bad",
+        "Wald",
         "promote s",
         "time"
     );
@@ -189,7 +190,7 @@ fn main() {
         let regression = row.scenario.has_regression();
         let pct = |x: f64| format!("{:.1}%", 100.0 * x);
         println!(
-            "{:<72} {:>8} {:>8} {:>7} {:>8} {:>7} {:>7} {:>11} {:>6} {:>11} {:>6.0}s",
+            "{:<72} {:>8} {:>8} {:>7} {:>8} {:>7} {:>7} {:>11} {:>6} {:>6} {:>11} {:>6.0}s",
             format!("{} ({})", row.scenario.name, row.scenario.id),
             pct(row.share(Ending::RolledBack)),
             pct(row.share(Ending::Promoted)),
@@ -209,6 +210,14 @@ fn main() {
             if regression {
                 fmt(
                     median(row.of(Ending::RolledBack, |r| r.excess_bad_requests)),
+                    1,
+                )
+            } else {
+                "-".into()
+            },
+            if regression {
+                fmt(
+                    row.wald.map(|w| row.scenario.excess_bad_requests_until(w)),
                     1,
                 )
             } else {

@@ -4,11 +4,12 @@
 //! Deployment that wakes the Rollouts, keeping only those a Rollout targets). Each object is kept
 //! as compact JSON (about a quarter of the memory of the decoded object) and decoded when read.
 //!
-//! `managedFields` are dropped — except, in the target cache, canary-gate's own entries: whether
-//! canary-gate owns a target's `spec.replicas` (its 0 after the hand-over, not a human's) is read
-//! from them ([`super::availability::replicas_are_ours`]), and that entry is a few bytes. A
-//! cached object therefore carries a partial `managedFields` list: never write one back as it is
-//! (a non-empty list in an update replaces the server's; clear it first, as `undo` does).
+//! A target's `status` is dropped (nothing reads it). `managedFields` are dropped — except, in
+//! the target cache, canary-gate's own entries: whether canary-gate owns a target's
+//! `spec.replicas` (its 0 after the hand-over, not a human's) is read from them
+//! ([`super::availability::replicas_are_ours`]), and that entry is a few bytes. A cached target
+//! therefore carries a partial `managedFields` list: never write one back as it is (a non-empty
+//! list in an update replaces the server's; clear it first, as `undo` does).
 //!
 //! A target is kept from the first watch event after a Rollout that targets it was indexed, or
 //! from the GET of a reconcile that did not find it here ([`DeploymentCache::fill`]); from then
@@ -159,17 +160,20 @@ impl DeploymentCache {
         );
     }
 
-    /// The object as compact JSON, with only the `managedFields` this cache keeps.
+    /// The object as compact JSON, with only the `managedFields` this cache keeps; a target
+    /// without its `status` (nothing reads a target's status, and an update ignores it).
     fn encode(&self, d: &Deployment) -> Option<Arc<[u8]>> {
-        let keep_own = self.targets.is_some();
+        let target = self.targets.is_some();
         let fields = d.metadata.managed_fields.as_deref().unwrap_or_default();
-        let drop = fields
-            .iter()
-            .any(|m| !keep_own || m.manager.as_deref() != Some(FIELD_MANAGER));
-        let bytes = if drop {
+        let trim = (target && d.status.is_some())
+            || fields
+                .iter()
+                .any(|m| !target || m.manager.as_deref() != Some(FIELD_MANAGER));
+        let bytes = if trim {
             let mut d = d.clone();
-            if keep_own {
+            if target {
                 keep_own_fields(&mut d);
+                d.status = None;
             } else {
                 d.meta_mut().managed_fields = None;
             }
@@ -270,7 +274,8 @@ mod tests {
                     {"manager": "kubectl", "operation": "Apply", "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {}}},
                     {"manager": "canary-gate", "operation": "Apply", "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {"f:replicas": {}}}}]},
             "spec": {"selector": {"matchLabels": {"app": name}},
-                "template": {"metadata": {"labels": {"app": name}}, "spec": {"containers": [{"name": name, "image": image}]}}}
+                "template": {"metadata": {"labels": {"app": name}}, "spec": {"containers": [{"name": name, "image": image}]}}},
+            "status": {"replicas": 2, "availableReplicas": 2}
         }))
         .unwrap()
     }
@@ -314,6 +319,7 @@ mod tests {
             .map(|m| m.manager.clone().unwrap_or_default())
             .collect();
         assert_eq!(managers, ["canary-gate"]);
+        assert!(cached.status.is_none(), "a target's status is not kept");
         assert!(crate::controller::availability::replicas_are_ours(&cached));
 
         // A reconcile's GET fills a miss, but never over what the watch delivered.

@@ -126,6 +126,27 @@ impl Scenario {
             || self.canary_p99_factor > 1.0
     }
 
+    /// Expected excess bad canary requests served in the first `seconds` of a rollout that
+    /// follows the step plan on schedule (what a judge stopping at that time would have let
+    /// through; e.g. at Wald's bound). After the last step, its weight continues.
+    pub fn excess_bad_requests_until(&self, seconds: f64) -> f64 {
+        let mut left = seconds.max(0.0);
+        let mut total = 0.0;
+        for (i, &(weight, duration)) in self.steps.iter().enumerate() {
+            let span = if i + 1 == self.steps.len() {
+                left
+            } else {
+                left.min(duration)
+            };
+            total += self.excess_bad_rate(weight / 100.0) * span;
+            left -= span;
+            if left <= 0.0 {
+                break;
+            }
+        }
+        total
+    }
+
     /// Requests served per second at a canary weight (fraction), and the expected
     /// "bad" canary requests per second that a regression adds: extra errors, plus requests
     /// slower than the stable's p99 beyond the 1 % the stable has.
