@@ -36,8 +36,7 @@ pub struct ControllerArgs {
     #[arg(long)]
     pub no_gate: bool,
     /// Rollouts reconciled at once at most (never the same Rollout twice at once); the rest
-    /// queue, Rollouts in the middle of a rollout first (a pass that is not waits 30 s at most
-    /// behind them). Bounds the controller's memory and API load when thousands wake together.
+    /// queue. Bounds the controller's memory and API load when thousands wake together.
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..))]
     pub concurrency: u16,
     #[command(flatten)]

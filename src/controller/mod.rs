@@ -16,10 +16,8 @@
 //!
 //! The lifecycle itself is `crate::rollout::lifecycle` (plain types, no Kubernetes). [`run`] is
 //! the process around it all: leader election on a Lease ([`leader`]), the kube-runtime watch
-//! loop, which passes run first when many are ready ([`admission`]), `/livez`, `/readyz` and
-//! `/metrics` ([`telemetry`]).
+//! loop, `/livez`, `/readyz` and `/metrics` ([`telemetry`]).
 
-pub mod admission;
 pub mod analyze;
 pub mod apply;
 pub mod availability;

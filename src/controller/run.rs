@@ -23,11 +23,9 @@ use kube::{Client, Resource, ResourceExt};
 use prometheus_client::registry::Registry;
 
 use crate::annotations::{AnnotationMetrics, AnnotationSink, Grafana, GrafanaConfig};
-use crate::crd::rollout::RolloutPhase;
 use crate::crd::{AnalysisTemplate, ClusterAnalysisTemplate, Rollout};
 use crate::metrics::prometheus::Prometheus;
 
-use super::admission::Admission;
 use super::analyze::{PrometheusWindows, TemplateStores};
 use super::deployment_cache::{self, DeploymentCache};
 use super::error::ReconcileError;
@@ -185,8 +183,6 @@ impl Backoff for WatchBackoff {
 
 struct RunContext {
     inner: Arc<Context>,
-    /// `concurrency` permits, Rollouts mid-rollout first.
-    admission: Admission,
     telemetry: ControllerMetrics,
     /// Which Rollouts each Deployment concerns, kept as Rollouts are reconciled.
     targets: Arc<TargetIndex>,
@@ -327,7 +323,6 @@ pub async fn run(config: ControllerConfig) -> Result<(), RunError> {
     // healthy Rollout's reconcile then reads nothing from the API server.
     let target_cache = Arc::new(DeploymentCache::of_targets(targets.clone()));
     let context = Arc::new(RunContext {
-        admission: Admission::new(usize::from(config.concurrency), ADMISSION_MAX_WAIT),
         targets: targets.clone(),
         inner: Arc::new(Context {
             events: EventWriter::new(client.clone(), Some(config.identity.clone())),
@@ -361,9 +356,7 @@ pub async fn run(config: ControllerConfig) -> Result<(), RunError> {
     .applied_objects()
     .predicate_filter(not_status_only, PredicateConfig::default());
     let controller = Controller::for_stream(rollout_events, store)
-        // Unbounded here: every ready pass queues at the admission gate (`reconcile_admitted`),
-        // which runs `concurrency` at once and lets Rollouts mid-rollout go first.
-        .with_config(kube::runtime::controller::Config::default().concurrency(0))
+        .with_config(kube::runtime::controller::Config::default().concurrency(config.concurrency))
         .trigger_backoff(ResetTimerBackoff::new(
             WatchBackoff::default(),
             WATCH_BACKOFF_RESET,
@@ -457,7 +450,7 @@ pub async fn run(config: ControllerConfig) -> Result<(), RunError> {
             },
         )
         .shutdown_on_signal()
-        .run(reconcile_admitted, error_policy, context)
+        .run(reconcile_guarded, error_policy, context)
         .for_each(|result| async move {
             if let Err(e) = result {
                 tracing::warn!(error = &e as &dyn std::error::Error, "reconcile failed");
@@ -533,31 +526,6 @@ fn using_template(
 }
 
 use crate::time::now;
-
-/// How long a pass that is not urgent waits at most while urgent ones go first.
-const ADMISSION_MAX_WAIT: Duration = Duration::from_secs(30);
-
-/// Waits at the admission gate, then reconciles. A Rollout mid-rollout (an analysis interval,
-/// a step, a promotion) is urgent: when the API server is slow and passes queue, a burst of new
-/// rollouts waits (at most [`ADMISSION_MAX_WAIT`] behind urgent passes), not the judging of
-/// those under way. The reconcile's own future is boxed, so the thousands that may wait at
-/// start-up cost a few hundred bytes each.
-async fn reconcile_admitted(
-    guard: Arc<DeserializeGuard<Rollout>>,
-    ctx: Arc<RunContext>,
-) -> Result<Requeue, ReconcileError> {
-    let urgent = guard.0.as_ref().is_ok_and(mid_rollout);
-    let _permit = ctx.admission.acquire(urgent).await;
-    Box::pin(reconcile_guarded(guard, ctx)).await
-}
-
-/// Whether the Rollout is in the middle of a rollout (its status says so).
-fn mid_rollout(rollout: &Rollout) -> bool {
-    matches!(
-        rollout.status.as_ref().and_then(|s| s.phase.as_ref()),
-        Some(RolloutPhase::Progressing | RolloutPhase::Holding | RolloutPhase::Promoting)
-    )
-}
 
 async fn reconcile_guarded(
     guard: Arc<DeserializeGuard<Rollout>>,
