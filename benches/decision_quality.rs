@@ -323,12 +323,19 @@ fn summary(rows: &[Row]) {
             .flat_map(|r| r.of(Ending::RolledBack, |x| x.seconds))
             .collect(),
     );
+    let wald_bad = median(
+        regressions
+            .iter()
+            .filter_map(|r| r.wald.map(|w| r.scenario.excess_bad_requests_until(w)))
+            .collect(),
+    );
     if let Some(bad) = median(pooled) {
         println!(
-            "{:<52} median {:>5.1} (of scenario medians {}) ≤ {MAX_BAD_REQUESTS}   {}",
+            "{:<52} median {:>5.1} (of scenario medians {}; Wald's, same way: {}) ≤ {MAX_BAD_REQUESTS}   {}",
             "bad requests before rollback, all regressions",
             bad,
             fmt(per_scenario, 1),
+            fmt(wald_bad, 1),
             verdict(bad <= MAX_BAD_REQUESTS)
         );
     }

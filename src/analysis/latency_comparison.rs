@@ -56,7 +56,7 @@ const TAILS: [(f64, f64); 7] = [
 const DISPLAY_ODDS: [f64; 11] = [0.33, 0.5, 0.67, 0.8, 0.9, 1.0, 1.11, 1.25, 1.5, 2.0, 3.0];
 /// Pseudo-count added to both sides of each bucket's Mantel-Haenszel odds ratio in the learned
 /// alternative: shrinks a bucket seen little towards "no difference".
-const LEARNED_PSEUDO: f64 = 2.0;
+const LEARNED_PSEUDO: f64 = 1.0;
 /// Pseudo-count per bucket in the pooled reference.
 const PSEUDO_COUNT: f64 = 0.5;
 /// Half-width of the likelihood support interval (χ²₁ 95 % / 2).
