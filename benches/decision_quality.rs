@@ -77,6 +77,11 @@ impl Row {
     fn ratio(&self) -> Option<f64> {
         Some(self.detect_median()? / self.wald?)
     }
+
+    /// Bad requests a rollout on schedule serves by Wald's time.
+    fn wald_bad(&self) -> Option<f64> {
+        Some(self.scenario.excess_bad_requests_until(self.wald?))
+    }
 }
 
 fn run(
@@ -216,10 +221,7 @@ fn main() {
                 "-".into()
             },
             if regression {
-                fmt(
-                    row.wald.map(|w| row.scenario.excess_bad_requests_until(w)),
-                    1,
-                )
+                fmt(row.wald_bad(), 1)
             } else {
                 "-".into()
             },
@@ -323,12 +325,7 @@ fn summary(rows: &[Row]) {
             .flat_map(|r| r.of(Ending::RolledBack, |x| x.seconds))
             .collect(),
     );
-    let wald_bad = median(
-        regressions
-            .iter()
-            .filter_map(|r| r.wald.map(|w| r.scenario.excess_bad_requests_until(w)))
-            .collect(),
-    );
+    let wald_bad = median(regressions.iter().filter_map(|r| r.wald_bad()).collect());
     if let Some(bad) = median(pooled) {
         println!(
             "{:<52} median {:>5.1} (of scenario medians {}; Wald's, same way: {}) ≤ {MAX_BAD_REQUESTS}   {}",

@@ -26,10 +26,10 @@ use std::sync::{Arc, RwLock};
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
+use kube::ResourceExt;
 use kube::api::Api;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
-use kube::{Resource, ResourceExt};
 
 use crate::traffic::{FIELD_MANAGER, ROLLOUT_LABEL};
 
@@ -111,11 +111,13 @@ impl DeploymentCache {
         match event {
             Event::Apply(d) => {
                 let key = key(d);
-                let mut objects = self.write();
-                if self.keeps(&key, &objects)
-                    && let Some(bytes) = self.encode(d)
-                {
-                    objects.insert(key, bytes);
+                // Encoded outside the write lock: reconciles read while the watch writes.
+                let keep = self.keeps(
+                    &key,
+                    &self.objects.read().unwrap_or_else(|e| e.into_inner()),
+                );
+                if keep && let Some(bytes) = self.encode(d) {
+                    self.write().insert(key, bytes);
                 }
             }
             Event::Delete(d) => {
@@ -163,25 +165,14 @@ impl DeploymentCache {
     /// The object as compact JSON, with only the `managedFields` this cache keeps; a target
     /// without its `status` (nothing reads a target's status, and an update ignores it).
     fn encode(&self, d: &Deployment) -> Option<Arc<[u8]>> {
-        let target = self.targets.is_some();
-        let fields = d.metadata.managed_fields.as_deref().unwrap_or_default();
-        let trim = (target && d.status.is_some())
-            || fields
-                .iter()
-                .any(|m| !target || m.manager.as_deref() != Some(FIELD_MANAGER));
-        let bytes = if trim {
-            let mut d = d.clone();
-            if target {
-                keep_own_fields(&mut d);
-                d.status = None;
-            } else {
-                d.meta_mut().managed_fields = None;
-            }
-            serde_json::to_vec(&d)
+        let mut d = d.clone();
+        if self.targets.is_some() {
+            keep_own_fields(&mut d);
+            d.status = None;
         } else {
-            serde_json::to_vec(d)
+            d.metadata.managed_fields = None;
         }
-        .ok()?;
+        let bytes = serde_json::to_vec(&d).ok()?;
         Some(Arc::from(bytes.into_boxed_slice()))
     }
 
