@@ -32,8 +32,8 @@
 //! Every 10 s: the controller's VmRSS and VmHWM, its CPU use (share of one core), reconciles/s
 //! and API requests per reconcile (both from its `/metrics`; requests are counted under the kube
 //! client by verb, watches apart), watches started (the first ones are the initial watches;
-//! more are restarts), the work queue's backlog (Rollouts whose timed reconcile is overdue) and
-//! the mean lag of timed reconciles that started late, Prometheus queries/s and starved queries, and the API server's and etcd's
+//! more are restarts), the work queue's backlog (Rollouts whose timed reconcile is overdue, and
+//! passes due but not started: `queued`) and the mean lag of timed reconciles that started late, Prometheus queries/s and starved queries, and the API server's and etcd's
 //! RSS. At the end of each N: steady-state figures over the soak (last third vs middle third of
 //! RSS samples, requests per reconcile overall and for healthy Rollouts, reconcile rate, the
 //! Rollouts' phases) against the targets.
@@ -227,8 +227,12 @@ async fn run(n: usize, minutes: usize) -> Summary {
     controller.wait_ready().await;
     let adopting = Instant::now();
     wait_adopted(&client, n).await;
+    // Adopted means each Rollout's first pass is done; the passes that follow (creating the
+    // stable workloads, handing the targets' pods over) must be done too before the healthy
+    // window measures an idle Rollout's cost.
+    controller.wait_caught_up(&prometheus).await;
     let adoption_seconds = adopting.elapsed().as_secs_f64();
-    eprintln!("   every Rollout adopted in {adoption_seconds:.0} s");
+    eprintln!("   every Rollout adopted and the work queue empty in {adoption_seconds:.0} s");
 
     let mut samples: Vec<Sample> = Vec::new();
     let mut previous = controller.sample(&prometheus).await;
@@ -237,7 +241,7 @@ async fn run(n: usize, minutes: usize) -> Summary {
     let mut minute = 0usize;
     let mut healthy_window: Option<(Sample, Sample)> = None;
     println!(
-        "\nN = {n}: {:>5} {:>8} {:>8} {:>6} {:>7} {:>8} {:>7} {:>7} {:>7} {:>8} {:>8} {:>9} {:>8}",
+        "\nN = {n}: {:>5} {:>8} {:>8} {:>6} {:>7} {:>8} {:>7} {:>7} {:>7} {:>7} {:>8} {:>8} {:>9} {:>8}",
         "t s",
         "RSS MiB",
         "HWM MiB",
@@ -246,6 +250,7 @@ async fn run(n: usize, minutes: usize) -> Summary {
         "req/rec",
         "watches",
         "overdue",
+        "queued",
         "lag s",
         "prom q/s",
         "starved",
@@ -748,6 +753,9 @@ struct Sample {
     by_request: BTreeMap<String, f64>,
     /// Rollouts whose timed reconcile is overdue (the work queue's backlog).
     overdue: f64,
+    /// Passes due and not started, and under way (the controller's work queue).
+    queued: f64,
+    running: f64,
     /// Timed reconciles that started late, and their summed lag (seconds).
     lag_count: f64,
     lag_sum: f64,
@@ -770,7 +778,7 @@ impl Sample {
     fn line_since(&self, earlier: &Sample, t: f64) -> String {
         let dt = (self.at - earlier.at).max(1e-9);
         format!(
-            "{t:>5.0} {:>8.1} {:>8.1} {:>6.0} {:>7.1} {:>8.2} {:>7} {:>7.0} {:>7.2} {:>8.1} {:>8} {:>9.0} {:>8.0}",
+            "{t:>5.0} {:>8.1} {:>8.1} {:>6.0} {:>7.1} {:>8.2} {:>7} {:>7.0} {:>7.0} {:>7.2} {:>8.1} {:>8} {:>9.0} {:>8.0}",
             self.rss_kib as f64 / 1024.0,
             self.hwm_kib as f64 / 1024.0,
             100.0 * (self.cpu_seconds - earlier.cpu_seconds) / dt,
@@ -778,6 +786,7 @@ impl Sample {
             self.requests_per_reconcile_since(earlier),
             self.watches,
             self.overdue,
+            self.queued,
             {
                 let n = self.lag_count - earlier.lag_count;
                 if n > 0.0 {
@@ -849,6 +858,29 @@ impl Controller {
         }
     }
 
+    /// Waits until the controller has caught up: no pass waiting in its queue, none overdue.
+    async fn wait_caught_up(&self, prometheus: &FakePrometheus) {
+        let started = Instant::now();
+        loop {
+            let s = self.sample(prometheus).await;
+            if s.queued == 0.0 && s.overdue == 0.0 {
+                eprintln!(
+                    "   the work queue emptied {:.0} s after adoption",
+                    started.elapsed().as_secs_f64()
+                );
+                return;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(1800),
+                "the controller never caught up: {} queued, {} running, {} overdue",
+                s.queued,
+                s.running,
+                s.overdue
+            );
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
+    }
+
     async fn sample(&self, prometheus: &FakePrometheus) -> Sample {
         let metrics = match reqwest::get(format!("{}/metrics", self.url)).await {
             Ok(r) => r.text().await.unwrap_or_default(),
@@ -859,6 +891,7 @@ impl Controller {
         let mut by_request = BTreeMap::new();
         let mut watches = 0;
         let (mut overdue, mut lag_count, mut lag_sum) = (0.0, 0.0, 0.0);
+        let (mut queued, mut running) = (0.0, 0.0);
         for line in metrics.lines().filter(|l| !l.starts_with('#')) {
             let Some((name, value)) = line.rsplit_once(' ') else {
                 continue;
@@ -868,6 +901,10 @@ impl Controller {
                 reconciles = value;
             } else if name == "canary_gate_reconciles_overdue" {
                 overdue = value;
+            } else if name == "canary_gate_work_queue_ready" {
+                queued = value;
+            } else if name == "canary_gate_work_queue_running" {
+                running = value;
             } else if name == "canary_gate_reconcile_lag_seconds_count" {
                 lag_count = value;
             } else if name == "canary_gate_reconcile_lag_seconds_sum" {
@@ -901,6 +938,8 @@ impl Controller {
             requests,
             by_request,
             overdue,
+            queued,
+            running,
             lag_count,
             lag_sum,
             watches,

@@ -17,7 +17,6 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v1::HorizontalPodAutoscaler;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::client::Body;
-use kube::runtime::controller::Action as Requeue;
 use kube::runtime::{reflector, watcher};
 use serde_json::{Value, json};
 use support::fixtures::{CLEAN, FAILING, RolloutBuilder, ScriptedMetrics, THIN};
@@ -559,11 +558,11 @@ async fn a_pass_that_reads_the_version_it_wrote_over_waits_for_the_watch_cache()
     };
     // The write: then one more pass in a second (the one its watch event used to cause).
     let first = pass(&read).await.unwrap().unwrap();
-    assert_eq!(first, Requeue::requeue(Duration::from_secs(1)));
+    assert_eq!(first, Some(Duration::from_secs(1)));
     assert_eq!(ctx.writes.len(), 1);
     // The cache still shows resourceVersion 41: no request, look again in a second.
     let stale = pass(&read).await.unwrap().unwrap();
-    assert_eq!(stale, Requeue::requeue(Duration::from_secs(1)));
+    assert_eq!(stale, Some(Duration::from_secs(1)));
     server.await.expect("the conversation went as scripted");
     assert_eq!(ctx.writes.len(), 1, "still waiting for the cache");
 }

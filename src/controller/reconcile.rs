@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::autoscaling::v1::HorizontalPodAutoscaler;
-use kube::runtime::controller::Action as Requeue;
 use kube::runtime::reflector::Store;
 use kube::{Client, ResourceExt};
 
@@ -105,7 +104,7 @@ impl Context {
     }
 }
 
-/// Reconciles one Rollout.
+/// Reconciles one Rollout; the answer is when to look again (`None`: on a change only).
 ///
 /// # Errors
 /// When the API server or the metrics cannot be reached, or a template is missing or invalid;
@@ -114,7 +113,7 @@ impl Context {
 pub async fn reconcile(
     rollout: Arc<Rollout>,
     ctx: Arc<Context>,
-) -> Result<Requeue, ReconcileError> {
+) -> Result<Option<Duration>, ReconcileError> {
     // The whole pipeline's state lives on the heap: its future is large in debug builds, and a
     // caller that awaits it on a thread's stack (a test) must not overflow it.
     let key = (rollout.namespace(), rollout.name_any());
@@ -123,10 +122,7 @@ pub async fn reconcile(
         // When it is due again, for the controller's lag and overdue figures.
         t.schedule.set(&namespace, &name, after);
     }
-    Ok(match after {
-        Some(after) => Requeue::requeue(after),
-        None => Requeue::await_change(),
-    })
+    Ok(after)
 }
 
 /// The stages; the answer is when to look again (`None`: on a change only).

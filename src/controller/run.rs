@@ -1,6 +1,7 @@
-//! The controller process: leader election, the kube-runtime watch loop over Rollouts (through
-//! `DeserializeGuard`, so one malformed object cannot stall the watch) and their target
-//! Deployments, and the health and metrics server.
+//! The controller process: leader election, the watches over Rollouts (through
+//! `DeserializeGuard`, so one malformed object cannot stall the watch), their target Deployments,
+//! autoscalers and templates, which trigger passes run by the dispatcher (`dispatch.rs`, oldest
+//! due first), and the health and metrics server.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,9 +16,8 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v1::HorizontalPodAutoscaler;
 use kube::api::Api;
 use kube::core::DeserializeGuard;
-use kube::runtime::controller::{Action as Requeue, Controller};
 use kube::runtime::reflector::ObjectRef;
-use kube::runtime::utils::{Backoff, ResetTimerBackoff};
+use kube::runtime::utils::{Backoff, ResetTimerBackoff, StreamBackoff};
 use kube::runtime::{Predicate, PredicateConfig, WatchStreamExt, predicates, reflector, watcher};
 use kube::{Client, Resource, ResourceExt};
 use prometheus_client::registry::Registry;
@@ -28,6 +28,7 @@ use crate::metrics::prometheus::Prometheus;
 
 use super::analyze::{PrometheusWindows, TemplateStores};
 use super::deployment_cache::{self, DeploymentCache};
+use super::dispatch::{QueueGauges, dispatch, synced};
 use super::error::ReconcileError;
 use super::events::EventWriter;
 use super::kube_requests::KubeRequests;
@@ -349,113 +350,119 @@ pub async fn run(config: ControllerConfig) -> Result<(), RunError> {
     // The cache sees every change; a pass is triggered only by one to the spec, labels,
     // annotations (actions), finalizers or deletion — not by the status writes the controller
     // makes itself, which would otherwise cost a pass (and an API read) each.
-    let rollout_events = reflector(
+    let rollout_triggers = reflector(
         writer,
         watcher(rollouts, config.shard.rollouts()).modify(|r| r.managed_fields_mut().clear()),
     )
     .applied_objects()
-    .predicate_filter(not_status_only, PredicateConfig::default());
-    let controller = Controller::for_stream(rollout_events, store)
-        .with_config(kube::runtime::controller::Config::default().concurrency(config.concurrency))
-        .trigger_backoff(ResetTimerBackoff::new(
-            WatchBackoff::default(),
-            WATCH_BACKOFF_RESET,
-        ));
-    let store = controller.store();
+    .predicate_filter(not_status_only, PredicateConfig::default())
+    .map_ok(|guard| ObjectRef::from_obj(&guard));
     {
         let (store, ready) = (store.clone(), ready.clone());
         tokio::spawn(async move {
-            // kube-runtime's store wakes only the latest waiter, and the controller itself waits
-            // on it too: poll again every half second until it reports ready.
-            loop {
-                match tokio::time::timeout(Duration::from_millis(500), store.wait_until_ready())
-                    .await
-                {
-                    Ok(Ok(())) => {
-                        tracing::info!("caches synced; ready");
-                        ready.store(true, Ordering::SeqCst);
-                        return;
-                    }
-                    Ok(Err(e)) => {
-                        tracing::error!(error = %e, "the Rollout cache will never sync");
-                        return;
-                    }
-                    Err(_) => {}
-                }
+            if synced(store).await {
+                tracing::info!("caches synced; ready");
+                ready.store(true, Ordering::SeqCst);
             }
         });
     }
-    let work = controller
-        // A Deployment's new template starts a rollout, and a workload's progress ends a promotion:
-        // wake the Rollouts that target it or own it.
-        .watches_stream(
-            watcher(
-                config.shard.api::<Deployment>(&client),
-                watcher::Config::default(),
+    // A Deployment's new template starts a rollout, and a workload's progress ends a promotion:
+    // wake the Rollouts that target it or own it.
+    let deployment_triggers = watcher(
+        config.shard.api::<Deployment>(&client),
+        watcher::Config::default(),
+    )
+    // canary-gate's own entries stay: they tell its 0 replicas from a human's.
+    .modify(deployment_cache::keep_own_fields)
+    .inspect_ok(move |event| target_cache.take(event))
+    .touched_objects()
+    .map_ok({
+        let targets = targets.clone();
+        move |d: Deployment| {
+            let namespace = d.namespace().unwrap_or_default();
+            rollout_refs(
+                &namespace,
+                targets.rollouts_for(&namespace, &d.name_any(), d.labels()),
             )
-            // canary-gate's own entries stay: they tell its 0 replicas from a human's.
-            .modify(deployment_cache::keep_own_fields)
-            .inspect_ok(move |event| target_cache.take(event))
-            .touched_objects(),
-            {
-                let targets = targets.clone();
-                move |d: Deployment| {
-                    let namespace = d.namespace().unwrap_or_default();
-                    targets
-                        .rollouts_for(&namespace, &d.name_any(), d.labels())
-                        .into_iter()
-                        .map(|name| ObjectRef::new(&name).within(&namespace))
-                        .collect::<Vec<_>>()
-                }
-            },
-        )
-        // An autoscaler that appears, changes or goes: the Rollouts of the Deployment it scales.
-        .watches(
-            config.shard.api::<HorizontalPodAutoscaler>(&client),
-            watcher::Config::default(),
-            {
-                let targets = targets.clone();
-                move |h: HorizontalPodAutoscaler| {
-                    let namespace = h.namespace().unwrap_or_default();
-                    let name = h
-                        .spec
-                        .as_ref()
-                        .map(|s| s.scale_target_ref.name.clone())
-                        .unwrap_or_default();
-                    targets
-                        .rollouts_for(&namespace, &name, &std::collections::BTreeMap::new())
-                        .into_iter()
-                        .map(|rollout| ObjectRef::new(&rollout).within(&namespace))
-                        .collect::<Vec<_>>()
-                }
-            },
-        )
-        // A changed template re-judges the Rollouts that use it.
-        .watches(
-            config.shard.api::<AnalysisTemplate>(&client),
-            watcher::Config::default(),
-            {
-                let store = store.clone();
-                move |t: AnalysisTemplate| {
-                    using_template(&store, &t.name_any(), t.namespace().as_deref())
-                }
-            },
-        )
-        .watches(
-            Api::<ClusterAnalysisTemplate>::all(client.clone()),
-            watcher::Config::default(),
-            {
-                let store = store.clone();
-                move |t: ClusterAnalysisTemplate| using_template(&store, &t.name_any(), None)
-            },
-        )
-        .shutdown_on_signal()
-        .run(reconcile_guarded, error_policy, context)
-        .for_each(|result| async move {
-            if let Err(e) = result {
-                tracing::warn!(error = &e as &dyn std::error::Error, "reconcile failed");
+        }
+    });
+    // An autoscaler that appears, changes or goes: the Rollouts of the Deployment it scales.
+    let autoscaler_triggers = watcher(
+        config.shard.api::<HorizontalPodAutoscaler>(&client),
+        watcher::Config::default(),
+    )
+    .touched_objects()
+    .map_ok({
+        let targets = targets.clone();
+        move |h: HorizontalPodAutoscaler| {
+            let namespace = h.namespace().unwrap_or_default();
+            let name = h
+                .spec
+                .as_ref()
+                .map(|s| s.scale_target_ref.name.clone())
+                .unwrap_or_default();
+            rollout_refs(
+                &namespace,
+                targets.rollouts_for(&namespace, &name, &std::collections::BTreeMap::new()),
+            )
+        }
+    });
+    // A changed template re-judges the Rollouts that use it.
+    let template_triggers = watcher(
+        config.shard.api::<AnalysisTemplate>(&client),
+        watcher::Config::default(),
+    )
+    .touched_objects()
+    .map_ok({
+        let store = store.clone();
+        move |t: AnalysisTemplate| using_template(&store, &t.name_any(), t.namespace().as_deref())
+    });
+    let cluster_template_triggers = watcher(
+        Api::<ClusterAnalysisTemplate>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .touched_objects()
+    .map_ok({
+        let store = store.clone();
+        move |t: ClusterAnalysisTemplate| using_template(&store, &t.name_any(), None)
+    });
+    let fan_out = |refs: Vec<RolloutRef>| {
+        futures::stream::iter(refs.into_iter().map(Ok::<_, watcher::Error>))
+    };
+    let triggers = StreamBackoff::new(
+        futures::stream::select_all([
+            rollout_triggers.boxed(),
+            deployment_triggers.map_ok(fan_out).try_flatten().boxed(),
+            autoscaler_triggers.map_ok(fan_out).try_flatten().boxed(),
+            template_triggers.map_ok(fan_out).try_flatten().boxed(),
+            cluster_template_triggers
+                .map_ok(fan_out)
+                .try_flatten()
+                .boxed(),
+        ]),
+        ResetTimerBackoff::new(WatchBackoff::default(), WATCH_BACKOFF_RESET),
+    );
+    let gauges = QueueGauges {
+        ready: context.telemetry.queue_ready.clone(),
+        running: context.telemetry.queue_running.clone(),
+    };
+    let pass = move |guard: Arc<DeserializeGuard<Rollout>>| {
+        let ctx = context.clone();
+        async move {
+            match reconcile_guarded(&guard, &ctx).await {
+                Ok(next) => next,
+                Err(e) => Some(error_policy(&guard, &e, &ctx)),
             }
-        });
+        }
+    };
+    let work = dispatch(
+        triggers,
+        store,
+        usize::from(config.concurrency),
+        gauges,
+        pass,
+        shutdown_signal(),
+    );
     match lost {
         Some(lost) => tokio::select! {
             () = work => {
@@ -527,10 +534,44 @@ fn using_template(
 
 use crate::time::now;
 
+/// A Rollout as the dispatcher names it.
+type RolloutRef = ObjectRef<DeserializeGuard<Rollout>>;
+
+/// The Rollouts `names` in `namespace`.
+fn rollout_refs(namespace: &str, names: Vec<String>) -> Vec<RolloutRef> {
+    names
+        .into_iter()
+        .map(|name| ObjectRef::new(&name).within(namespace))
+        .collect()
+}
+
+/// Completes on Ctrl-C or SIGTERM (what Kubernetes sends a Pod it stops).
+async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(
+                    error = &e as &dyn std::error::Error,
+                    "cannot listen for SIGTERM"
+                );
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
+    }
+}
+
+/// One pass; the answer is when to run it again (`None`: on a change only).
 async fn reconcile_guarded(
-    guard: Arc<DeserializeGuard<Rollout>>,
-    ctx: Arc<RunContext>,
-) -> Result<Requeue, ReconcileError> {
+    guard: &DeserializeGuard<Rollout>,
+    ctx: &RunContext,
+) -> Result<Option<Duration>, ReconcileError> {
     let started = Instant::now();
     ctx.telemetry.reconciles.inc();
     ctx.telemetry
@@ -564,7 +605,7 @@ async fn reconcile_guarded(
                     "could not record an Event"
                 );
             }
-            Ok(Requeue::await_change())
+            Ok(None)
         }
     };
     ctx.telemetry
@@ -581,12 +622,13 @@ async fn reconcile_guarded(
     result
 }
 
-/// An invalid template or action waits for a change; anything else is retried.
+/// When a failed pass is tried again: an invalid template or action waits for a change (or 5
+/// minutes); anything else is retried.
 fn error_policy(
-    guard: Arc<DeserializeGuard<Rollout>>,
+    guard: &DeserializeGuard<Rollout>,
     error: &ReconcileError,
-    ctx: Arc<RunContext>,
-) -> Requeue {
+    ctx: &RunContext,
+) -> Duration {
     tracing::warn!(
         category = error.category(),
         error = error as &dyn std::error::Error,
@@ -605,7 +647,7 @@ fn error_policy(
         &guard.name_any(),
         Some(after),
     );
-    Requeue::requeue(after)
+    after
 }
 
 /// Keeps a watch cache of `api`'s objects in `writer`'s store, for the life of the process.

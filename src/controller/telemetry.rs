@@ -53,6 +53,10 @@ pub struct ControllerMetrics {
     pub webhook_attempts: Family<WebhookLabel, Counter>,
     /// When each Rollout is due again.
     pub schedule: std::sync::Arc<Schedule>,
+    /// Rollouts due a pass that has not started (the work queue's ready backlog).
+    pub queue_ready: Gauge,
+    /// Passes under way.
+    pub queue_running: Gauge,
 }
 
 /// When each Rollout asked to be looked at again, to measure how late the work queue runs: the
@@ -120,6 +124,8 @@ impl ControllerMetrics {
             analysis: Histogram::new(exponential_buckets(0.005, 2.0, 12)),
             schedule: std::sync::Arc::new(Schedule::new()),
             webhook_attempts: Family::default(),
+            queue_ready: Gauge::default(),
+            queue_running: Gauge::default(),
         };
         let r = registry.sub_registry_with_prefix("canary_gate");
         r.register("reconciles", "Reconciles run", m.reconciles.clone());
@@ -152,6 +158,16 @@ impl ControllerMetrics {
             "reconciles_overdue",
             "Rollouts whose timed reconcile is more than a second overdue and not started (the work queue's backlog)",
             m.schedule.overdue.clone(),
+        );
+        r.register(
+            "work_queue_ready",
+            "Rollouts due a pass that has not started (newest first unless one has waited 20 s)",
+            m.queue_ready.clone(),
+        );
+        r.register(
+            "work_queue_running",
+            "Passes under way (at most --concurrency)",
+            m.queue_running.clone(),
         );
         r.register(
             "webhook_attempts",
