@@ -15,8 +15,9 @@
 //! | report: status, Events, Grafana | [`report`] (with [`events`]) | I/O |
 //!
 //! The lifecycle itself is `crate::rollout::lifecycle` (plain types, no Kubernetes). [`run`] is
-//! the process around it all: leader election on a Lease ([`leader`]), the kube-runtime watch
-//! loop, `/livez`, `/readyz` and `/metrics` ([`telemetry`]).
+//! the process around it all: leader election on a Lease ([`leader`]), the watches that trigger
+//! passes, run by [`dispatch`] from the [`work_queue`], `/livez`, `/readyz` and `/metrics`
+//! ([`telemetry`]).
 
 pub mod analyze;
 pub mod apply;

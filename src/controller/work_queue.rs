@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 /// interval (one minute by default), so no interval goes unjudged for want of a turn.
 pub const MAX_WAIT: Duration = Duration::from_secs(20);
 
-/// Rollouts due a pass, in the order they came due.
+/// Rollouts due a pass and the timers of those that will be.
 #[derive(Debug)]
 pub struct WorkQueue<K> {
     /// Due now, oldest first, with the time each came due.
