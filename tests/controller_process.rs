@@ -466,7 +466,9 @@ async fn a_settled_rollout(server: &ApiServer, client: &kube::Client) -> (Replic
     })
     .await;
     pods_available(client, NS, "web-stable", None, json!([])).await;
-    eventually("the pods handed over", Duration::from_secs(20), || {
+    // At most one pod poll (15 s) after the stable workload is available, should its change
+    // reach the trigger before the workload cache.
+    eventually("the pods handed over", Duration::from_secs(30), || {
         let d = deployments.clone();
         async move {
             d.get("web")

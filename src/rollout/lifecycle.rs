@@ -140,8 +140,16 @@ fn adopt(spec: &Spec, old: &State, input: &Inputs) -> Decided {
                 a.command()
             ))
         }),
+        wake_in: stable_short(input),
         ..Decided::new(next, vec![Transition::Adopted { revision }])
     }
+}
+
+/// While the stable workload lacks pods, look again every [`POD_POLL`] seconds: the pass that
+/// hands the target's pods over waits for them, and a change to the workload that reaches the
+/// controller before its cache shows it must not leave the hand-over waiting for the next one.
+fn stable_short(input: &Inputs) -> Option<f64> {
+    (input.pods.stable < input.pods.total).then_some(POD_POLL)
 }
 
 /// The target runs the stable revision: nothing rolls out (a canary is dropped), and `undo`
@@ -196,6 +204,7 @@ fn on_stable(spec: &Spec, old: &State, input: &Inputs, stable: &str) -> Decided 
                 a.command()
             ))
         }),
+        wake_in: stable_short(input),
         ..Decided::new(next, news)
     }
 }

@@ -222,6 +222,13 @@ fn adoption_says_what_the_stable_workload_still_lacks() {
         d.state.message.as_deref(),
         Some("revision v1 is stable; waiting for web-stable: 0/10 available")
     );
+    // It looks again on its own while it waits (the workload's change may come first).
+    assert_eq!(d.wake_in, Some(15.0));
+    let mut later = seen(T0 + 15.0, "v1");
+    later.pods.stable = 4;
+    assert_eq!(later.decide(&gated(), &d.state).wake_in, Some(15.0));
+    later.pods.stable = 10;
+    assert_eq!(later.decide(&gated(), &d.state).wake_in, None, "all there");
 }
 
 #[test]
