@@ -368,77 +368,81 @@ pub async fn run(config: ControllerConfig) -> Result<(), RunError> {
     }
     // A Deployment's new template starts a rollout, and a workload's progress ends a promotion:
     // wake the Rollouts that target it or own it.
-    let deployment_triggers = watcher(
-        config.shard.api::<Deployment>(&client),
-        watcher::Config::default(),
-    )
-    // canary-gate's own entries stay: they tell its 0 replicas from a human's.
-    .modify(deployment_cache::keep_own_fields)
-    .inspect_ok(move |event| target_cache.take(event))
-    .touched_objects()
-    .map_ok({
-        let targets = targets.clone();
-        move |d: Deployment| {
-            let namespace = d.namespace().unwrap_or_default();
-            rollout_refs(
-                &namespace,
-                targets.rollouts_for(&namespace, &d.name_any(), d.labels()),
-            )
-        }
-    });
+    let deployment_triggers = rollouts_of(
+        watcher(
+            config.shard.api::<Deployment>(&client),
+            watcher::Config::default(),
+        )
+        // canary-gate's own entries stay: they tell its 0 replicas from a human's.
+        .modify(deployment_cache::keep_own_fields)
+        .inspect_ok(move |event| target_cache.take(event))
+        .touched_objects(),
+        {
+            let targets = targets.clone();
+            move |d: Deployment| {
+                let namespace = d.namespace().unwrap_or_default();
+                rollout_refs(
+                    &namespace,
+                    targets.rollouts_for(&namespace, &d.name_any(), d.labels()),
+                )
+            }
+        },
+    );
     // An autoscaler that appears, changes or goes: the Rollouts of the Deployment it scales.
-    let autoscaler_triggers = watcher(
-        config.shard.api::<HorizontalPodAutoscaler>(&client),
-        watcher::Config::default(),
-    )
-    .touched_objects()
-    .map_ok({
-        let targets = targets.clone();
-        move |h: HorizontalPodAutoscaler| {
-            let namespace = h.namespace().unwrap_or_default();
-            let name = h
-                .spec
-                .as_ref()
-                .map(|s| s.scale_target_ref.name.clone())
-                .unwrap_or_default();
-            rollout_refs(
-                &namespace,
-                targets.rollouts_for(&namespace, &name, &std::collections::BTreeMap::new()),
-            )
-        }
-    });
+    let autoscaler_triggers = rollouts_of(
+        watcher(
+            config.shard.api::<HorizontalPodAutoscaler>(&client),
+            watcher::Config::default(),
+        )
+        .touched_objects(),
+        {
+            let targets = targets.clone();
+            move |h: HorizontalPodAutoscaler| {
+                let namespace = h.namespace().unwrap_or_default();
+                let name = h
+                    .spec
+                    .as_ref()
+                    .map(|s| s.scale_target_ref.name.clone())
+                    .unwrap_or_default();
+                rollout_refs(
+                    &namespace,
+                    targets.rollouts_for(&namespace, &name, &std::collections::BTreeMap::new()),
+                )
+            }
+        },
+    );
     // A changed template re-judges the Rollouts that use it.
-    let template_triggers = watcher(
-        config.shard.api::<AnalysisTemplate>(&client),
-        watcher::Config::default(),
-    )
-    .touched_objects()
-    .map_ok({
-        let store = store.clone();
-        move |t: AnalysisTemplate| using_template(&store, &t.name_any(), t.namespace().as_deref())
-    });
-    let cluster_template_triggers = watcher(
-        Api::<ClusterAnalysisTemplate>::all(client.clone()),
-        watcher::Config::default(),
-    )
-    .touched_objects()
-    .map_ok({
-        let store = store.clone();
-        move |t: ClusterAnalysisTemplate| using_template(&store, &t.name_any(), None)
-    });
-    let fan_out = |refs: Vec<RolloutRef>| {
-        futures::stream::iter(refs.into_iter().map(Ok::<_, watcher::Error>))
-    };
+    let template_triggers = rollouts_of(
+        watcher(
+            config.shard.api::<AnalysisTemplate>(&client),
+            watcher::Config::default(),
+        )
+        .touched_objects(),
+        {
+            let store = store.clone();
+            move |t: AnalysisTemplate| {
+                using_template(&store, &t.name_any(), t.namespace().as_deref())
+            }
+        },
+    );
+    let cluster_template_triggers = rollouts_of(
+        watcher(
+            Api::<ClusterAnalysisTemplate>::all(client.clone()),
+            watcher::Config::default(),
+        )
+        .touched_objects(),
+        {
+            let store = store.clone();
+            move |t: ClusterAnalysisTemplate| using_template(&store, &t.name_any(), None)
+        },
+    );
     let triggers = StreamBackoff::new(
         futures::stream::select_all([
             rollout_triggers.boxed(),
-            deployment_triggers.map_ok(fan_out).try_flatten().boxed(),
-            autoscaler_triggers.map_ok(fan_out).try_flatten().boxed(),
-            template_triggers.map_ok(fan_out).try_flatten().boxed(),
-            cluster_template_triggers
-                .map_ok(fan_out)
-                .try_flatten()
-                .boxed(),
+            deployment_triggers,
+            autoscaler_triggers,
+            template_triggers,
+            cluster_template_triggers,
         ]),
         ResetTimerBackoff::new(WatchBackoff::default(), WATCH_BACKOFF_RESET),
     );
@@ -536,6 +540,21 @@ use crate::time::now;
 
 /// A Rollout as the dispatcher names it.
 type RolloutRef = ObjectRef<DeserializeGuard<Rollout>>;
+
+/// The Rollouts each object of a watch concerns (by `mapper`), one trigger each.
+fn rollouts_of<K, S, F>(
+    touched: S,
+    mapper: F,
+) -> futures::stream::BoxStream<'static, Result<RolloutRef, watcher::Error>>
+where
+    S: futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static,
+    F: Fn(K) -> Vec<RolloutRef> + Send + 'static,
+{
+    touched
+        .map_ok(move |object| futures::stream::iter(mapper(object).into_iter().map(Ok)))
+        .try_flatten()
+        .boxed()
+}
 
 /// The Rollouts `names` in `namespace`.
 fn rollout_refs(namespace: &str, names: Vec<String>) -> Vec<RolloutRef> {
